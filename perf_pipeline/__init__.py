@@ -1,0 +1,1 @@
+"""perf-pipeline: investment performance as Dagster assets."""

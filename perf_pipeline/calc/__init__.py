@@ -1,0 +1,1 @@
+"""Pure performance calculations: numpy, pandas and scipy only, no Dagster."""
