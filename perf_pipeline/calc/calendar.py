@@ -48,12 +48,18 @@ def _map_days(dates, fn: Callable[[np.ndarray], np.ndarray]):
     return _map_days(pd.DatetimeIndex(dates), fn)
 
 
-def _day(date) -> np.datetime64:
-    """One date as datetime64[D] (NaT for a missing date)."""
+def as_day(date) -> np.datetime64:
+    """One date as datetime64[D]: time of day dropped, wall-clock day if tz-aware, NaT if none."""
     stamp = pd.Timestamp(date)
     if pd.isna(stamp):
         return np.datetime64("NaT", "D")
     return np.datetime64(stamp.tz_localize(None) if stamp.tz else stamp, "D")
+
+
+def as_days(dates) -> np.ndarray:
+    """Array-like dates as a datetime64[D] ndarray, with the conventions of ``as_day``."""
+    index = pd.DatetimeIndex(dates)
+    return (index.tz_localize(None) if index.tz is not None else index).to_numpy().astype(_DAY)
 
 
 def roll_days(days: np.ndarray) -> np.ndarray:
@@ -98,7 +104,7 @@ def next_business_day(dates: DatesT) -> DatesT:
 
 def business_days(start, end) -> pd.DatetimeIndex:
     """Business days d with start <= d <= end (both inclusive); empty if start > end or NaT."""
-    first, last = _day(start), _day(end)
+    first, last = as_day(start), as_day(end)
     if np.isnat(first) or np.isnat(last) or first > last:
         return pd.DatetimeIndex([], dtype=_RESULT_DTYPE)
     days = np.arange(first, last + 1, dtype=_DAY)
@@ -107,7 +113,7 @@ def business_days(start, end) -> pd.DatetimeIndex:
 
 def month_end_business_days(start, end) -> pd.DatetimeIndex:
     """The last business day of each month, for those lying in [start, end]; sorted."""
-    first, last = _day(start), _day(end)
+    first, last = as_day(start), as_day(end)
     if np.isnat(first) or np.isnat(last) or first > last:
         return pd.DatetimeIndex([], dtype=_RESULT_DTYPE)
     months = np.arange(first.astype("datetime64[M]"), last.astype("datetime64[M]") + 1)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from perf_pipeline.calc.calendar import (
+    as_days,
     last_business_day_on_or_before,
     month_end_business_days,
     month_end_days,
@@ -44,14 +45,6 @@ DAYS_PER_YEAR = 365  # annualization basis, calendar days
 
 _DAY = "datetime64[D]"
 _MONTH = "datetime64[M]"
-
-
-def _day_array(dates) -> tuple[np.ndarray, np.dtype]:
-    """Dates as a datetime64[D] ndarray, and the datetime64 dtype to return them in."""
-    index = pd.DatetimeIndex(dates)
-    if index.tz is not None:
-        index = index.tz_localize(None)
-    return index.to_numpy().astype(_DAY), index.dtype
 
 
 def _trailing_base(as_of: np.ndarray, months: int) -> np.ndarray:
@@ -91,8 +84,8 @@ def period_bounds(as_of, period: str, inception) -> pd.DataFrame:
     """
     if period not in PERIODS:
         raise ValueError(f"unknown period {period!r}; expected one of {PERIODS}")
-    raw_as_of, dtype = _day_array(as_of)
-    born, _ = _day_array(inception)
+    raw_as_of, born = as_days(as_of), as_days(inception)
+    dtype = f"datetime64[{pd.DatetimeIndex(as_of).unit}]"
     if raw_as_of.shape != born.shape:
         raise ValueError(f"as_of has {raw_as_of.size} rows, inception has {born.size}")
     end = last_business_day_on_or_before(raw_as_of)
