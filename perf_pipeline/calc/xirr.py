@@ -1,0 +1,415 @@
+"""XIRR: the annual internal rate of return of dated cash flows, one series or many at once.
+
+Contract
+--------
+For signed amounts CF_i on dates d_i (investor's side: money paid in is negative, money
+received and the final value positive), the rate r in (-1, inf) solves
+
+    NPV(r) = sum_i CF_i (1 + r) ** (-(d_i - d_0).days / 365) = 0
+
+(Actual/365 from the earliest date d_0, as spreadsheet XIRR). Times of day are ignored;
+amounts on the same date are summed; zero amounts do not count as flows.
+
+Several roots: the many-entity form picks the root r minimising
+|(1 + r) ** (h / 365) - 1 - near| per entity (near = the period rate to stay close to, default 0;
+h = the horizon in days, default 365); `xirr` and the defaults pick the root closest to 0.
+
+NaN policy: a rate is NaN (never inf) when there is no root, when the input is degenerate, or
+when the root overflows float64 (1 + r > 1.8e308). `xirr_many_detailed` says why in `status`:
+
+    ok                 a root was found
+    non_finite_input   an amount is NaN or +-inf, or a date is missing
+    zero_flows         every amount (after summing per date) is 0
+    too_few_flows      only one date with a non-zero amount
+    no_sign_change     all non-zero flows have one sign: NPV never crosses 0
+    no_root            the flows change sign, but NPV has no root in (-1, inf)
+    rate_overflow      the selected root is too large for float64
+
+Method
+------
+The unknown is x = log(1 + r), so r in (-1, inf) is all of the real line and rates of 1e15 are
+x = 35. NPV is evaluated as sum_i CF_i exp(-x (t_i - s)) with s = 0 for x >= 0 and s = the last
+flow time for x < 0: the same sign as NPV, and no exponent is ever positive, so nothing
+overflows. Per entity, with t in years:
+
+1. validate; two flows: closed form x = log(-CF_1 / CF_0) / t_1;
+2. Newton with the analytic derivative for all entities at once (numpy over the long flow
+   arrays, segment sums by `np.bincount`), from a Modified-Dietz-like guess; converged when
+   |NPV| <= 1e-10 sum_i |discounted CF_i| and the step <= 1e-11 (1 + |x|) (both relative, so
+   cents and billions behave alike);
+3. entities Newton does not settle whose first and last flows differ in sign (so NPV changes
+   sign): Brent (`scipy.optimize.brentq`) on a bracket;
+4. uniqueness certificate: if every partial sum of the discounted flows, in time order and
+   before the last flow, has the sign of the first flow (the investment balance never changes
+   side at the root, Teichroew-Robichek-Montalbano), the root is the only one;
+5. the others (several roots possible, or none): a scan of NPV's sign on a grid in x
+   (asinh-spaced: fine near 0, wide enough for the root bounds below), vectorized over those
+   entities, each sign change refined by Brent, then the selection rule above.
+
+All roots lie in [-log(S_<n / |CF_n|) / (t_n - t_{n-1}), log(S_>0 / |CF_0|) / t_1] (S = the sum
+of |CF| of the other flows), so the scan covers every root. Two roots closer together than the
+grid spacing (about 2% of x away from 0) can be missed by the scan; a unique root never is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+
+STATUSES = (
+    "ok",
+    "non_finite_input",
+    "zero_flows",
+    "too_few_flows",
+    "no_sign_change",
+    "no_root",
+    "rate_overflow",
+)
+
+_DAYS_PER_YEAR = 365.0
+_NPV_RTOL = 1e-10
+_STEP_RTOL = 1e-11
+_MAX_NEWTON = 60
+_CERT_TOL = 1e-9
+_GRID_POINTS = 1201
+_GRID_SCALE = 0.01
+_GRID_CHUNK = 4_000_000
+_BOUND_MARGIN = 1e-3
+_ROOT_MERGE_RTOL = 1e-9
+_MAX_X = float(np.log(np.finfo(float).max))
+
+
+@dataclass(frozen=True)
+class _Flows:
+    """Non-zero aggregated flows of k entities, sorted by entity then time.
+
+    seg: entity number (0..k-1) of each flow; t: years from the entity's first flow;
+    starts: index of each entity's first flow; horizon: the entity's last t.
+    """
+
+    seg: np.ndarray
+    t: np.ndarray
+    cf: np.ndarray
+    starts: np.ndarray
+    horizon: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.starts)
+
+    @property
+    def last(self) -> np.ndarray:
+        """Index of each entity's last flow."""
+        return np.append(self.starts[1:], len(self.t)) - 1
+
+    def subset(self, keep: np.ndarray) -> _Flows:
+        """The flows of the entities where the boolean `keep` is True, renumbered."""
+        flow_keep = keep[self.seg]
+        renumber = np.cumsum(keep) - 1
+        seg = renumber[self.seg[flow_keep]]
+        counts = np.bincount(seg, minlength=int(keep.sum()))
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        return _Flows(seg, self.t[flow_keep], self.cf[flow_keep], starts, self.horizon[keep])
+
+    def entity(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(t, cf) of entity i."""
+        flows = slice(self.starts[i], self.last[i] + 1)
+        return self.t[flows], self.cf[flows]
+
+
+def _discounted(x_flow: np.ndarray, t: np.ndarray, horizon_flow: np.ndarray) -> tuple:
+    """(t - s, exp(-x (t - s))) with s = 0 for x >= 0, else the horizon: exponents <= 0."""
+    shifted = t - np.where(x_flow < 0, horizon_flow, 0.0)
+    return shifted, np.exp(-x_flow * shifted)
+
+
+def _npv(x: np.ndarray, fl: _Flows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scaled NPV, its derivative in x and sum |discounted CF| per entity, at x per entity."""
+    shifted, disc = _discounted(x[fl.seg], fl.t, fl.horizon[fl.seg])
+    term = fl.cf * disc
+    npv = np.bincount(fl.seg, term, minlength=fl.size)
+    slope = np.bincount(fl.seg, -shifted * term, minlength=fl.size)
+    scale = np.bincount(fl.seg, np.abs(term), minlength=fl.size)
+    return npv, slope, scale
+
+
+def _root_bounds(fl: _Flows) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds [lo, hi] in x containing every root, widened so NPV is non-zero at both."""
+    abs_cf = np.abs(fl.cf)
+    total = np.bincount(fl.seg, abs_cf, minlength=fl.size)
+    last = fl.last
+    first_cf, last_cf = abs_cf[fl.starts], abs_cf[last]
+    first_gap = fl.t[fl.starts + 1]
+    last_gap = fl.t[last] - fl.t[last - 1]
+    with np.errstate(divide="ignore"):
+        hi = np.maximum(np.log((total - first_cf) / first_cf) / first_gap, 0.0)
+        lo = np.minimum(-np.log((total - last_cf) / last_cf) / last_gap, 0.0)
+    return lo - _BOUND_MARGIN * (1 - lo), hi + _BOUND_MARGIN * (1 + hi)
+
+
+def _initial_guess(fl: _Flows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Modified-Dietz-like guess: gain over time-weighted capital, as an annual log rate.
+
+    Capital = flows of the first flow's sign, weighted by the share of the horizon they stay.
+    """
+    side = np.sign(fl.cf[fl.starts])
+    same_side = np.sign(fl.cf) == side[fl.seg]
+    weight = 1.0 - fl.t / fl.horizon[fl.seg]
+    capital = np.bincount(fl.seg, np.where(same_side, np.abs(fl.cf) * weight, 0.0), fl.size)
+    gain = -side * np.bincount(fl.seg, fl.cf, minlength=fl.size)
+    period = np.maximum(gain / capital, -0.99)
+    return np.clip(np.log1p(period) / fl.horizon, lo, hi)
+
+
+def _newton(fl: _Flows, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Vectorized Newton in x; NaN where it does not converge."""
+    x = x0.copy()
+    root = np.full(fl.size, np.nan)
+    active = np.arange(fl.size)
+    sub = fl
+    for _ in range(_MAX_NEWTON):
+        xa = x[active]
+        npv, slope, scale = _npv(xa, sub)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -npv / slope
+        finite = np.isfinite(step)
+        limit = 1.0 + np.abs(xa)
+        x_new = np.clip(xa + np.clip(step, -limit, limit), lo[active], hi[active])
+        done = finite & (np.abs(npv) <= _NPV_RTOL * scale) & (np.abs(step) <= _STEP_RTOL * limit)
+        x[active] = np.where(finite, x_new, xa)
+        root[active[done]] = x_new[done]
+        going = finite & ~done
+        if not going.any():
+            break
+        active = active[going]
+        sub = sub.subset(going)
+    return root
+
+
+def _entity_npv(t: np.ndarray, cf: np.ndarray):
+    """Scaled NPV of one entity's flows as a scalar function of x (for Brent)."""
+    horizon = t[-1]
+
+    def npv(x: float) -> float:
+        shifted = t - (horizon if x < 0 else 0.0)
+        return float(np.dot(cf, np.exp(-x * shifted)))
+
+    return npv
+
+
+def _brent(npv, a: float, b: float) -> float:
+    """Root of npv in [a, b] given a sign change, split at 0 so the scaling is continuous."""
+    if a < 0 < b:
+        at_zero = npv(0.0)
+        if at_zero == 0:
+            return 0.0
+        if np.sign(at_zero) == np.sign(npv(b)):
+            b = 0.0
+        else:
+            a = 0.0
+    return brentq(npv, a, b, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
+
+
+def _unique(fl: _Flows, x: np.ndarray) -> np.ndarray:
+    """True where the root x is certainly the only one (partial sums keep the first sign).
+
+    Partial sums of CF_i exp(-x t_i), normalised by their sum of |.|, in time order and before
+    the last flow, must all be strictly on the first flow's side (beyond 1e-9).
+    """
+    _, disc = _discounted(x[fl.seg], fl.t, fl.horizon[fl.seg])
+    term = fl.cf * disc
+    term = term / np.bincount(fl.seg, np.abs(term), minlength=fl.size)[fl.seg]
+    running = np.cumsum(term)
+    base = np.concatenate(([0.0], running[fl.starts[1:] - 1]))
+    partial = (running - base[fl.seg]) * np.sign(fl.cf[fl.starts])[fl.seg]
+    is_last = np.zeros(len(fl.t), dtype=bool)
+    is_last[fl.last] = True
+    violated = (partial >= -_CERT_TOL) & ~is_last
+    return np.bincount(fl.seg, violated, minlength=fl.size) == 0
+
+
+def _grid(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per-entity x grid (k x G), asinh-spaced on [lo, 0] and [0, hi], 0 included."""
+    half = _GRID_POINTS // 2 + 1
+    share = np.linspace(0.0, 1.0, half)
+    neg = np.sinh(np.outer(np.arcsinh(lo / _GRID_SCALE), share[::-1])) * _GRID_SCALE
+    pos = np.sinh(np.outer(np.arcsinh(hi / _GRID_SCALE), share[1:])) * _GRID_SCALE
+    return np.hstack((neg, pos))
+
+
+def _scan_roots(fl: _Flows, lo: np.ndarray, hi: np.ndarray) -> list[list[float]]:
+    """All roots found by NPV signs on the grid, each sign change refined by Brent."""
+    grid = _grid(lo, hi)
+    signs = np.empty_like(grid)
+    chunk = max(1, _GRID_CHUNK // max(1, len(fl.t)))
+    horizon_flow = fl.horizon[fl.seg][:, None]
+    for j in range(0, grid.shape[1], chunk):
+        xg = grid[fl.seg, j : j + chunk]
+        _, disc = _discounted(xg, fl.t[:, None], horizon_flow)
+        signs[:, j : j + chunk] = np.sign(np.add.reduceat(fl.cf[:, None] * disc, fl.starts))
+    roots: list[list[float]] = []
+    for i in range(fl.size):
+        npv = _entity_npv(*fl.entity(i))
+        s, g = signs[i], grid[i]
+        found = list(g[s == 0])
+        for j in np.flatnonzero(s[:-1] * s[1:] < 0):
+            found.append(_brent(npv, g[j], g[j + 1]))
+        roots.append(found)
+    return roots
+
+
+def _select(roots: list[float], near: float, horizon_days: float) -> tuple[float, int]:
+    """(chosen x, number of distinct roots): the period rate closest to `near`."""
+    if not roots:
+        return np.nan, 0
+    xs = np.sort(np.asarray(roots))
+    distinct = xs[np.concatenate(([True], np.diff(xs) > _ROOT_MERGE_RTOL * (1 + np.abs(xs[1:]))))]
+    with np.errstate(over="ignore"):
+        gap = np.abs(np.expm1(distinct * horizon_days / _DAYS_PER_YEAR) - near)
+    return float(distinct[np.argmin(gap)]), len(distinct)
+
+
+def _solve(fl: _Flows, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
+    """(x, number of roots) per entity of flows that change sign at least once."""
+    k = fl.size
+    x = np.full(k, np.nan)
+    count = np.zeros(k, dtype=np.int64)
+    counts = np.diff(np.concatenate((fl.starts, [len(fl.t)])))
+    pair = counts == 2
+    if pair.any():
+        first = fl.starts[pair]
+        x[pair] = np.log(-fl.cf[first + 1] / fl.cf[first]) / fl.t[first + 1]
+        count[pair] = 1
+    rest = np.flatnonzero(~pair)
+    if rest.size == 0:
+        return x, count
+    sub = fl.subset(~pair)
+    lo, hi = _root_bounds(sub)
+    root = _newton(sub, _initial_guess(sub, lo, hi), lo, hi)
+    ends_differ = np.sign(sub.cf[sub.starts]) != np.sign(sub.cf[sub.last])
+    for i in np.flatnonzero(np.isnan(root) & ends_differ):
+        root[i] = _brent(_entity_npv(*sub.entity(i)), lo[i], hi[i])
+    has_root = ~np.isnan(root)
+    certain = np.zeros(sub.size, dtype=bool)
+    certain[has_root] = _unique(sub.subset(has_root), root[has_root])
+    x[rest[certain]] = root[certain]
+    count[rest[certain]] = 1
+    doubt = ~certain
+    if doubt.any():
+        found = _scan_roots(sub.subset(doubt), lo[doubt], hi[doubt])
+        for i, roots in zip(np.flatnonzero(doubt), found, strict=True):
+            candidates = roots if np.isnan(root[i]) else [*roots, root[i]]
+            j = rest[i]
+            x[j], count[j] = _select(candidates, near[j], horizon_days[j])
+    return x, count
+
+
+def _days(dates: pd.Series) -> np.ndarray:
+    """Whole days since 1970-01-01 as datetime64[D] (NaT kept); timezones dropped."""
+    stamps = pd.to_datetime(dates)
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_localize(None)
+    return stamps.to_numpy().astype("datetime64[D]")
+
+
+def _per_entity(values: pd.Series | None, entities: pd.Index, default: float) -> np.ndarray:
+    """values aligned on entities as floats, NaN and missing entities -> default."""
+    if values is None:
+        return np.full(len(entities), default)
+    aligned = pd.to_numeric(values).reindex(entities).to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isnan(aligned), default, aligned)
+
+
+def xirr_many_detailed(
+    flows: pd.DataFrame,
+    near_period_rate: pd.Series | None = None,
+    horizon_days: pd.Series | None = None,
+) -> pd.DataFrame:
+    """XIRR of many entities at once, with why a rate is NaN.
+
+    flows: long table with columns entity, date, amount (signed, investor's side), any order;
+    rows with a null entity are ignored. near_period_rate, horizon_days: Series indexed by
+    entity choosing among several roots (see the module docstring); NaN or missing entries
+    mean 0 and 365 days. Raises ValueError when a column is missing, an amount is not numeric
+    or a horizon is not positive.
+
+    Returns a DataFrame indexed by entity (sorted) with columns `rate` (annual rate r, NaN as
+    in the module docstring), `status` (one of STATUSES) and `roots` (distinct roots found).
+    """
+    missing = [c for c in ("entity", "date", "amount") if c not in flows.columns]
+    if missing:
+        raise ValueError(f"flows lacks column(s) {missing}")
+    codes, uniques = pd.factorize(flows["entity"], sort=True)
+    entities = pd.Index(uniques, name="entity")
+    near = _per_entity(near_period_rate, entities, 0.0)
+    horizon = _per_entity(horizon_days, entities, _DAYS_PER_YEAR)
+    if (horizon <= 0).any():
+        raise ValueError("horizon_days must be positive")
+    named = codes >= 0
+    codes = codes[named]
+    days = _days(flows["date"])[named]
+    amount = pd.to_numeric(flows["amount"]).to_numpy(dtype=float, na_value=np.nan)[named]
+
+    n = len(entities)
+    bad = np.bincount(codes, ~np.isfinite(amount) | np.isnat(days), minlength=n) > 0
+    good = ~bad[codes]
+    codes, days, amount = codes[good], days[good].astype(np.int64), amount[good]
+    order = np.lexsort((days, codes))
+    codes, days, amount = codes[order], days[order], amount[order]
+    new = np.ones(len(codes), dtype=bool)
+    new[1:] = (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])
+    first = np.flatnonzero(new)
+    summed = np.add.reduceat(amount, first) if len(first) else amount
+    nonzero = summed != 0
+    ent, day, cf = codes[first][nonzero], days[first][nonzero], summed[nonzero]
+    n_flows = np.bincount(ent, minlength=n)
+    flip = (ent[1:] == ent[:-1]) & (np.sign(cf[1:]) != np.sign(cf[:-1]))
+    n_flips = np.bincount(ent[1:][flip], minlength=n)
+
+    status = np.select(
+        [bad, n_flows == 0, n_flows == 1, n_flips == 0],
+        ["non_finite_input", "zero_flows", "too_few_flows", "no_sign_change"],
+        "ok",
+    ).astype(object)
+    rate = np.full(n, np.nan)
+    roots = np.zeros(n, dtype=np.int64)
+    solve = status == "ok"
+    if solve.any():
+        keep = solve[ent]
+        renumber = np.cumsum(solve) - 1
+        seg = renumber[ent[keep]]
+        starts = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1])))
+        t = (day[keep] - day[keep][starts][seg]) / _DAYS_PER_YEAR
+        last = np.append(starts[1:], len(seg)) - 1
+        fl = _Flows(seg, t, cf[keep], starts, t[last])
+        x, count = _solve(fl, near[solve], horizon[solve])
+        with np.errstate(over="ignore"):
+            solved_rate = np.expm1(x)
+        overflow = np.isinf(solved_rate)
+        rate[solve] = np.where(overflow, np.nan, solved_rate)
+        roots[solve] = count
+        status[solve] = np.where(np.isnan(x), "no_root", np.where(overflow, "rate_overflow", "ok"))
+    return pd.DataFrame({"rate": rate, "status": status, "roots": roots}, index=entities)
+
+
+def xirr_many(
+    flows: pd.DataFrame,
+    near_period_rate: pd.Series | None = None,
+    horizon_days: pd.Series | None = None,
+) -> pd.Series:
+    """Annual XIRR per entity: the `rate` column of `xirr_many_detailed` (same arguments)."""
+    return xirr_many_detailed(flows, near_period_rate, horizon_days)["rate"]
+
+
+def xirr(flows: pd.Series) -> float:
+    """Annual XIRR of signed amounts indexed by date; NaN when there is no root.
+
+    Solves sum_i CF_i (1 + r) ** (-(d_i - d_0).days / 365) = 0 for r in (-1, inf), duplicate
+    dates summed; of several roots, the one closest to 0. Same method as `xirr_many`.
+    """
+    frame = pd.DataFrame({"entity": 0, "date": flows.index, "amount": flows.to_numpy()})
+    rates = xirr_many(frame)
+    return float(rates.iloc[0]) if len(rates) else float("nan")
