@@ -1,0 +1,408 @@
+"""Risk metrics over a period, for one entity or thousands at once.
+
+Definitions (calculations.md, "Risk over a period"), on the n non-null daily returns
+r_1..r_n of an entity (null days are left out, together with the benchmark's return on
+those days); P = periods_per_year (default 252); rf = annual risk-free rate;
+rf_d = (1 + rf)^(1/P) - 1; std/var/cov use ``ddof`` (default 0, population):
+
+    annualized_return            prod(1 + r_i)^(P/n) - 1
+    volatility                   std(r, ddof) * sqrt(P)
+    downside_deviation           sqrt(mean over all n of min(r_i - rf_d, 0)^2) * sqrt(P)
+    sharpe_ratio                 (annualized_return - rf) / volatility
+    sortino_ratio                (annualized_return - rf) / downside_deviation
+    max_drawdown                 max_t (1 - I_t / max_{s<=t} I_s), I built from the returns
+                                 with base I_0 = 1 included as a possible peak (positive)
+    calmar_ratio                 annualized_return / max_drawdown
+    beta                         cov(r, m, ddof) / var(m, ddof)
+    alpha                        annualized_return - (rf + beta * (ann_bench - rf))
+    tracking_error               std(r - m, ddof) * sqrt(P)
+    information_ratio            (annualized_return - ann_bench) / tracking_error
+    correlation                  cov(r, m) / sqrt(var(r) var(m))  (Pearson)
+    var_95                       -quantile(r, 0.05), linear interpolation (numpy's default)
+    cvar_95                      -mean of the r_i <= quantile(r, 0.05)
+    annualized_benchmark_return  prod(1 + m_i)^(P/n) - 1 on the entity's n days (ann_bench)
+
+NaN policy: a ratio whose denominator's absolute value is below 1e-12 is NaN (never inf);
+with n < 2 (or n - ddof < 1 for the dispersion figures) every metric is NaN; benchmark
+metrics are NaN without a benchmark, or when the benchmark is NaN on any day on which the
+entity has a return. Invalid arguments raise ValueError.
+
+Layout: the kernels work on arrays of shape (entities, dates) so that every reduction runs
+along a contiguous row. numpy then sums each row pairwise, in the same order whether the
+array holds one entity or thousands: the scalar and the many-entity forms agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+RISK_METRICS: tuple[str, ...] = (
+    "annualized_return",
+    "volatility",
+    "downside_deviation",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown",
+    "calmar_ratio",
+    "beta",
+    "alpha",
+    "tracking_error",
+    "information_ratio",
+    "correlation",
+    "var_95",
+    "cvar_95",
+    "annualized_benchmark_return",
+)
+_BENCHMARK_METRICS = (
+    "beta",
+    "alpha",
+    "tracking_error",
+    "information_ratio",
+    "correlation",
+    "annualized_benchmark_return",
+)
+_TINY = 1e-12
+_VAR_LEVEL = 0.05
+_DRAWDOWN_COLUMNS = ("max_drawdown", "peak_date", "trough_date", "recovery_date")
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where |den| < 1e-12 or either side is NaN: a ratio is never inf."""
+    num, den = np.broadcast_arrays(np.asarray(num, float), np.asarray(den, float))
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=np.abs(den) >= _TINY)  # NaN >= x is False
+    return out
+
+
+def _annualized_growth(xz: np.ndarray, n: np.ndarray, periods_per_year: float) -> np.ndarray:
+    """Row-wise prod(1 + x)^(P/n) - 1 for (N, T) returns with null days set to 0.
+
+    Computed as expm1(P/n * sum(log|1 + x|)): log1p keeps the digits of small daily returns
+    that 1 + x would round away, the sum of logs cannot overflow or underflow over long
+    periods where a raw product can, and expm1 keeps the digits of a result near 0. A
+    return below -1 makes 1 + x negative: the product's sign is then the parity of such
+    days, and a negative product has no real (P/n)-th root, so the result is NaN.
+    """
+    below = xz < -1.0
+    logs = np.log1p(np.where(below, -2.0 - xz, xz))  # log|1 + x| without rounding 1 + x
+    growth = np.expm1(logs.sum(axis=1) * (periods_per_year / n))
+    growth[below.sum(axis=1) % 2 == 1] = np.nan
+    return growth
+
+
+def _centred(x: np.ndarray, valid: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """x minus its row mean on valid days, 0 elsewhere (the first pass of a two-pass moment).
+
+    Second moments are sums of products of these centred values, never E[x^2] - E[x]^2,
+    which loses every digit when the mean is large against the spread (daily returns of a
+    steady fund) and can even come out negative.
+    """
+    mean = np.where(valid, x, 0.0).sum(axis=1) / n
+    return np.where(valid, x - mean[:, None], 0.0)
+
+
+def _index_rows(xz: np.ndarray) -> np.ndarray:
+    """Performance index (N, T + 1) from returns (N, T) with null days set to 0: I_0 = 1."""
+    index = np.empty((xz.shape[0], xz.shape[1] + 1))
+    index[:, 0] = 1.0
+    np.cumprod(1.0 + xz, axis=1, out=index[:, 1:])
+    return index
+
+
+def _drawdown(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drawdown 1 - I_t / max_{s<=t} I_s and the running peak, row-wise on a NaN-free index.
+
+    Written as 1 - I/peak, not (peak - I)/peak: both round alike, and at a new high I/peak
+    is exactly 1, so the drawdown there is exactly 0. A non-positive peak gives NaN.
+    """
+    peak = np.maximum.accumulate(index, axis=1)
+    relative = np.full(index.shape, np.nan)
+    np.divide(index, peak, out=relative, where=peak > 0)
+    return 1.0 - relative, peak
+
+
+def _drawdown_positions(
+    index: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row-wise max drawdown and the positions of its peak, trough and recovery (-1: none).
+
+    Trough: the first point of the largest drawdown. Peak: the last point at or before the
+    trough where the index stood at its running high (as pyfolio reports it). Recovery: the
+    first point after the trough with I_t >= the peak level (to a relative 1e-12). A
+    drawdown of at most 1e-12 (rounding of a linked index) counts as none: all three
+    positions are -1.
+    """
+    dd, peak = _drawdown(index)
+    rows = np.arange(index.shape[0])
+    cols = np.arange(index.shape[1])
+    trough = np.argmax(dd, axis=1)
+    mdd = dd[rows, trough]
+    level = peak[rows, trough]
+    # The running high holds copies of index values, so equality here is exact.
+    last_high = np.maximum.accumulate(np.where(index == peak, cols, 0), axis=1)
+    peak_pos = last_high[rows, trough]
+    # A relative 1e-12 slack: an index linked from returns that were computed from prices
+    # comes back to its old high only up to rounding (1.1 * 95/110 * 110/95 != 1.1).
+    recovered = (index >= level[:, None] * (1.0 - _TINY)) & (cols > trough[:, None])
+    recovery = np.where(recovered.any(axis=1), np.argmax(recovered, axis=1), -1)
+    none = ~(mdd > _TINY)
+    return (
+        mdd,
+        np.where(none, -1, peak_pos),
+        np.where(none, -1, trough),
+        np.where(none, -1, recovery),
+    )
+
+
+def _quantile_rows(x: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Linear-interpolation quantile of each row's n non-NaN values, and the sorted rows.
+
+    Same arithmetic as np.quantile(method="linear"): virtual position h = (n - 1) * level,
+    k = floor(h), g = h - k, and the lerp a + (b - a) g, taken from b's side when g >= 0.5
+    so that it never overshoots b. np.nanquantile loops in Python over rows; here every row
+    is sorted at once (NaN sorts last, so a row's valid values are its first n) and read at
+    its own positions.
+    """
+    s = np.sort(x, axis=1)
+    rows = np.arange(x.shape[0])
+    h = (np.maximum(n, 1) - 1) * level
+    k = np.floor(h).astype(np.intp)
+    g = h - k
+    a = s[rows, k]
+    b = s[rows, np.minimum(k + 1, np.maximum(n - 1, 0))]
+    diff = b - a
+    q = np.where(g >= 0.5, b - diff * (1.0 - g), a + diff * g)
+    return q, s
+
+
+def _validate(
+    r: np.ndarray, m: np.ndarray | None, risk_free_rate: float, periods_per_year: float, ddof: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check the arguments; return r as (N, T) and m as None or (N, T) (a broadcast view)."""
+    r = np.asarray(r, dtype=float)
+    if r.ndim != 2:
+        raise ValueError(f"r must have shape (T, N); got {r.shape}")
+    if not (np.isfinite(periods_per_year) and periods_per_year > 0):
+        raise ValueError(f"periods_per_year must be positive; got {periods_per_year!r}")
+    if not (np.isfinite(risk_free_rate) and risk_free_rate > -1):
+        raise ValueError(f"risk_free_rate must be a finite rate above -1; got {risk_free_rate!r}")
+    if int(ddof) != ddof or ddof < 0:
+        raise ValueError(f"ddof must be a non-negative integer; got {ddof!r}")
+    x = np.ascontiguousarray(r.T)
+    if m is None:
+        return x, None
+    m = np.asarray(m, dtype=float)
+    if m.shape == r.shape[:1]:
+        return x, np.broadcast_to(m, x.shape)
+    if m.shape == r.shape:
+        return x, m.T
+    raise ValueError(f"m must be None or have shape {r.shape[:1]} or {r.shape}; got {m.shape}")
+
+
+def risk_metrics_array(
+    r: np.ndarray,
+    m: np.ndarray | None = None,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = 252,
+    ddof: int = 0,
+) -> dict[str, np.ndarray]:
+    """Every RISK_METRICS figure for each column of r, in one vectorized pass.
+
+    r: daily returns, shape (T, N) (dates x entities), NaN on null days, which are left out
+    per column (with the benchmark's return on those days), so columns may have different
+    numbers n of valid days. m: None, shape (T,) (one benchmark for all columns) or (T, N)
+    (one per column). Returns a dict RISK_METRICS key -> array of shape (N,). Formulas, ddof,
+    annualization and the NaN policy: see the module docstring.
+    """
+    x, bench = _validate(r, m, risk_free_rate, periods_per_year, ddof)
+    n_entities, n_days = x.shape
+    out = {key: np.full(n_entities, np.nan) for key in RISK_METRICS}
+    if n_entities == 0 or n_days == 0:
+        return out
+    p = float(periods_per_year)
+    rf = float(risk_free_rate)
+    rf_d = (1.0 + rf) ** (1.0 / p) - 1.0
+    sqrt_p = np.sqrt(p)
+
+    with np.errstate(all="ignore"):
+        valid = ~np.isnan(x)
+        n = valid.sum(axis=1)
+        dof = (n - ddof).astype(float)
+        dof[dof < 1] = np.nan
+        xz = np.where(valid, x, 0.0)
+
+        ann = _annualized_growth(xz, n, p)
+        dev = _centred(x, valid, n)
+        var = (dev * dev).sum(axis=1) / dof
+        vol = np.sqrt(var) * sqrt_p
+        shortfall = np.where(valid, np.minimum(x - rf_d, 0.0), 0.0)
+        downside = np.sqrt((shortfall * shortfall).sum(axis=1) / n) * sqrt_p
+        mdd = _drawdown(_index_rows(xz))[0].max(axis=1)
+        q, s = _quantile_rows(x, n, _VAR_LEVEL)
+        tail = s <= q[:, None]  # NaN compares False, so only valid values count
+        cvar = -np.where(tail, s, 0.0).sum(axis=1) / tail.sum(axis=1)
+
+        out.update(
+            annualized_return=ann,
+            volatility=vol,
+            downside_deviation=downside,
+            sharpe_ratio=_ratio(ann - rf, vol),
+            sortino_ratio=_ratio(ann - rf, downside),
+            max_drawdown=mdd,
+            calmar_ratio=_ratio(ann, mdd),
+            var_95=-q,
+            cvar_95=cvar,
+        )
+
+        if bench is not None:
+            bench_ok = ~np.any(valid & np.isnan(bench), axis=1)
+            both = valid & ~np.isnan(bench)
+            bz = np.where(both, bench, 0.0)
+            ann_b = _annualized_growth(bz, n, p)
+            dev_b = _centred(bz, valid, n)
+            var_b = (dev_b * dev_b).sum(axis=1) / dof
+            cov = (dev * dev_b).sum(axis=1) / dof
+            beta = _ratio(cov, var_b)
+            # Tracking error from the centred differences themselves: var(r) + var(m) -
+            # 2 cov(r, m) cancels catastrophically when r tracks m closely.
+            dev_a = _centred(xz - bz, valid, n)
+            te = np.sqrt((dev_a * dev_a).sum(axis=1) / dof) * sqrt_p
+            # Rounding can push |correlation| a hair past 1; clip to its true range.
+            corr = np.clip(_ratio(cov, np.sqrt(var * var_b)), -1.0, 1.0)
+            bench_figures = {
+                "beta": beta,
+                "alpha": ann - (rf + beta * (ann_b - rf)),
+                "tracking_error": te,
+                "information_ratio": _ratio(ann - ann_b, te),
+                "correlation": corr,
+                "annualized_benchmark_return": ann_b,
+            }
+            for key, value in bench_figures.items():
+                out[key] = np.where(bench_ok, value, np.nan)
+
+    too_short = n < 2
+    for value in out.values():
+        value[too_short] = np.nan
+    return out
+
+
+def _benchmark_array(
+    returns: pd.DataFrame, benchmark: pd.Series | pd.DataFrame | None
+) -> np.ndarray | None:
+    """The benchmark aligned by label to returns' dates (and columns): NaN where it has none."""
+    if benchmark is None:
+        return None
+    if isinstance(benchmark, pd.Series):
+        aligned = benchmark.reindex(returns.index)
+    elif isinstance(benchmark, pd.DataFrame):
+        aligned = benchmark.reindex(index=returns.index, columns=returns.columns)
+    else:
+        raise ValueError(f"benchmark must be a Series, a DataFrame or None; got {type(benchmark)}")
+    return aligned.to_numpy(dtype=float, na_value=np.nan)
+
+
+def risk_metrics_many(
+    returns: pd.DataFrame,
+    benchmark: pd.Series | pd.DataFrame | None = None,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = 252,
+    ddof: int = 0,
+) -> pd.DataFrame:
+    """RISK_METRICS for every column of returns (one row per date, one column per entity).
+
+    benchmark: a Series of daily returns by date (one benchmark for all entities) or a
+    DataFrame with the same dates and columns (one per entity), aligned by label; a date or
+    column it lacks counts as a NaN benchmark return. Result: index = returns.columns,
+    columns = RISK_METRICS. Definitions and NaN policy: see the module docstring.
+    """
+    figures = risk_metrics_array(
+        returns.to_numpy(dtype=float, na_value=np.nan),
+        _benchmark_array(returns, benchmark),
+        risk_free_rate=risk_free_rate,
+        periods_per_year=periods_per_year,
+        ddof=ddof,
+    )
+    return pd.DataFrame(figures, index=returns.columns, columns=list(RISK_METRICS))
+
+
+def risk_metrics(
+    returns: pd.Series,
+    benchmark: pd.Series | None = None,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = 252,
+    ddof: int = 0,
+) -> dict[str, float]:
+    """RISK_METRICS of one entity's daily returns (NaN = null day), benchmark aligned by date.
+
+    The one-column case of risk_metrics_many; definitions and NaN policy: module docstring.
+    """
+    row = risk_metrics_many(
+        returns.to_frame(), benchmark, risk_free_rate, periods_per_year, ddof
+    ).iloc[0]
+    return {key: float(row[key]) for key in RISK_METRICS}
+
+
+def max_drawdown(index) -> float:
+    """max_t (1 - I_t / max_{s<=t} I_s) of a performance index, a positive fraction.
+
+    index: array-like or Series of index levels; the first point is the base (a possible
+    peak). NaN points are left out. 0 for a never-falling index; NaN with fewer than 2
+    points or a non-positive running peak.
+    """
+    levels = np.asarray(index, dtype=float).ravel()
+    levels = levels[~np.isnan(levels)]
+    if levels.size < 2:
+        return float("nan")
+    with np.errstate(all="ignore"):
+        return float(_drawdown(levels[None, :])[0].max())
+
+
+def drawdown_details(index: pd.Series) -> dict:
+    """Max drawdown of a performance index (Series by date) with its peak, trough, recovery.
+
+    Keys: max_drawdown (as max_drawdown()), peak_date (last date at the running high before
+    the trough), trough_date (first date of the deepest point), recovery_date (first date
+    after the trough with I_t >= the peak level, to a relative 1e-12; NaT if not recovered).
+    NaN levels are left out. For a zero drawdown (at most 1e-12) or fewer than 2 points all
+    three dates are NaT.
+    """
+    levels = index.dropna()
+    result = {"max_drawdown": max_drawdown(levels.to_numpy(dtype=float))}
+    result.update(peak_date=pd.NaT, trough_date=pd.NaT, recovery_date=pd.NaT)
+    if len(levels) < 2:
+        return result
+    with np.errstate(all="ignore"):
+        _, peak, trough, recovery = _drawdown_positions(levels.to_numpy(dtype=float)[None, :])
+    for key, pos in zip(_DRAWDOWN_COLUMNS[1:], (peak, trough, recovery), strict=True):
+        result[key] = pd.Timestamp(levels.index[pos[0]]) if pos[0] >= 0 else pd.NaT
+    return result
+
+
+def drawdowns_many(returns: pd.DataFrame, base_date=None) -> pd.DataFrame:
+    """Max drawdown with peak, trough and recovery dates for every column of daily returns.
+
+    Each column's index starts at I = 1 on base_date (the day before the first row) and
+    links its returns, a NaN return linking as 0. A peak at the base is reported as
+    base_date (NaT when not given). Date rules as in drawdown_details. A column without any
+    non-null return has NaN max_drawdown and NaT dates. Result: index = returns.columns,
+    columns max_drawdown, peak_date, trough_date, recovery_date.
+    """
+    x = returns.to_numpy(dtype=float, na_value=np.nan).T
+    valid = ~np.isnan(x)
+    with np.errstate(all="ignore"):
+        mdd, *positions = _drawdown_positions(_index_rows(np.where(valid, x, 0.0)))
+    empty = ~valid.any(axis=1)
+    mdd[empty] = np.nan
+    # Position p of the index is date p - 1 of the frame (0 is the base); -1 maps to NaT.
+    dates = np.concatenate(
+        [
+            pd.DatetimeIndex([base_date]).values,
+            pd.DatetimeIndex(returns.index).values,
+            pd.DatetimeIndex([pd.NaT]).values,
+        ]
+    )
+    frame = {"max_drawdown": mdd}
+    for key, pos in zip(_DRAWDOWN_COLUMNS[1:], positions, strict=True):
+        frame[key] = dates[np.where(empty, -1, pos)]
+    return pd.DataFrame(frame, index=returns.columns, columns=list(_DRAWDOWN_COLUMNS))
