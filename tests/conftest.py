@@ -1,0 +1,69 @@
+"""Shared pytest fixtures: an in-process moto server that boto3 talks to over a real socket.
+
+- ``moto_endpoint`` (session): starts ``moto.server.ThreadedMotoServer`` on 127.0.0.1 at a free
+  port, puts fake credentials and ``AWS_DEFAULT_REGION=us-east-1`` in the environment for the
+  whole session (so no test can reach real AWS with real credentials), yields the endpoint URL
+  (``http://127.0.0.1:<port>``) and stops the server at the end.
+- ``aws`` (function): depends on ``moto_endpoint``, sets ``AWS_ENDPOINT_URL`` for the test
+  (monkeypatch), wipes every moto backend before the test (``POST /moto-api/reset``) and yields
+  the endpoint URL. Pass it explicitly as ``endpoint_url=`` to clients and resources: Timestream
+  clients ignore ``AWS_ENDPOINT_URL`` for their data calls (endpoint discovery).
+
+The server runs in this process, so a test may also inspect moto's backends directly
+(``moto.backends.get_backend("timestream-write")``) to see what the server stored.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """Endpoint URL of a moto server shared by the whole test session."""
+    saved = {key: os.environ.get(key) for key in [*FAKE_AWS_ENV, "AWS_PROFILE"]}
+    os.environ.update(FAKE_AWS_ENV)
+    os.environ.pop("AWS_PROFILE", None)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Endpoint URL of the moto server, emptied before this test; AWS_ENDPOINT_URL points at it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    yield moto_endpoint
