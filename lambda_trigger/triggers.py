@@ -1,0 +1,146 @@
+"""Turn a validated calculation request into a Dagster run, directly or through SQS.
+
+GraphqlTrigger is idempotent on request_id: it first looks for a run tagged
+`perf/request_id` = request_id and returns it; only when none exists does it launch.
+SqsTrigger queues a `portfolio_performance` message; the request_id in the body makes the
+SQS sensor's work idempotent (standard queues have no deduplication id).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambda_trigger.dagster_client import (
+    DagsterClient,
+    DagsterUnreachableError,
+    JobSelector,
+    LaunchRejectedError,
+)
+from lambda_trigger.errors import ServiceUnavailableError, UpstreamRejectedError
+from lambda_trigger.validation import CalculateRequest
+
+REQUEST_ID_TAG = "perf/request_id"
+PORTFOLIO_IDS_TAG = "perf/portfolio_ids"
+NOT_LAUNCHED = "nothing was launched"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What POST /calculate answers: run_id is None when the request was only queued."""
+
+    request_id: str
+    run_id: str | None
+    status: str
+
+
+class Trigger(Protocol):
+    """Starts the performance calculation for one validated request."""
+
+    def submit(self, request: CalculateRequest) -> Submission: ...
+
+
+def run_config(request: CalculateRequest) -> dict[str, Any]:
+    """The job's run config: the `run_settings` resource carries the request."""
+    return {
+        "resources": {
+            "run_settings": {
+                "config": {
+                    "as_of": request.as_of.isoformat(),
+                    "portfolio_ids": list(request.portfolio_ids),
+                    "request_id": request.request_id,
+                }
+            }
+        }
+    }
+
+
+def run_tags(request: CalculateRequest) -> dict[str, str]:
+    """Tags that make a run findable by request id and authorizable by portfolio."""
+    return {
+        REQUEST_ID_TAG: request.request_id,
+        PORTFOLIO_IDS_TAG: ",".join(request.portfolio_ids),
+    }
+
+
+def run_portfolio_ids(tags: dict[str, str]) -> tuple[str, ...] | None:
+    """The portfolio ids a run was tagged with by this API, or None for an untagged run."""
+    value = tags.get(PORTFOLIO_IDS_TAG)
+    return tuple(value.split(",")) if value else None
+
+
+def _unavailable(exc: DagsterUnreachableError) -> ServiceUnavailableError:
+    if exc.request_sent:
+        return ServiceUnavailableError(
+            "Dagster did not confirm the launch; retrying with the same request_id "
+            "will not launch a second run",
+            [{"reason": str(exc)}],
+        )
+    return ServiceUnavailableError(
+        f"Dagster is unreachable; {NOT_LAUNCHED}", [{"reason": str(exc)}]
+    )
+
+
+class GraphqlTrigger:
+    """Launches the job through Dagster's GraphQL API, at most once per request_id."""
+
+    def __init__(self, client: DagsterClient, selector: JobSelector) -> None:
+        self._client = client
+        self._selector = selector
+
+    def submit(self, request: CalculateRequest) -> Submission:
+        """The existing run for this request_id, or a newly launched one."""
+        try:
+            existing = self._client.runs_with_tag(REQUEST_ID_TAG, request.request_id)
+        except DagsterUnreachableError as exc:
+            raise ServiceUnavailableError(
+                f"Dagster is unreachable; {NOT_LAUNCHED}", [{"reason": str(exc)}]
+            ) from exc
+        if existing:
+            run = existing[0]
+            return Submission(request.request_id, run.run_id, run.status)
+        try:
+            run = self._client.launch_run(self._selector, run_config(request), run_tags(request))
+        except DagsterUnreachableError as exc:
+            raise _unavailable(exc) from exc
+        except LaunchRejectedError as exc:
+            raise UpstreamRejectedError(
+                f"Dagster refused the launch ({exc.typename}); {NOT_LAUNCHED}",
+                [{"reason": message} for message in exc.messages[:20]],
+            ) from exc
+        return Submission(request.request_id, run.run_id, run.status)
+
+
+def sqs_message(request: CalculateRequest) -> dict[str, Any]:
+    """The `portfolio_performance` message of interfaces.md."""
+    return {
+        "type": "portfolio_performance",
+        "portfolio_ids": list(request.portfolio_ids),
+        "as_of": request.as_of.isoformat(),
+        "request_id": request.request_id,
+    }
+
+
+class SqsTrigger:
+    """Queues the request for the SQS sensor."""
+
+    def __init__(self, sqs_client: Any, queue_url: str) -> None:
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+
+    def submit(self, request: CalculateRequest) -> Submission:
+        """Send one message; ServiceUnavailableError (nothing queued) when SQS fails."""
+        try:
+            self._sqs.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=json.dumps(sqs_message(request), separators=(",", ":")),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise ServiceUnavailableError(
+                "SQS is unavailable; nothing was queued or launched",
+                [{"reason": type(exc).__name__}],
+            ) from exc
+        return Submission(request.request_id, None, "QUEUED")
