@@ -19,16 +19,25 @@ from perf_pipeline.calc.calendar import as_day, as_days
 DENOMINATOR_TOLERANCE = 1e-12  # |MV_b + sum w_i F_i| below this: the return is NaN
 
 
-def _weighted_flows(
-    amounts: np.ndarray, dates: np.ndarray, start: np.ndarray, end: np.ndarray
+def _flow_sums(
+    group: np.ndarray, amounts: np.ndarray, dates: np.ndarray, start: np.ndarray, end: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per flow: the amount counted in the period and w_i * amount (both 0 outside (b, D])."""
-    inside = (dates > start) & (dates <= end)
-    span = (end - start).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weight = (end - dates).astype(float) / span
+    """(sum F_i, sum w_i F_i) per group over the flows in (b, D]; start/end are per group.
+
+    ``group`` gives each flow's group number (0 .. len(start) - 1). Both forms sum through this
+    one path, so the scalar and many-entity results are identical.
+    """
+    b, d = start[group], end[group]
+    inside = (dates > b) & (dates <= d)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        weighted = (d - dates).astype(float) / (d - b).astype(float) * amounts
     counted = np.where(inside, amounts, 0.0)
-    return counted, np.where(inside, weight * amounts, 0.0)
+    weighted = np.where(inside, weighted, 0.0)
+    size = len(start)
+    return (
+        np.bincount(group, weights=counted, minlength=size),
+        np.bincount(group, weights=weighted, minlength=size),
+    )
 
 
 def _dietz(begin, end_value, flow_sum, weighted_sum, start, end) -> np.ndarray:
@@ -50,12 +59,13 @@ def modified_dietz(
 
     ``flows``: net external flows (+ in, - out) indexed by date; None or empty for none.
     """
-    b, d = as_day(start), as_day(end)
-    if flows is None or len(flows) == 0:
-        counted = weighted = np.zeros(0)
-    else:
-        counted, weighted = _weighted_flows(flows.to_numpy(dtype=float), as_days(flows.index), b, d)
-    return float(_dietz(begin_value, end_value, counted.sum(), weighted.sum(), b, d))
+    b, d = np.array([as_day(start)]), np.array([as_day(end)])
+    if flows is None:
+        flows = pd.Series([], dtype=float, index=pd.DatetimeIndex([]))
+    amounts = flows.to_numpy(dtype=float)
+    group = np.zeros(len(amounts), dtype=np.intp)
+    flow_sum, weighted_sum = _flow_sums(group, amounts, as_days(flows.index), b, d)
+    return float(_dietz(begin_value, end_value, flow_sum, weighted_sum, b, d)[0])
 
 
 def modified_dietz_many(
@@ -81,17 +91,15 @@ def modified_dietz_many(
     b = _per_entity_days(start, entities)
     d = _per_entity_days(end, entities)
 
-    position = entities.get_indexer(flows["entity"])
-    known = position >= 0
-    position = position[known]
-    counted, weighted = _weighted_flows(
+    group = entities.get_indexer(flows["entity"])
+    known = group >= 0
+    flow_sum, weighted_sum = _flow_sums(
+        group[known],
         flows["amount"].to_numpy(dtype=float)[known],
         as_days(flows["date"])[known],
-        b[position],
-        d[position],
+        b,
+        d,
     )
-    flow_sum = np.bincount(position, weights=counted, minlength=len(entities))
-    weighted_sum = np.bincount(position, weights=weighted, minlength=len(entities))
     result = _dietz(begin, end_value, flow_sum, weighted_sum, b, d)
     return pd.Series(result, index=entities, name="modified_dietz")
 
