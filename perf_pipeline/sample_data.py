@@ -1,0 +1,716 @@
+"""Deterministic, realistic sample input for perf-pipeline, laid out as spec/data.md describes.
+
+`generate` writes one input root::
+
+    <out>/portfolios/portfolios.csv
+    <out>/transactions/YYYY/YYYY-MM.csv     one file per month of trade_date
+    <out>/prices/YYYY.csv                   one file per year of close date
+    <out>/benchmarks/<benchmark_id>.csv     one file per benchmark
+
+(``files_per_kind=N`` instead splits each of the last three kinds, in date order, into N
+files ``<kind>/YYYY/part-NNN.csv`` named after the year of their first row.)
+
+What the data contains:
+
+- clients owning one to three portfolios each; base currency USD; two accounts per portfolio
+  (``<portfolio_id>-A1``, ``-A2``); every fifth account trades fractional quantities (3 dp);
+- securities (``max(50, portfolios)``) with business-day closes from a geometric random walk
+  with drift, about 1 % of closes missing (forward fill matters) and a handful of closes dated
+  on a Saturday whose following Monday has no close;
+- two benchmark index levels; every fourth portfolio and the last one have no benchmark;
+- one calendar month of events per step: an initial DEPOSIT at inception, then monthly
+  deposits (some dated on the Saturday before the month's first business day), BUYs with a
+  commission, SELLs of held quantity only (a few sell the whole position, which is then never
+  bought again), quarterly DIVIDENDs (and quarterly INTEREST naming a bond-like security),
+  monthly INTEREST on cash naming no security, occasional WITHDRAWALs, a monthly FEE, and per
+  transferring portfolio one TRANSFER_OUT / TRANSFER_IN pair between its two accounts at one
+  price; some SELLs are dated on a Saturday;
+- the second portfolio (and about a fifth of the others) starts mid-history;
+- cash never goes negative and no position goes short: a purchase costs at most 90 % of the
+  cash at hand, fees and withdrawals at most half of it;
+- trade and transfer prices equal the security's last close dated on or before the trade date.
+
+Numbers are rounded as they would be delivered: closes 4 dp, amounts and fees 2 dp,
+quantities whole or 3 dp. The fee is empty on every non-trade row except transfers
+and initial deposits (explicit ``0.00``). Same arguments give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+KINDS = ("portfolios", "transactions", "prices", "benchmarks")
+FORMATS = ("csv", "parquet")
+CURRENCY = "USD"
+SLOTS = 10  # securities an account holds
+BENCHMARKS = (("IDX-EQUITY", 1000.0, 0.07, 0.16), ("IDX-BALANCED", 100.0, 0.05, 0.10))
+TX_TYPES = (
+    "DEPOSIT",
+    "WITHDRAWAL",
+    "BUY",
+    "SELL",
+    "DIVIDEND",
+    "INTEREST",
+    "FEE",
+    "TRANSFER_IN",
+    "TRANSFER_OUT",
+)
+_T = {name: code for code, name in enumerate(TX_TYPES)}
+
+COLUMNS = {
+    "portfolios": ("portfolio_id", "client_id", "base_currency", "benchmark_id"),
+    "transactions": (
+        "transaction_id",
+        "portfolio_id",
+        "account_id",
+        "security_id",
+        "trade_date",
+        "type",
+        "quantity",
+        "price",
+        "amount",
+        "fee",
+        "currency",
+    ),
+    "prices": ("security_id", "date", "close", "currency"),
+    "benchmarks": ("benchmark_id", "date", "close"),
+}
+_SQL_TYPES = {
+    "trade_date": "DATE",
+    "date": "DATE",
+    "quantity": "DOUBLE",
+    "price": "DOUBLE",
+    "amount": "DOUBLE",
+    "fee": "DOUBLE",
+    "close": "DOUBLE",
+}
+
+# Business-day windows (indices into a month's business days) of each event kind, in the
+# order the simulation applies them; disjoint, so an account's events come in date order.
+_BUY_DAYS = (1, 4)
+_SELL_DAYS = (5, 9)
+_TRANSFER_DAY = 10
+_INCOME_DAYS = (11, 13)
+_WITHDRAWAL_DAYS = (14, 16)
+
+
+_Table = dict[str, np.ndarray]  # column name -> text values, in COLUMNS order
+
+
+@dataclass(frozen=True)
+class _Calendar:
+    """Calendar days from `origin` (a Monday) to the end of the last month, as integer
+    offsets: offset % 7 is the weekday, Monday = 0."""
+
+    origin: np.datetime64
+    end: int  # offset of the as-of date; nothing after it is written
+    busdays: np.ndarray  # offsets of Monday..Friday
+    months: list[np.ndarray]  # per simulated month, the offsets of its business days
+    month_numbers: np.ndarray  # calendar month (1..12) of each simulated month
+
+    @property
+    def days(self) -> int:
+        return int(self.busdays[-1]) + 1
+
+
+@dataclass
+class _Events:
+    """Columns of generated transactions; `batch` orders same-day events of one account."""
+
+    cols: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {
+            k: []
+            for k in ("day", "batch", "acct", "slot", "type", "units", "price", "amount", "fee")
+        }
+    )
+    batches: int = 0
+
+    def add(
+        self, day, acct, tx_type, *, slot=None, units=None, price=None, amount=None, fee=None
+    ) -> None:
+        n = len(acct)
+        if n == 0:
+            return
+
+        def col(values, fill, dtype):
+            return np.full(n, fill, dtype) if values is None else np.asarray(values, dtype)
+
+        self.cols["day"].append(col(day, 0, np.int64) if np.ndim(day) else np.full(n, day))
+        self.cols["batch"].append(np.full(n, self.batches, np.int64))
+        self.cols["acct"].append(np.asarray(acct, np.int64))
+        self.cols["slot"].append(col(slot, -1, np.int64))
+        self.cols["type"].append(np.full(n, _T[tx_type], np.int64))
+        self.cols["units"].append(col(units, -1, np.int64))
+        self.cols["price"].append(col(price, np.nan, float))
+        self.cols["amount"].append(col(amount, np.nan, float))
+        self.cols["fee"].append(col(fee, np.nan, float))
+        self.batches += 1
+
+    def table(self) -> dict[str, np.ndarray]:
+        return {k: np.concatenate(v) for k, v in self.cols.items()}
+
+
+@dataclass
+class _Book:
+    """Simulation state: cash per account, quantity (thousandths) per account and slot."""
+
+    sec: np.ndarray  # (accounts, SLOTS) security index held in each slot
+    fractional: np.ndarray  # (accounts,) trades in 3 dp quantities
+    cash: np.ndarray = field(init=False)
+    units: np.ndarray = field(init=False)
+    closed: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cash = np.zeros(len(self.sec))
+        self.units = np.zeros(self.sec.shape, np.int64)
+        self.closed = np.zeros(self.sec.shape, bool)
+
+
+def generate(
+    out_dir: Path | str,
+    portfolios: int = 4,
+    years: float = 3,
+    seed: int = 7,
+    end: str | date = "2024-06-28",
+    files_per_kind: int | None = None,
+    fmt: str = "csv",
+) -> dict[str, int]:
+    """Write a sample input root to `out_dir`; return the data rows written per kind.
+
+    `years` of history (rounded to whole months) end at `end`, the last date written.
+    Existing ``*.csv`` and ``*.parquet`` files under the four kind folders of `out_dir` are
+    removed first, so a rerun never mixes two layouts or formats. `fmt` "parquet" writes the
+    same rows as Parquet through DuckDB (dates as DATE, numbers as DOUBLE, empty as null).
+    """
+    if portfolios < 1:
+        raise ValueError(f"portfolios must be >= 1, got {portfolios}")
+    if years <= 0:
+        raise ValueError(f"years must be > 0, got {years}")
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    if files_per_kind is not None and files_per_kind < 1:
+        raise ValueError(f"files_per_kind must be >= 1, got {files_per_kind}")
+    end_date = date.fromisoformat(end) if isinstance(end, str) else end
+    rng = np.random.default_rng(seed)
+    cal = _calendar(end_date, years)
+    n_sec = max(50, portfolios)
+    sec_ids = [f"SEC{i:05d}" for i in range(n_sec)]
+    closes, missing, weekend = _security_closes(rng, cal, n_sec)
+    grid = _forward_filled(cal, closes, missing, weekend)
+    bench_rows = _benchmark_rows(rng, cal)
+    port = _portfolios(rng, portfolios, len(cal.months))
+    book = _Book(*_holdings(rng, portfolios, n_sec))
+    events = _simulate(rng, cal, grid, book, port, _security_income(rng, n_sec))
+    tx = _transaction_rows(cal, events, book, port, sec_ids)
+    price_rows = _price_rows(cal, closes, missing, weekend, sec_ids)
+    tables = {
+        "portfolios": [("portfolios.csv", port["table"])],
+        "transactions": _split(tx, "trade_date", files_per_kind, monthly=True),
+        "prices": _split(price_rows, "date", files_per_kind, monthly=False),
+        "benchmarks": _split_benchmarks(bench_rows, files_per_kind),
+    }
+    _write(Path(out_dir), tables, fmt)
+    return {kind: sum(len(t[COLUMNS[kind][0]]) for _, t in files) for kind, files in tables.items()}
+
+
+# --- calendar and market data -------------------------------------------------------------
+
+
+def _calendar(end: date, years: float) -> _Calendar:
+    """Whole calendar months ending with `end`'s month; history starts 10 days earlier."""
+    n_months = max(1, round(years * 12))
+    last = end.year * 12 + end.month - 1
+    first = last - n_months + 1
+    month_starts = np.array(
+        [f"{(first + m) // 12:04d}-{(first + m) % 12 + 1:02d}" for m in range(n_months + 1)],
+        dtype="datetime64[M]",
+    ).astype("datetime64[D]")
+    early = month_starts[0] - np.timedelta64(10, "D")
+    origin = early - np.timedelta64(int((early.astype(np.int64) + 3) % 7), "D")  # a Monday
+    all_days = np.arange(origin, month_starts[-1])
+    busdays = np.flatnonzero(np.is_busday(all_days))
+    bounds = (month_starts - origin).astype(np.int64)
+    months = [busdays[(busdays >= lo) & (busdays < hi)] for lo, hi in itertools.pairwise(bounds)]
+    end_offset = int((np.datetime64(end) - origin).astype(np.int64))
+    month_numbers = (np.arange(first, first + n_months) % 12) + 1
+    return _Calendar(origin, end_offset, busdays, months, month_numbers)
+
+
+def _security_closes(
+    rng: np.random.Generator, cal: _Calendar, n_sec: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Business-day closes (busdays x securities), the missing mask, weekend closes.
+
+    close_t = close_0 exp(sum (mu - sigma^2/2)/252 + sigma/sqrt(252) z), rounded to 4 dp.
+    `weekend` rows are (Saturday offset, security, close): the Friday close moved by one
+    day's noise; the following Monday's close is then missing.
+    """
+    n_days = len(cal.busdays)
+    mu = rng.uniform(0.0, 0.14, n_sec)
+    sigma = rng.uniform(0.12, 0.45, n_sec)
+    start = np.exp(rng.uniform(np.log(10.0), np.log(300.0), n_sec))
+    steps = (mu - sigma**2 / 2) / 252 + sigma / np.sqrt(252) * rng.standard_normal((n_days, n_sec))
+    steps[0] = 0.0
+    closes = np.maximum(np.round(start * np.exp(np.cumsum(steps, axis=0)), 4), 0.01)
+    missing = rng.random((n_days, n_sec)) < 0.01
+    missing[:2] = False
+    n_weekend = 5 + n_sec // 200
+    fridays = np.flatnonzero(cal.busdays % 7 == 4)
+    fridays = fridays[(fridays >= 2) & (cal.busdays[fridays] + 1 <= cal.end)]
+    fri = rng.choice(fridays, n_weekend, replace=False)
+    sec = rng.choice(n_sec, n_weekend, replace=False)
+    noise = np.exp(sigma[sec] / np.sqrt(252) * rng.standard_normal(n_weekend))
+    weekend = np.column_stack(
+        [cal.busdays[fri] + 1, sec, np.maximum(np.round(closes[fri, sec] * noise, 4), 0.01)]
+    )
+    monday = fri + 1
+    in_range = monday < n_days
+    missing[monday[in_range], sec[in_range]] = True
+    return closes, missing, weekend
+
+
+def _forward_filled(
+    cal: _Calendar, closes: np.ndarray, missing: np.ndarray, weekend: np.ndarray
+) -> np.ndarray:
+    """Price on every calendar day (days x securities): the last close dated on or before it."""
+    grid = np.full((cal.days, closes.shape[1]), np.nan)
+    grid[cal.busdays] = np.where(missing, np.nan, closes)
+    grid[weekend[:, 0].astype(np.int64), weekend[:, 1].astype(np.int64)] = weekend[:, 2]
+    have = ~np.isnan(grid)
+    last = np.maximum.accumulate(np.where(have, np.arange(cal.days)[:, None], 0), axis=0)
+    return grid[last, np.arange(grid.shape[1])]
+
+
+def _benchmark_rows(rng: np.random.Generator, cal: _Calendar) -> _Table:
+    """Index levels on business days up to the as-of date, a few (not the first) missing;
+    same geometric random walk as the securities."""
+    days = cal.busdays[cal.busdays <= cal.end]
+    dates = _iso(cal, days)
+    parts = []
+    for bench_id, level, mu, sigma in BENCHMARKS:
+        steps = (mu - sigma**2 / 2) / 252 + sigma / np.sqrt(252) * rng.standard_normal(len(days))
+        steps[0] = 0.0
+        closes = np.round(level * np.exp(np.cumsum(steps)), 4)
+        keep = rng.random(len(days)) >= 0.005
+        keep[0] = True
+        parts.append((np.full(keep.sum(), bench_id), dates[keep], _fixed(closes[keep], 4)))
+    return {
+        col: np.concatenate([p[i] for p in parts]) for i, col in enumerate(COLUMNS["benchmarks"])
+    }
+
+
+def _price_rows(
+    cal: _Calendar,
+    closes: np.ndarray,
+    missing: np.ndarray,
+    weekend: np.ndarray,
+    sec_ids: list[str],
+) -> _Table:
+    """Price rows up to the as-of date, ordered by date then security."""
+    d_idx, s_idx = np.nonzero(~missing & (cal.busdays <= cal.end)[:, None])
+    day = np.concatenate([cal.busdays[d_idx], weekend[:, 0].astype(np.int64)])
+    sec = np.concatenate([s_idx, weekend[:, 1].astype(np.int64)])
+    close = np.concatenate([closes[d_idx, s_idx], weekend[:, 2]])
+    order = np.lexsort((sec, day))
+    return {
+        "security_id": np.asarray(sec_ids)[sec[order]],
+        "date": _iso(cal, day[order]),
+        "close": _fixed(close[order], 4),
+        "currency": np.full(len(order), CURRENCY),
+    }
+
+
+# --- portfolios, accounts, holdings -------------------------------------------------------
+
+
+def _portfolios(rng: np.random.Generator, n: int, n_months: int) -> dict:
+    """Ids, clients, benchmarks and inception months of the portfolios.
+
+    Clients own 2, 1, 3, 2, 1, 3, ... portfolios in turn. Portfolio 2 (and about a fifth of
+    the others) starts in a later month; every fourth portfolio and the last have no benchmark.
+    """
+    ids = [f"P{i + 1:05d}" for i in range(n)]
+    clients: list[str] = []
+    while len(clients) < n:
+        clients += [f"C{len(set(clients)) + 1:04d}"] * (2, 1, 3)[len(set(clients)) % 3]
+    late = rng.random(n) < 0.2
+    inception = np.where(late, rng.integers(1, max(2, int(n_months * 0.8)), n), 0)
+    if n > 1:
+        inception[1] = int(n_months * 0.4)
+    inception[0] = 0
+    inception = np.minimum(inception, n_months - 1)
+    no_bench = (np.arange(n) % 4 == 3) | ((np.arange(n) == n - 1) & (n > 1))
+    bench = ["" if no_bench[i] else BENCHMARKS[i % 4 % 2][0] for i in range(n)]
+    table = {
+        "portfolio_id": np.asarray(ids),
+        "client_id": np.asarray(clients[:n]),
+        "base_currency": np.full(n, CURRENCY),
+        "benchmark_id": np.asarray(bench),
+    }
+    transfer = np.where(rng.random(n) < 0.1, rng.integers(inception + 1, n_months + 1), -1)
+    transfer[0] = max(1, n_months // 3) if n_months > 1 else -1
+    transfer[transfer >= n_months] = -1
+    return {"ids": ids, "table": table, "inception": inception, "transfer": transfer}
+
+
+def _holdings(rng: np.random.Generator, n_port: int, n_sec: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct securities per account; an A2 account's last slot holds its A1's first one."""
+    n_acct = 2 * n_port
+    cand = np.argpartition(rng.random((n_acct, n_sec)), SLOTS + 1, axis=1)[:, : SLOTS + 1]
+    sec = cand[:, :SLOTS].copy()
+    a1_first = sec[0::2, 0]
+    a2_cand = cand[1::2]
+    order = np.argsort(a2_cand == a1_first[:, None], axis=1, kind="stable")
+    a2 = np.take_along_axis(a2_cand, order, axis=1)[:, : SLOTS - 1]
+    sec[1::2] = np.column_stack([a2, a1_first])
+    fractional = np.arange(n_acct) % 5 == 4
+    return sec, fractional
+
+
+def _security_income(rng: np.random.Generator, n_sec: int) -> dict[str, np.ndarray]:
+    """Per security: kind (0 none, 1 dividend in Mar/Jun/Sep/Dec, 2 bond interest in
+    Feb/May/Aug/Nov), annual yield and the business-day index of its payments."""
+    u = rng.random(n_sec)
+    kind = np.where(u < 0.1, 2, np.where(u < 0.65, 1, 0))
+    yld = np.where(kind == 2, rng.uniform(0.03, 0.05, n_sec), rng.uniform(0.01, 0.04, n_sec))
+    day = rng.integers(_INCOME_DAYS[0], _INCOME_DAYS[1] + 1, n_sec)
+    return {"kind": kind, "yield": yld, "day": day}
+
+
+# --- the monthly simulation ---------------------------------------------------------------
+
+
+def _floor2(x: np.ndarray) -> np.ndarray:
+    return np.floor(np.asarray(x) * 100 + 1e-9) / 100
+
+
+def _commission(value: np.ndarray) -> np.ndarray:
+    """max(1.00, 0.05 % of value), never above 1 % of value, floored to cents."""
+    return _floor2(np.minimum(np.maximum(1.0, 0.0005 * value), 0.01 * value))
+
+
+def _days(rng: np.random.Generator, bds: np.ndarray, lo: int, hi: int, n: int) -> np.ndarray:
+    return bds[rng.integers(lo, hi + 1, n)]
+
+
+def _simulate(
+    rng: np.random.Generator,
+    cal: _Calendar,
+    grid: np.ndarray,
+    book: _Book,
+    port: dict,
+    income: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Apply each month's events to `book` in date order, collecting them as transactions."""
+    n_acct = len(book.cash)
+    acct = np.arange(n_acct)
+    start = np.repeat(port["inception"], 2)
+    initial = np.round(np.exp(rng.uniform(np.log(20_000), np.log(500_000), n_acct)), -3)
+    monthly = np.round(rng.uniform(200, 3_000, n_acct), -1)
+    cash_rate = rng.uniform(0.01, 0.04, n_acct)
+    n_months = len(cal.months)
+    forced = max(1, n_months // 2) if n_months > 1 else -1  # account 0: sell-out, withdrawal
+    ev = _Events()
+    for m, bds in enumerate(cal.months):
+        active = start <= m
+        new = start == m
+        _deposits(rng, ev, book, bds, active, new, initial, monthly)
+        _initial_buys(rng, ev, book, grid, bds, new)
+        for _ in range(2):
+            pick = active & ~new & (rng.random(n_acct) < 0.5)
+            slot = rng.integers(0, SLOTS, n_acct)
+            budget = book.cash * rng.uniform(0.3, 0.9, n_acct)
+            day = _days(rng, bds, *_BUY_DAYS, n_acct)
+            _buy(ev, book, grid, acct[pick], slot[pick], budget[pick], day[pick])
+        _sells(rng, ev, book, grid, bds, active & ~new, forced_acct=0 if m == forced else None)
+        _transfers(ev, book, grid, bds, np.flatnonzero(port["transfer"] == m))
+        _income(ev, book, grid, bds, income, cal.month_numbers[m], active)
+        _withdrawals(rng, ev, book, bds, active & ~new, forced_acct=0 if m == forced else None)
+        _month_end(ev, book, grid, bds, active, cash_rate)
+    return ev.table()
+
+
+def _deposits(rng, ev, book, bds, active, new, initial, monthly) -> None:
+    """Initial deposit at inception, else the monthly one; those of a month that starts on
+    a Monday are dated on the Saturday before for a third of the accounts."""
+    idx = np.flatnonzero(active)
+    amount = np.where(new, initial, monthly)[idx]
+    saturday = ~new[idx] & (rng.random(len(idx)) < 1 / 3) & (bds[0] % 7 == 0)
+    day = np.where(saturday, bds[0] - 2, bds[0])
+    book.cash[idx] += amount
+    fee = np.where(new[idx], 0.0, np.nan)
+    ev.add(day, idx, "DEPOSIT", amount=amount, fee=fee)
+
+
+def _initial_buys(rng, ev, book, grid, bds, new) -> None:
+    """A new account spends 90 % of its first deposit evenly over its slots."""
+    idx = np.flatnonzero(new)
+    budget = book.cash[idx] * 0.9 / SLOTS
+    for slot in range(SLOTS):
+        day = _days(rng, bds, *_BUY_DAYS, len(idx))
+        _buy(ev, book, grid, idx, np.full(len(idx), slot), budget, day)
+
+
+def _buy(ev, book, grid, idx, slot, budget, day) -> None:
+    """q = floor((budget - fee) / price) (to 3 dp in fractional accounts); cost q p + fee."""
+    price = grid[day, book.sec[idx, slot]]
+    fee = _commission(budget)
+    qty = np.maximum(budget - fee, 0) / price
+    units = np.where(book.fractional[idx], np.floor(qty * 1000), np.floor(qty) * 1000)
+    units = units.astype(np.int64)
+    ok = (units > 0) & ~book.closed[idx, slot] & (budget >= 100)
+    idx, slot, day, units, price, fee = idx[ok], slot[ok], day[ok], units[ok], price[ok], fee[ok]
+    np.add.at(book.cash, idx, -(units / 1000 * price + fee))
+    np.add.at(book.units, (idx, slot), units)
+    ev.add(day, idx, "BUY", slot=slot, units=units, price=price, fee=fee)
+
+
+def _sells(rng, ev, book, grid, bds, eligible, forced_acct) -> None:
+    """A third of the accounts sell 20-60 % of one held position, 3 % of them all of it;
+    `forced_acct` sells all of its slot 1. Monday sells are dated Saturday 15 % of the time."""
+    n = len(book.cash)
+    held = book.units > 0
+    slot = np.argmax(rng.random(book.units.shape) * held, axis=1)
+    pick = eligible & (rng.random(n) < 1 / 3) & held[np.arange(n), slot]
+    full = rng.random(n) < 0.03
+    frac = rng.uniform(0.2, 0.6, n)
+    day = _days(rng, bds, *_SELL_DAYS, n)
+    saturday = (day % 7 == 0) & (rng.random(n) < 0.15)
+    day = np.where(saturday, day - 2, day)
+    if forced_acct is not None and book.units[forced_acct, 1] > 0:
+        pick[forced_acct], slot[forced_acct], full[forced_acct] = True, 1, True
+    idx = np.flatnonzero(pick)
+    slot, full, day = slot[idx], full[idx], day[idx]
+    have = book.units[idx, slot]
+    part = have * frac[idx]
+    part = np.where(book.fractional[idx], np.floor(part), np.floor(part / 1000) * 1000)
+    units = np.where(full, have, part).astype(np.int64)
+    ok = units > 0
+    idx, slot, day, units, full = idx[ok], slot[ok], day[ok], units[ok], full[ok]
+    price = grid[day, book.sec[idx, slot]]
+    value = units / 1000 * price
+    fee = _commission(value)
+    book.cash[idx] += value - fee
+    book.units[idx, slot] -= units
+    book.closed[idx[full], slot[full]] = True
+    ev.add(day, idx, "SELL", slot=slot, units=units, price=price, fee=fee)
+
+
+def _transfers(ev, book, grid, bds, portfolios) -> None:
+    """Half (whole units) of A1's first position moves to A2's last slot at that day's price."""
+    a1 = 2 * portfolios
+    units = (book.units[a1, 0] // 2000) * 1000
+    ok = units > 0
+    a1, units = a1[ok], units[ok]
+    a2 = a1 + 1
+    day = np.full(len(a1), bds[_TRANSFER_DAY])
+    price = grid[day, book.sec[a1, 0]]
+    book.units[a1, 0] -= units
+    book.units[a2, SLOTS - 1] += units
+    zero = np.zeros(len(a1))
+    ev.add(
+        day,
+        a1,
+        "TRANSFER_OUT",
+        slot=np.zeros(len(a1), np.int64),
+        units=units,
+        price=price,
+        fee=zero,
+    )
+    ev.add(
+        day, a2, "TRANSFER_IN", slot=np.full(len(a1), SLOTS - 1), units=units, price=price, fee=zero
+    )
+
+
+def _income(ev, book, grid, bds, income, month_number, active) -> None:
+    """Quarterly income on held positions: q * close * yield / 4, floored to cents."""
+    kind = {0: 1, 2: 2}.get(month_number % 3)
+    if kind is None:
+        return
+    sec = book.sec
+    pays = (income["kind"][sec] == kind) & (book.units > 0) & active[:, None]
+    idx, slot = np.nonzero(pays)
+    s = sec[idx, slot]
+    day = bds[income["day"][s]]
+    amount = _floor2(book.units[idx, slot] / 1000 * grid[day, s] * income["yield"][s] / 4)
+    ok = amount >= 0.01
+    idx, slot, day, amount = idx[ok], slot[ok], day[ok], amount[ok]
+    np.add.at(book.cash, idx, amount)
+    ev.add(day, idx, "DIVIDEND" if kind == 1 else "INTEREST", slot=slot, amount=amount)
+
+
+def _withdrawals(rng, ev, book, bds, eligible, forced_acct) -> None:
+    """4 % of accounts a month withdraw 10-50 % of their cash, in hundreds."""
+    n = len(book.cash)
+    pick = eligible & (rng.random(n) < 0.04)
+    amount = np.floor(book.cash * rng.uniform(0.1, 0.5, n) / 100) * 100
+    day = _days(rng, bds, *_WITHDRAWAL_DAYS, n)
+    if forced_acct is not None:
+        pick[forced_acct] = True
+    idx = np.flatnonzero(pick & (amount >= 100))
+    book.cash[idx] -= amount[idx]
+    ev.add(day[idx], idx, "WITHDRAWAL", amount=amount[idx])
+
+
+def _month_end(ev, book, grid, bds, active, cash_rate) -> None:
+    """Last business day: interest on cash (rate / 12), then the management fee,
+    0.75 % a year of market value, at most half the cash."""
+    day = bds[-1]
+    idx = np.flatnonzero(active)
+    interest = _floor2(book.cash[idx] * cash_rate[idx] / 12)
+    ok = interest >= 0.01
+    book.cash[idx[ok]] += interest[ok]
+    ev.add(day, idx[ok], "INTEREST", amount=interest[ok])
+    value = (book.units[idx] / 1000 * grid[day, book.sec[idx]]).sum(axis=1) + book.cash[idx]
+    fee = _floor2(np.minimum(value * 0.0075 / 12, book.cash[idx] * 0.5))
+    ok = fee >= 0.01
+    book.cash[idx[ok]] -= fee[ok]
+    ev.add(day, idx[ok], "FEE", amount=fee[ok])
+
+
+# --- rows and files -----------------------------------------------------------------------
+
+
+def _iso(cal: _Calendar, days: np.ndarray) -> np.ndarray:
+    return np.datetime_as_string(cal.origin + np.asarray(days, np.int64), unit="D")
+
+
+def _fixed(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Fixed-point text, empty for NaN."""
+    return np.array(
+        [f"{v:.{decimals}f}" if v == v else "" for v in np.asarray(values, float).tolist()],
+        dtype=str,
+    )
+
+
+def _quantity(units: np.ndarray) -> np.ndarray:
+    """Thousandths as a decimal without trailing zeros (``12``, ``12.5``); empty when < 0."""
+    return np.array(
+        [
+            ""
+            if u < 0
+            else str(u // 1000)
+            if u % 1000 == 0
+            else f"{u // 1000}.{u % 1000:03d}".rstrip("0")
+            for u in units.tolist()
+        ],
+        dtype=str,
+    )
+
+
+def _transaction_rows(
+    cal: _Calendar, ev: _Table, book: _Book, port: dict, sec_ids: list[str]
+) -> _Table:
+    """Events up to the as-of date in (date, generation) order, numbered T000001, ..."""
+    keep = ev["day"] <= cal.end
+    ev = {k: v[keep] for k, v in ev.items()}
+    order = np.lexsort((ev["slot"], ev["acct"], ev["batch"], ev["day"]))
+    ev = {k: v[order] for k, v in ev.items()}
+    n = len(order)
+    width = max(6, len(str(n)))
+    acct, slot = ev["acct"], ev["slot"]
+    portfolio = np.asarray(port["ids"])[acct // 2]
+    sec = np.where(slot >= 0, book.sec[acct, np.maximum(slot, 0)], -1)
+    return {
+        "transaction_id": np.array([f"T{i:0{width}d}" for i in range(1, n + 1)]),
+        "portfolio_id": portfolio,
+        "account_id": np.char.add(portfolio, np.where(acct % 2 == 0, "-A1", "-A2")),
+        "security_id": np.where(sec >= 0, np.asarray(sec_ids)[np.maximum(sec, 0)], ""),
+        "trade_date": _iso(cal, ev["day"]),
+        "type": np.asarray(TX_TYPES)[ev["type"]],
+        "quantity": _quantity(ev["units"]),
+        "price": _fixed(ev["price"], 4),
+        "amount": _fixed(ev["amount"], 2),
+        "fee": _fixed(ev["fee"], 2),
+        "currency": np.full(n, CURRENCY),
+    }
+
+
+def _slice(table: _Table, lo: int, hi: int) -> _Table:
+    return {k: v[lo:hi] for k, v in table.items()}
+
+
+def _split(
+    table: _Table, date_col: str, files_per_kind: int | None, monthly: bool
+) -> list[tuple[str, _Table]]:
+    """Date-ordered rows into ``YYYY/YYYY-MM.csv`` (monthly) or ``YYYY.csv`` files, or into
+    `files_per_kind` near-equal runs ``YYYY/part-NNN.csv`` (YYYY of a run's first row)."""
+    dates = table[date_col]
+    if files_per_kind is None:
+        keys = np.array([d[:7] if monthly else d[:4] for d in dates.tolist()])
+        cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        bounds = [0, *cuts.tolist(), len(dates)]
+        return [
+            (
+                f"{keys[lo][:4]}/{keys[lo]}.csv" if monthly else f"{keys[lo]}.csv",
+                _slice(table, lo, hi),
+            )
+            for lo, hi in _pairs(bounds)
+        ]
+    bounds = np.linspace(0, len(dates), files_per_kind + 1).round().astype(int).tolist()
+    return [
+        (f"{dates[lo][:4]}/part-{k + 1:03d}.csv", _slice(table, lo, hi))
+        for k, (lo, hi) in enumerate(_pairs(bounds))
+        if hi > lo
+    ]
+
+
+def _pairs(bounds: list[int]) -> list[tuple[int, int]]:
+    return list(itertools.pairwise(bounds))
+
+
+def _split_benchmarks(table: _Table, files_per_kind: int | None) -> list[tuple[str, _Table]]:
+    """One file per benchmark, or `files_per_kind` date-ordered runs."""
+    if files_per_kind is None:
+        ids = table["benchmark_id"]
+        return [(f"{b}.csv", {k: v[ids == b] for k, v in table.items()}) for b, *_ in BENCHMARKS]
+    order = np.argsort(table["date"], kind="stable")
+    return _split({k: v[order] for k, v in table.items()}, "date", files_per_kind, False)
+
+
+def _write(root: Path, tables: dict[str, list[tuple[str, _Table]]], fmt: str) -> None:
+    """Replace the kind folders' data files with `tables` as CSV, or Parquet via DuckDB."""
+    for kind in KINDS:
+        folder = root / kind
+        if folder.exists():
+            for old in sorted(folder.rglob("*")):
+                if old.suffix in (".csv", ".parquet") and old.is_file():
+                    old.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, files in tables.items():
+            for rel, table in files:
+                target = root / kind / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if fmt == "csv":
+                    _write_csv(target, kind, table)
+                else:
+                    staged = Path(tmp) / "staged.csv"
+                    _write_csv(staged, kind, table)
+                    _csv_to_parquet(staged, target.with_suffix(".parquet"), kind)
+
+
+def _write_csv(path: Path, kind: str, table: _Table) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS[kind])
+        writer.writerows(zip(*(table[c].tolist() for c in COLUMNS[kind]), strict=True))
+
+
+def _csv_to_parquet(source: Path, target: Path, kind: str) -> None:
+    """Typed copy: dates DATE, numbers DOUBLE, other columns VARCHAR, empty fields null."""
+    import duckdb
+
+    columns = ", ".join(f"'{c}': '{_SQL_TYPES.get(c, 'VARCHAR')}'" for c in COLUMNS[kind])
+    with duckdb.connect() as con:
+        con.execute("SET threads = 1")
+        con.execute(
+            f"COPY (SELECT * FROM read_csv('{source}', header = true, delim = ',', "
+            f"quote = '\"', columns = {{{columns}}})) TO '{target}' (FORMAT parquet)"
+        )
