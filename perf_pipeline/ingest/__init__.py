@@ -1,0 +1,6 @@
+"""Reading and validating the input files (data.md, "Input layout" and "Bad input")."""
+
+from perf_pipeline.ingest.reading import KINDS, RawFile
+from perf_pipeline.ingest.validate import ValidatedInputs, validate_inputs
+
+__all__ = ["KINDS", "RawFile", "ValidatedInputs", "validate_inputs"]
