@@ -1,0 +1,105 @@
+"""Input files read from the input root, validated, and split into accepted and rejected."""
+
+import datetime as dt
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetOut,
+    Backoff,
+    Jitter,
+    Output,
+    RetryPolicy,
+    multi_asset,
+)
+
+from perf_pipeline.assets.groups import INPUTS
+from perf_pipeline.assets.metadata import date_range, preview
+from perf_pipeline.ingest import KINDS, RawFile, ValidatedInputs, validate_inputs
+from perf_pipeline.resources.input_store import InputStore
+
+DESCRIPTIONS = {
+    "portfolios": "Validated portfolios, plus those inferred from transactions (inferred=true).",
+    "transactions": "Validated transactions, one per transaction_id, with their source file and "
+                    "line.",
+    "prices": "Validated security closes, one per security and date.",
+    "benchmarks": "Validated benchmark index levels, one per benchmark and date.",
+    "rejected_rows": "Every input row that broke a rule: the row as it came, its file, line, rule "
+                     "and column.",
+    "rejected_files": "Every input file that could not be read at all, with the reason.",
+    "input_files": "Every file read: rows read, accepted, rejected and duplicates.",
+}
+DATE_COLUMNS = {"transactions": "trade_date", "prices": "date", "benchmarks": "date"}
+RECONCILE = "rows_reconcile"
+
+
+def read_input_files(store: InputStore) -> list[RawFile]:
+    """Every file of every kind under the input root, as bytes."""
+    return [
+        RawFile(path=store.uri(obj), kind=kind, data=store.read(obj))
+        for kind in KINDS
+        for obj in store.list_files(kind)
+    ]
+
+
+@multi_asset(
+    outs={name: AssetOut(description=text, group_name=INPUTS)
+          for name, text in DESCRIPTIONS.items()},
+    check_specs=[AssetCheckSpec(
+        RECONCILE, asset="input_files", blocking=True,
+        description="For every file: rows read = rows accepted + rows rejected.",
+    )],
+    retry_policy=RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
+                             jitter=Jitter.PLUS_MINUS),
+)
+def inputs(context: AssetExecutionContext, input_store: InputStore):
+    """Read every input file and validate it (data.md); rejects are kept, never dropped."""
+    files = read_input_files(input_store)
+    result = validate_inputs(files, today=dt.datetime.now(dt.UTC).date())
+    for name in DESCRIPTIONS:
+        frame: pd.DataFrame = getattr(result, name)
+        meta: dict = {"rows": len(frame)}
+        if name in DATE_COLUMNS:
+            meta |= date_range(frame[DATE_COLUMNS[name]])
+        if name == "rejected_rows":
+            meta["by_rule"] = preview(
+                frame["rule"].value_counts().rename_axis("rule").reset_index(name="rows"))
+            meta["preview"] = preview(frame)
+        if name in ("rejected_files", "input_files"):
+            meta["preview"] = preview(frame)
+        yield Output(frame, output_name=name, metadata=meta)
+    yield check_input_files_reconcile(result)
+
+
+def check_input_files_reconcile(result: ValidatedInputs) -> AssetCheckResult:
+    """Recount each file's accepted and rejected rows from the output tables.
+
+    Accepted rows are counted where they landed (rows whose source_file is the file, plus the
+    identical re-deliveries collapsed into them); rejected rows in rejected_rows. Files
+    rejected whole read no rows.
+    """
+    files = result.input_files.set_index("file")
+    accepted = pd.Series(0, index=files.index, dtype="int64")
+    for kind in KINDS:
+        table: pd.DataFrame = getattr(result, kind)
+        if "source_file" in table.columns:
+            accepted = accepted.add(table["source_file"].value_counts(), fill_value=0)
+        else:
+            is_kind = files["kind"] == kind
+            accepted = accepted.add(files.loc[is_kind, "rows_accepted"], fill_value=0)
+    accepted = accepted.add(files["duplicates"], fill_value=0)
+    rejected = result.rejected_rows["file"].value_counts().reindex(files.index, fill_value=0)
+    counts = pd.DataFrame({
+        "file": files.index, "rows_read": files["rows_read"].to_numpy(),
+        "accepted": accepted.reindex(files.index, fill_value=0).to_numpy(dtype="int64"),
+        "rejected": rejected.to_numpy(dtype="int64"),
+    })
+    off = counts.loc[counts["rows_read"] != counts["accepted"] + counts["rejected"]]
+    return AssetCheckResult(
+        check_name=RECONCILE, asset_key="input_files", passed=off.empty,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"files": len(counts), "files_off": len(off), "offending_files": preview(off)},
+    )

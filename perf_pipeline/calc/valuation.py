@@ -1,0 +1,396 @@
+"""Positions and daily valuations of every security position, account and portfolio at once.
+
+Conventions (calculations.md, "Calendar, prices, entities" and "Flows"):
+
+- Business days are Monday to Friday; a transaction dated on a weekend applies on the next
+  business day (its *effective date*). Transactions after the as-of date are not valued.
+- Price of a security on day t: the last close dated on or before t (a weekend close counts
+  from its date); else the price of the last BUY or SELL of that security effective on or
+  before t (latest trade_date, then greatest transaction_id). ``price_age_days`` is the number
+  of calendar days from the date of that close or trade to t.
+- Market value: quantity x price for a security position; cash + its positions for an
+  account; the sum of its accounts for a portfolio. A position of quantity 0 is worth 0 even
+  without a price; a held position with no price at all is worth NaN (flagged by an asset
+  check, never silently 0).
+- Flows per entity follow the Flows table: FEE, DIVIDEND and INTEREST are internal to an
+  account. A transaction's ``fee`` applies to BUY and SELL only, as the table says.
+- Inception is the first business day on which the entity receives an inflow or has a
+  non-zero market value (the spec's "first inflow"; the second clause only matters for an
+  entity whose history starts without one, which would otherwise vanish). Rows run from
+  inception to the as-of date, also after the entity is emptied.
+- Daily returns use the chosen timing (default: inflows at the start of the day, outflows at
+  its end) with 0 as the value before inception, and the performance index starts at 1.
+
+Everything is computed on dates x entities matrices: one numpy pass over all entities, no
+loop per entity or per day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from perf_pipeline.calc.calendar import business_days, roll_to_business_day
+from perf_pipeline.calc.returns import daily_returns_array, performance_index
+from perf_pipeline.calc.segments import (
+    forward_fill_positions,
+    gather_rows,
+    scatter_add,
+    sum_columns_by_group,
+)
+
+ENTITY_COLUMNS = ["entity_type", "entity_id", "portfolio_id", "account_id", "security_id"]
+VALUATION_COLUMNS = [
+    "date",
+    *ENTITY_COLUMNS,
+    "market_value",
+    "inflow",
+    "outflow",
+    "daily_return",
+    "twr_index",
+    "price_age_days",
+]
+POSITION_COLUMNS = [
+    "portfolio_id",
+    "account_id",
+    "security_id",
+    "date",
+    "quantity_change",
+    "quantity",
+]
+QUANTITY_TYPES = ("BUY", "SELL", "TRANSFER_IN", "TRANSFER_OUT")
+TRADE_TYPES = ("BUY", "SELL")
+
+
+@dataclass(frozen=True)
+class ValuationPanel:
+    """Daily valuations as dates x entities matrices.
+
+    ``entities`` has one row per matrix column: entity_type, entity_id, portfolio_id,
+    account_id, security_id (None where not applicable) and inception (a date in ``dates``).
+    Cells before an entity's inception are 0 (values, flows), NaN (returns) and 1 (index).
+    """
+
+    dates: pd.DatetimeIndex
+    entities: pd.DataFrame
+    market_value: np.ndarray
+    inflow: np.ndarray
+    outflow: np.ndarray
+    daily_return: np.ndarray
+    twr_index: np.ndarray
+    price_age_days: np.ndarray
+
+    def to_frame(self) -> pd.DataFrame:
+        """The long daily_valuations table: one row per entity and business day from inception."""
+        inception_row = self.dates.searchsorted(self.entities["inception"].to_numpy())
+        alive = np.arange(len(self.dates))[:, None] >= inception_row[None, :]
+        col, row = np.nonzero(alive.T)
+        frame = self.entities.iloc[col][ENTITY_COLUMNS].reset_index(drop=True)
+        frame.insert(0, "date", self.dates[row])
+        for name in VALUATION_COLUMNS[6:]:
+            frame[name] = getattr(self, name)[row, col]
+        return frame
+
+
+def effective_transactions(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The transactions valued up to `as_of`, with their business-day ``effective_date``."""
+    effective = roll_to_business_day(pd.DatetimeIndex(transactions["trade_date"]))
+    tx = transactions.assign(effective_date=np.asarray(effective, dtype="datetime64[ns]"))
+    return tx.loc[tx["effective_date"] <= as_of].reset_index(drop=True)
+
+
+def transaction_effects(tx: pd.DataFrame) -> pd.DataFrame:
+    """Per transaction, its effect on cash, quantity and the flows of each entity level.
+
+    Columns: cash_change, quantity_change, account_in, account_out, security_in,
+    security_out (the Flows table of calculations.md, with fee on BUY and SELL only).
+    """
+    kind = tx["type"].to_numpy()
+    qty = tx["quantity"].fillna(0.0).to_numpy(dtype=float)
+    price = tx["price"].fillna(0.0).to_numpy(dtype=float)
+    amount = tx["amount"].fillna(0.0).to_numpy(dtype=float)
+    fee = tx["fee"].fillna(0.0).to_numpy(dtype=float)
+    gross = qty * price
+    names_security = tx["security_id"].notna().to_numpy()
+
+    def pick(cases: dict[str, np.ndarray]) -> np.ndarray:
+        return np.select([kind == name for name in cases], list(cases.values()), default=0.0)
+
+    return pd.DataFrame(
+        {
+            "cash_change": pick(
+                {
+                    "DEPOSIT": amount,
+                    "WITHDRAWAL": -amount,
+                    "BUY": -(gross + fee),
+                    "SELL": gross - fee,
+                    "DIVIDEND": amount,
+                    "INTEREST": amount,
+                    "FEE": -amount,
+                }
+            ),
+            "quantity_change": pick(
+                {
+                    "BUY": qty,
+                    "SELL": -qty,
+                    "TRANSFER_IN": qty,
+                    "TRANSFER_OUT": -qty,
+                }
+            ),
+            "account_in": pick({"DEPOSIT": amount, "TRANSFER_IN": gross}),
+            "account_out": pick({"WITHDRAWAL": amount, "TRANSFER_OUT": gross}),
+            "security_in": pick({"BUY": gross + fee, "TRANSFER_IN": gross}),
+            "security_out": pick(
+                {
+                    "SELL": gross - fee,
+                    "DIVIDEND": amount,
+                    "INTEREST": np.where(names_security, amount, 0.0),
+                    "TRANSFER_OUT": gross,
+                }
+            ),
+        },
+        index=tx.index,
+    )
+
+
+def positions(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Holdings as a change log: one row per account, security and effective date of a change.
+
+    Columns: portfolio_id, account_id, security_id (None for cash), date (effective),
+    quantity_change, quantity (held from that date until the next row of the same key).
+    Cash is the account's cash balance; a security's quantity is in units.
+    """
+    tx = effective_transactions(transactions, as_of)
+    effects = transaction_effects(tx)
+    keys = ["portfolio_id", "account_id", "security_id", "date"]
+    cash = pd.DataFrame(
+        {
+            "portfolio_id": tx["portfolio_id"],
+            "account_id": tx["account_id"],
+            "security_id": "",
+            "date": tx["effective_date"],
+            "quantity_change": effects["cash_change"],
+        }
+    )
+    held = tx["type"].isin(QUANTITY_TYPES).to_numpy()
+    units = pd.DataFrame(
+        {
+            "portfolio_id": tx["portfolio_id"],
+            "account_id": tx["account_id"],
+            "security_id": tx["security_id"],
+            "date": tx["effective_date"],
+            "quantity_change": effects["quantity_change"],
+        }
+    ).loc[held]
+    changes = (
+        pd.concat([cash, units], ignore_index=True)
+        .groupby(keys, sort=True, as_index=False)["quantity_change"]
+        .sum()
+    )
+    changes["quantity"] = changes.groupby(keys[:3], sort=False)["quantity_change"].cumsum()
+    changes["security_id"] = changes["security_id"].replace("", None)
+    return changes[POSITION_COLUMNS]
+
+
+def _price_matrix(
+    prices: pd.DataFrame, trades: pd.DataFrame, securities: pd.Index, dates: pd.DatetimeIndex
+) -> tuple[np.ndarray, np.ndarray]:
+    """(price, price_age_days) as (T, U) matrices for `securities` on `dates`.
+
+    The last close on or before each date, else the last BUY/SELL price; age in calendar days
+    from the source's own date. A close before the first date seeds the fill.
+    """
+    n_dates, n_sec = len(dates), len(securities)
+    day = dates.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+    def last_by_row(source: pd.DataFrame, value: str, order: list[str]) -> tuple:
+        src = source.loc[source["security_id"].isin(securities)]
+        src = src.loc[src["when"] <= dates[-1]].sort_values(order, kind="stable")
+        rows = np.asarray(dates.searchsorted(roll_to_business_day(pd.DatetimeIndex(src["when"]))))
+        cols = securities.get_indexer(src["security_id"])
+        last = ~pd.Series(rows * n_sec + cols).duplicated(keep="last").to_numpy()
+        rows, cols, src = rows[last], cols[last], src.loc[last]
+        value_m = np.full((n_dates, n_sec), np.nan)
+        day_m = np.zeros((n_dates, n_sec), dtype=np.int64)
+        value_m[rows, cols] = src[value].to_numpy(dtype=float)
+        day_m[rows, cols] = src["when"].to_numpy().astype("datetime64[D]").astype(np.int64)
+        filled = forward_fill_positions(~np.isnan(value_m))
+        return gather_rows(value_m, filled), gather_rows(day_m.astype(float), filled)
+
+    closes = prices.rename(columns={"date": "when"})
+    close, close_day = last_by_row(closes, "close", ["when"])
+    trade_rows = trades.rename(columns={"trade_date": "when"})
+    trade, trade_day = last_by_row(trade_rows, "price", ["when", "transaction_id"])
+    has_close = ~np.isnan(close)
+    price = np.where(has_close, close, trade)
+    source_day = np.where(has_close, close_day, trade_day)
+    return price, day[:, None] - source_day
+
+
+def value_entities(
+    transactions: pd.DataFrame,
+    prices: pd.DataFrame,
+    as_of: pd.Timestamp,
+    timing: str = "bod_in_eod_out",
+) -> ValuationPanel:
+    """Daily valuations of every security position, account and portfolio up to `as_of`.
+
+    `transactions` and `prices` are the validated tables (data.md); only transactions
+    effective on or before `as_of` are used. Returns an empty panel when nothing is valued.
+    """
+    as_of = pd.Timestamp(as_of)
+    tx = effective_transactions(transactions, as_of)
+    if tx.empty:
+        return _empty_panel()
+    effects = transaction_effects(tx)
+    dates = business_days(tx["effective_date"].min(), as_of)
+    n_dates = len(dates)
+    row = np.asarray(dates.searchsorted(tx["effective_date"]))
+
+    accounts = tx[["portfolio_id", "account_id"]].drop_duplicates("account_id")
+    accounts = accounts.sort_values(["portfolio_id", "account_id"]).reset_index(drop=True)
+    portfolio_ids = pd.Index(accounts["portfolio_id"].unique())
+    account_ids = pd.Index(accounts["account_id"])
+    acc_col = account_ids.get_indexer(tx["account_id"])
+
+    named = tx["security_id"].notna().to_numpy()
+    pos_keys = (
+        tx.loc[named, ["portfolio_id", "account_id", "security_id"]]
+        .drop_duplicates(["account_id", "security_id"])
+        .sort_values(["portfolio_id", "account_id", "security_id"])
+        .reset_index(drop=True)
+    )
+    pos_index = pd.MultiIndex.from_frame(pos_keys[["account_id", "security_id"]])
+    pos_col = pos_index.get_indexer(
+        pd.MultiIndex.from_frame(tx.loc[named, ["account_id", "security_id"]])
+    )
+    n_pos, n_acc = len(pos_keys), len(account_ids)
+
+    def at(rows: np.ndarray, cols: np.ndarray, values: pd.Series, width: int) -> np.ndarray:
+        return scatter_add(n_dates, width, rows, cols, values.to_numpy(dtype=float))
+
+    quantity = np.cumsum(at(row[named], pos_col, effects["quantity_change"][named], n_pos), axis=0)
+    securities = pd.Index(pos_keys["security_id"].unique())
+    trades = tx.loc[tx["type"].isin(TRADE_TYPES)]
+    price, age = _price_matrix(prices, trades, securities, dates)
+    sec_of_pos = securities.get_indexer(pos_keys["security_id"])
+    pos_price = price[:, sec_of_pos]
+    pos_mv = np.where(quantity == 0, 0.0, quantity * pos_price)
+    pos_age = np.where(np.isnan(pos_price), np.nan, age[:, sec_of_pos])
+
+    acc_of_pos = account_ids.get_indexer(pos_keys["account_id"])
+    cash = np.cumsum(at(row, acc_col, effects["cash_change"], n_acc), axis=0)
+    acc_mv = cash + sum_columns_by_group(pos_mv, acc_of_pos, n_acc)
+    acc_in = at(row, acc_col, effects["account_in"], n_acc)
+    acc_out = at(row, acc_col, effects["account_out"], n_acc)
+    port_of_acc = portfolio_ids.get_indexer(accounts["portfolio_id"])
+    n_port = len(portfolio_ids)
+
+    entities = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "entity_type": "portfolio",
+                    "entity_id": portfolio_ids,
+                    "portfolio_id": portfolio_ids,
+                    "account_id": None,
+                    "security_id": None,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "entity_type": "account",
+                    "entity_id": account_ids,
+                    "portfolio_id": accounts["portfolio_id"],
+                    "account_id": account_ids,
+                    "security_id": None,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "entity_type": "security",
+                    "entity_id": pos_keys["account_id"] + ":" + pos_keys["security_id"],
+                    "portfolio_id": pos_keys["portfolio_id"],
+                    "account_id": pos_keys["account_id"],
+                    "security_id": pos_keys["security_id"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    market_value = np.hstack([sum_columns_by_group(acc_mv, port_of_acc, n_port), acc_mv, pos_mv])
+    inflow = np.hstack(
+        [
+            sum_columns_by_group(acc_in, port_of_acc, n_port),
+            acc_in,
+            at(row[named], pos_col, effects["security_in"][named], n_pos),
+        ]
+    )
+    outflow = np.hstack(
+        [
+            sum_columns_by_group(acc_out, port_of_acc, n_port),
+            acc_out,
+            at(row[named], pos_col, effects["security_out"][named], n_pos),
+        ]
+    )
+    price_age = np.hstack([np.full((n_dates, n_port + n_acc), np.nan), pos_age])
+    return _finish_panel(dates, entities, market_value, inflow, outflow, price_age, timing)
+
+
+def _finish_panel(dates, entities, market_value, inflow, outflow, price_age, timing):
+    """Drop entities never invested, stamp inception, compute returns and the index."""
+    active = (inflow > 0) | (market_value != 0)
+    ever = active.any(axis=0)
+    inception_row = np.argmax(active, axis=0)[ever]
+    entities = entities.loc[ever].reset_index(drop=True)
+    entities["inception"] = dates[inception_row]
+    market_value, inflow, outflow = market_value[:, ever], inflow[:, ever], outflow[:, ever]
+    returns = daily_returns_array(market_value, inflow, outflow, timing=timing)
+    return ValuationPanel(
+        dates=dates,
+        entities=entities,
+        market_value=market_value,
+        inflow=inflow,
+        outflow=outflow,
+        daily_return=returns,
+        twr_index=performance_index(returns),
+        price_age_days=price_age[:, ever],
+    )
+
+
+def _empty_panel() -> ValuationPanel:
+    empty = np.zeros((0, 0))
+    entities = pd.DataFrame({name: pd.Series(dtype=object) for name in ENTITY_COLUMNS})
+    entities["inception"] = pd.Series(dtype="datetime64[ns]")
+    return ValuationPanel(pd.DatetimeIndex([]), entities, empty, empty, empty, empty, empty, empty)
+
+
+def panel_from_frame(frame: pd.DataFrame) -> ValuationPanel:
+    """Rebuild a ValuationPanel from a daily_valuations table (the inverse of to_frame)."""
+    if frame.empty:
+        return _empty_panel()
+    dates = business_days(frame["date"].min(), frame["date"].max())
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(frame[["entity_type", "entity_id"]]))
+    row = np.asarray(dates.searchsorted(frame["date"]))
+    entities = frame.groupby(codes, sort=True).head(1)[ENTITY_COLUMNS].reset_index(drop=True)
+    inception = frame["date"].groupby(codes, sort=True).min()
+    entities["inception"] = pd.DatetimeIndex(inception.to_numpy()).as_unit("ns")
+    shape = (len(dates), len(uniques))
+
+    def matrix(name: str, fill: float) -> np.ndarray:
+        out = np.full(shape, fill)
+        out[row, codes] = frame[name].to_numpy(dtype=float)
+        return out
+
+    return ValuationPanel(
+        dates=dates,
+        entities=entities,
+        market_value=matrix("market_value", 0.0),
+        inflow=matrix("inflow", 0.0),
+        outflow=matrix("outflow", 0.0),
+        daily_return=matrix("daily_return", np.nan),
+        twr_index=matrix("twr_index", 1.0),
+        price_age_days=matrix("price_age_days", np.nan),
+    )
