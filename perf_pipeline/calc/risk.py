@@ -75,31 +75,45 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def _annualized_growth(xz: np.ndarray, n: np.ndarray, periods_per_year: float) -> np.ndarray:
+def _annualized_growth(
+    xz: np.ndarray, n: np.ndarray, periods_per_year: float, scratch: np.ndarray
+) -> np.ndarray:
     """Row-wise prod(1 + x)^(P/n) - 1 for (N, T) returns with null days set to 0.
 
-    Computed as expm1(P/n * sum(log|1 + x|)): log1p keeps the digits of small daily returns
+    Computed as expm1(P/n * sum(log1p(x))): log1p keeps the digits of small daily returns
     that 1 + x would round away, the sum of logs cannot overflow or underflow over long
     periods where a raw product can, and expm1 keeps the digits of a result near 0. A
     return below -1 makes 1 + x negative: the product's sign is then the parity of such
-    days, and a negative product has no real (P/n)-th root, so the result is NaN.
+    days (those rows are redone with log|1 + x|), and a negative product has no real
+    (P/n)-th root, so the result is NaN. scratch: an (N, T) buffer that is overwritten.
     """
-    below = xz < -1.0
-    logs = np.log1p(np.where(below, -2.0 - xz, xz))  # log|1 + x| without rounding 1 + x
-    growth = np.expm1(logs.sum(axis=1) * (periods_per_year / n))
-    growth[below.sum(axis=1) % 2 == 1] = np.nan
+    log_sum = np.log1p(xz, out=scratch).sum(axis=1)
+    odd = np.isnan(log_sum)  # only a return below -1 makes log1p NaN here
+    if odd.any():
+        bad = xz[odd]
+        below = bad < -1.0
+        log_sum[odd] = np.log1p(np.where(below, -2.0 - bad, bad)).sum(axis=1)
+        odd[odd] = below.sum(axis=1) % 2 == 1
+    growth = np.expm1(log_sum * (periods_per_year / n))
+    growth[odd] = np.nan
     return growth
 
 
-def _centred(x: np.ndarray, valid: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """x minus its row mean on valid days, 0 elsewhere (the first pass of a two-pass moment).
+def _centre(xz: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """xz minus its row mean on valid days, 0 on null days, into out (first pass of two).
 
     Second moments are sums of products of these centred values, never E[x^2] - E[x]^2,
     which loses every digit when the mean is large against the spread (daily returns of a
-    steady fund) and can even come out negative.
+    steady fund) and can even come out negative. xz must be 0 on null days.
     """
-    mean = np.where(valid, x, 0.0).sum(axis=1) / n
-    return np.where(valid, x - mean[:, None], 0.0)
+    np.subtract(xz, (xz.sum(axis=1) / n)[:, None], out=out)
+    np.copyto(out, 0.0, where=invalid)
+    return out
+
+
+def _sum_squares(x: np.ndarray) -> np.ndarray:
+    """Row-wise sum of x^2 without a temporary (all terms >= 0: no cancellation)."""
+    return np.einsum("ij,ij->i", x, x)
 
 
 def _index_rows(xz: np.ndarray) -> np.ndarray:
@@ -120,6 +134,18 @@ def _drawdown(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     relative = np.full(index.shape, np.nan)
     np.divide(index, peak, out=relative, where=peak > 0)
     return 1.0 - relative, peak
+
+
+def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """Row-wise max drawdown of the index linked from xz (null days 0), base I_0 = 1 included.
+
+    The same figure as _drawdown(_index_rows(xz)).max(axis=1) without the (N, T + 1) copies:
+    the base enters as a floor of 1 under the running peak, and 1 - min(I / peak) is the
+    largest drawdown (0 at the base). level and peak are (N, T) buffers, overwritten.
+    """
+    np.cumprod(np.add(xz, 1.0, out=level), axis=1, out=level)
+    np.maximum(np.maximum.accumulate(level, axis=1, out=peak), 1.0, out=peak)
+    return 1.0 - np.minimum(np.divide(level, peak, out=level).min(axis=1), 1.0)
 
 
 def _drawdown_positions(
@@ -155,31 +181,36 @@ def _drawdown_positions(
     )
 
 
-def _quantile_rows(x: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Linear-interpolation quantile of each row's n non-NaN values, and the sorted rows.
+def _quantile_rows(
+    x: np.ndarray, invalid: np.ndarray, n: np.ndarray, level: float, out: np.ndarray
+) -> np.ndarray:
+    """Linear-interpolation quantile of each row's n valid values; out gets the rows partitioned.
 
     Same arithmetic as np.quantile(method="linear"): virtual position h = (n - 1) * level,
     k = floor(h), g = h - k, and the lerp a + (b - a) g, taken from b's side when g >= 0.5
-    so that it never overshoots b. np.nanquantile loops in Python over rows; here every row
-    is sorted at once (NaN sorts last, so a row's valid values are its first n) and read at
-    its own positions.
+    so that it never overshoots b. np.nanquantile loops over rows and a full sort is
+    O(T log T); here null days become +inf (they order last), every row is partitioned
+    once at the largest position any row needs, and only that short left block is sorted.
     """
-    s = np.sort(x, axis=1)
     rows = np.arange(x.shape[0])
     h = (np.maximum(n, 1) - 1) * level
     k = np.floor(h).astype(np.intp)
     g = h - k
-    a = s[rows, k]
-    b = s[rows, np.minimum(k + 1, np.maximum(n - 1, 0))]
+    k_next = np.minimum(k + 1, np.maximum(n - 1, 0))
+    last = int(k_next.max())
+    np.copyto(out, x)
+    np.copyto(out, np.inf, where=invalid)
+    out.partition(last, axis=1)
+    low = np.sort(out[:, : last + 1], axis=1)
+    a, b = low[rows, k], low[rows, k_next]
     diff = b - a
-    q = np.where(g >= 0.5, b - diff * (1.0 - g), a + diff * g)
-    return q, s
+    return np.where(g >= 0.5, b - diff * (1.0 - g), a + diff * g)
 
 
 def _validate(
     r: np.ndarray, m: np.ndarray | None, risk_free_rate: float, periods_per_year: float, ddof: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check the arguments; return r as (N, T) and m as None or (N, T) (a broadcast view)."""
+    """Check the arguments; return r as a new (N, T) array, m as None or an (N, T) view."""
     r = np.asarray(r, dtype=float)
     if r.ndim != 2:
         raise ValueError(f"r must have shape (T, N); got {r.shape}")
@@ -189,7 +220,7 @@ def _validate(
         raise ValueError(f"risk_free_rate must be a finite rate above -1; got {risk_free_rate!r}")
     if int(ddof) != ddof or ddof < 0:
         raise ValueError(f"ddof must be a non-negative integer; got {ddof!r}")
-    x = np.ascontiguousarray(r.T)
+    x = np.array(r.T, order="C")  # a copy the kernel may overwrite
     if m is None:
         return x, None
     m = np.asarray(m, dtype=float)
@@ -226,22 +257,26 @@ def risk_metrics_array(
     sqrt_p = np.sqrt(p)
 
     with np.errstate(all="ignore"):
-        valid = ~np.isnan(x)
-        n = valid.sum(axis=1)
+        invalid = np.isnan(x)
+        n = n_days - np.count_nonzero(invalid, axis=1)
         dof = (n - ddof).astype(float)
         dof[dof < 1] = np.nan
-        xz = np.where(valid, x, 0.0)
+        scratch, spare = np.empty_like(x), np.empty_like(x)
 
-        ann = _annualized_growth(xz, n, p)
-        dev = _centred(x, valid, n)
-        var = (dev * dev).sum(axis=1) / dof
+        q = _quantile_rows(x, invalid, n, _VAR_LEVEL, out=scratch)
+        tail = scratch <= q[:, None]  # null days hold +inf there and never count
+        cvar = -np.add.reduce(scratch, axis=1, where=tail) / np.count_nonzero(tail, axis=1)
+
+        xz = x  # from here on the returns with null days set to 0
+        np.copyto(xz, 0.0, where=invalid)
+        ann = _annualized_growth(xz, n, p, scratch)
+        mdd = _max_drawdown_of_returns(xz, scratch, spare)
+        shortfall = np.minimum(np.subtract(xz, rf_d, out=scratch), 0.0, out=scratch)
+        np.copyto(shortfall, 0.0, where=invalid)
+        downside = np.sqrt(_sum_squares(shortfall) / n) * sqrt_p
+        dev = _centre(xz, invalid, n, out=scratch)
+        var = _sum_squares(dev) / dof
         vol = np.sqrt(var) * sqrt_p
-        shortfall = np.where(valid, np.minimum(x - rf_d, 0.0), 0.0)
-        downside = np.sqrt((shortfall * shortfall).sum(axis=1) / n) * sqrt_p
-        mdd = _drawdown(_index_rows(xz))[0].max(axis=1)
-        q, s = _quantile_rows(x, n, _VAR_LEVEL)
-        tail = s <= q[:, None]  # NaN compares False, so only valid values count
-        cvar = -np.where(tail, s, 0.0).sum(axis=1) / tail.sum(axis=1)
 
         out.update(
             annualized_return=ann,
@@ -256,18 +291,23 @@ def risk_metrics_array(
         )
 
         if bench is not None:
-            bench_ok = ~np.any(valid & np.isnan(bench), axis=1)
-            both = valid & ~np.isnan(bench)
-            bz = np.where(both, bench, 0.0)
-            ann_b = _annualized_growth(bz, n, p)
-            dev_b = _centred(bz, valid, n)
-            var_b = (dev_b * dev_b).sum(axis=1) / dof
-            cov = (dev * dev_b).sum(axis=1) / dof
+            bench_missing = np.isnan(bench)
+            bench_ok = ~np.any(bench_missing & ~invalid, axis=1)
+            bz = spare
+            np.copyto(bz, bench)
+            np.copyto(bz, 0.0, where=invalid | bench_missing)
+            products = np.empty_like(xz)
+            ann_b = _annualized_growth(bz, n, p, products)
+            dev_b = _centre(bz, invalid, n, out=bz)
+            var_b = _sum_squares(dev_b) / dof
+            # Mixed signs: summed pairwise from the products, not accumulated in one go.
+            cov = np.multiply(dev, dev_b, out=products).sum(axis=1) / dof
             beta = _ratio(cov, var_b)
-            # Tracking error from the centred differences themselves: var(r) + var(m) -
-            # 2 cov(r, m) cancels catastrophically when r tracks m closely.
-            dev_a = _centred(xz - bz, valid, n)
-            te = np.sqrt((dev_a * dev_a).sum(axis=1) / dof) * sqrt_p
+            # Tracking error from the centred differences themselves (the mean of r - m is
+            # the difference of the means): var(r) + var(m) - 2 cov(r, m) would cancel
+            # catastrophically when r tracks m closely.
+            dev_a = np.subtract(dev, dev_b, out=dev)
+            te = np.sqrt(_sum_squares(dev_a) / dof) * sqrt_p
             # Rounding can push |correlation| a hair past 1; clip to its true range.
             corr = np.clip(_ratio(cov, np.sqrt(var * var_b)), -1.0, 1.0)
             bench_figures = {
