@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
 KINDS = ("portfolios", "transactions", "prices", "benchmarks")
@@ -101,7 +102,9 @@ _INCOME_DAYS = (11, 13)
 _WITHDRAWAL_DAYS = (14, 16)
 
 
-_Table = dict[str, np.ndarray]  # column name -> text values, in COLUMNS order
+# column name -> values: ids as text, dates as datetime64[D], quantities as int thousandths
+# (-1 for null), other numbers as float (NaN for null); turned into text file by file.
+_Table = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -292,7 +295,7 @@ def _benchmark_rows(rng: np.random.Generator, cal: _Calendar) -> _Table:
     """Index levels on business days up to the as-of date, a few (not the first) missing;
     same geometric random walk as the securities."""
     days = cal.busdays[cal.busdays <= cal.end]
-    dates = _iso(cal, days)
+    dates = cal.origin + days
     parts = []
     for bench_id, level, mu, sigma in BENCHMARKS:
         steps = (mu - sigma**2 / 2) / 252 + sigma / np.sqrt(252) * rng.standard_normal(len(days))
@@ -300,7 +303,7 @@ def _benchmark_rows(rng: np.random.Generator, cal: _Calendar) -> _Table:
         closes = np.round(level * np.exp(np.cumsum(steps)), 4)
         keep = rng.random(len(days)) >= 0.005
         keep[0] = True
-        parts.append((np.full(keep.sum(), bench_id), dates[keep], _fixed(closes[keep], 4)))
+        parts.append((np.full(keep.sum(), bench_id), dates[keep], closes[keep]))
     return {
         col: np.concatenate([p[i] for p in parts]) for i, col in enumerate(COLUMNS["benchmarks"])
     }
@@ -321,8 +324,8 @@ def _price_rows(
     order = np.lexsort((sec, day))
     return {
         "security_id": np.asarray(sec_ids)[sec[order]],
-        "date": _iso(cal, day[order]),
-        "close": _fixed(close[order], 4),
+        "date": cal.origin + day[order],
+        "close": close[order],
         "currency": np.full(len(order), CURRENCY),
     }
 
@@ -578,31 +581,40 @@ def _month_end(ev, book, grid, bds, active, cash_rate) -> None:
 # --- rows and files -----------------------------------------------------------------------
 
 
-def _iso(cal: _Calendar, days: np.ndarray) -> np.ndarray:
-    return np.datetime_as_string(cal.origin + np.asarray(days, np.int64), unit="D")
+def _fixed(decimals: int):
+    """Formatter to `decimals` places, empty for NaN."""
+
+    def text(values: np.ndarray) -> list[str]:
+        return [f"{v:.{decimals}f}" if v == v else "" for v in values.tolist()]
+
+    return text
 
 
-def _fixed(values: np.ndarray, decimals: int) -> np.ndarray:
-    """Fixed-point text, empty for NaN."""
-    return np.array(
-        [f"{v:.{decimals}f}" if v == v else "" for v in np.asarray(values, float).tolist()],
-        dtype=str,
-    )
+def _iso(values: np.ndarray) -> list[str]:
+    return np.datetime_as_string(values, unit="D").tolist()
 
 
-def _quantity(units: np.ndarray) -> np.ndarray:
+def _quantity(units: np.ndarray) -> list[str]:
     """Thousandths as a decimal without trailing zeros (``12``, ``12.5``); empty when < 0."""
-    return np.array(
-        [
-            ""
-            if u < 0
-            else str(u // 1000)
-            if u % 1000 == 0
-            else f"{u // 1000}.{u % 1000:03d}".rstrip("0")
-            for u in units.tolist()
-        ],
-        dtype=str,
-    )
+
+    def text(u: int) -> str:
+        if u < 0:
+            return ""
+        whole, part = divmod(u, 1000)
+        return f"{whole}.{part:03d}".rstrip("0") if part else str(whole)
+
+    return [text(u) for u in units.tolist()]
+
+
+_TEXT = {
+    "trade_date": _iso,
+    "date": _iso,
+    "quantity": _quantity,
+    "price": _fixed(4),
+    "close": _fixed(4),
+    "amount": _fixed(2),
+    "fee": _fixed(2),
+}
 
 
 def _transaction_rows(
@@ -619,16 +631,16 @@ def _transaction_rows(
     portfolio = np.asarray(port["ids"])[acct // 2]
     sec = np.where(slot >= 0, book.sec[acct, np.maximum(slot, 0)], -1)
     return {
-        "transaction_id": np.array([f"T{i:0{width}d}" for i in range(1, n + 1)]),
+        "transaction_id": np.char.add("T", np.char.zfill(np.arange(1, n + 1).astype(str), width)),
         "portfolio_id": portfolio,
         "account_id": np.char.add(portfolio, np.where(acct % 2 == 0, "-A1", "-A2")),
         "security_id": np.where(sec >= 0, np.asarray(sec_ids)[np.maximum(sec, 0)], ""),
-        "trade_date": _iso(cal, ev["day"]),
+        "trade_date": cal.origin + ev["day"],
         "type": np.asarray(TX_TYPES)[ev["type"]],
-        "quantity": _quantity(ev["units"]),
-        "price": _fixed(ev["price"], 4),
-        "amount": _fixed(ev["amount"], 2),
-        "fee": _fixed(ev["fee"], 2),
+        "quantity": ev["units"],
+        "price": ev["price"],
+        "amount": ev["amount"],
+        "fee": ev["fee"],
         "currency": np.full(n, CURRENCY),
     }
 
@@ -644,19 +656,19 @@ def _split(
     `files_per_kind` near-equal runs ``YYYY/part-NNN.csv`` (YYYY of a run's first row)."""
     dates = table[date_col]
     if files_per_kind is None:
-        keys = np.array([d[:7] if monthly else d[:4] for d in dates.tolist()])
+        keys = dates.astype("datetime64[M]" if monthly else "datetime64[Y]")
         cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
         bounds = [0, *cuts.tolist(), len(dates)]
         return [
             (
-                f"{keys[lo][:4]}/{keys[lo]}.csv" if monthly else f"{keys[lo]}.csv",
+                f"{str(keys[lo])[:4]}/{keys[lo]}.csv" if monthly else f"{keys[lo]}.csv",
                 _slice(table, lo, hi),
             )
             for lo, hi in _pairs(bounds)
         ]
     bounds = np.linspace(0, len(dates), files_per_kind + 1).round().astype(int).tolist()
     return [
-        (f"{dates[lo][:4]}/part-{k + 1:03d}.csv", _slice(table, lo, hi))
+        (f"{str(dates[lo])[:4]}/part-{k + 1:03d}.csv", _slice(table, lo, hi))
         for k, (lo, hi) in enumerate(_pairs(bounds))
         if hi > lo
     ]
@@ -683,7 +695,9 @@ def _write(root: Path, tables: dict[str, list[tuple[str, _Table]]], fmt: str) ->
             for old in sorted(folder.rglob("*")):
                 if old.suffix in (".csv", ".parquet") and old.is_file():
                     old.unlink()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
+        con.execute("SET threads = 1")
+        staged = Path(tmp) / "staged.csv"
         for kind, files in tables.items():
             for rel, table in files:
                 target = root / kind / rel
@@ -691,26 +705,26 @@ def _write(root: Path, tables: dict[str, list[tuple[str, _Table]]], fmt: str) ->
                 if fmt == "csv":
                     _write_csv(target, kind, table)
                 else:
-                    staged = Path(tmp) / "staged.csv"
                     _write_csv(staged, kind, table)
-                    _csv_to_parquet(staged, target.with_suffix(".parquet"), kind)
+                    _csv_to_parquet(con, staged, target.with_suffix(".parquet"), kind)
 
 
 def _write_csv(path: Path, kind: str, table: _Table) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(COLUMNS[kind])
-        writer.writerows(zip(*(table[c].tolist() for c in COLUMNS[kind]), strict=True))
+        columns = (_TEXT.get(c, np.ndarray.tolist)(table[c]) for c in COLUMNS[kind])
+        writer.writerows(zip(*columns, strict=True))
 
 
-def _csv_to_parquet(source: Path, target: Path, kind: str) -> None:
+def _csv_to_parquet(con: duckdb.DuckDBPyConnection, source: Path, target: Path, kind: str) -> None:
     """Typed copy: dates DATE, numbers DOUBLE, other columns VARCHAR, empty fields null."""
-    import duckdb
+
+    def quoted(path: Path) -> str:
+        return "'" + str(path).replace("'", "''") + "'"
 
     columns = ", ".join(f"'{c}': '{_SQL_TYPES.get(c, 'VARCHAR')}'" for c in COLUMNS[kind])
-    with duckdb.connect() as con:
-        con.execute("SET threads = 1")
-        con.execute(
-            f"COPY (SELECT * FROM read_csv('{source}', header = true, delim = ',', "
-            f"quote = '\"', columns = {{{columns}}})) TO '{target}' (FORMAT parquet)"
-        )
+    con.execute(
+        f"COPY (SELECT * FROM read_csv({quoted(source)}, header = true, delim = ',', "
+        f"quote = '\"', columns = {{{columns}}})) TO {quoted(target)} (FORMAT parquet)"
+    )

@@ -144,6 +144,9 @@ def test_parquet_has_the_same_rows_typed(tmp_path: Path) -> None:
         float(sum(Decimal(r["amount"]) for r in csv_rows if r["type"] == "DEPOSIT"))
     )
     assert null_fees == sum(r["fee"] == "" for r in csv_rows)
+    ports = f"read_parquet('{tmp_path / 'pq' / 'portfolios'}/*.parquet')"
+    no_bench = con.execute(f"SELECT count(*) FROM {ports} WHERE benchmark_id IS NULL").fetchone()
+    assert no_bench == (1,)
 
 
 def test_every_transaction_type_appears(data) -> None:
