@@ -450,3 +450,14 @@ def test_adding_nan_days_changes_nothing(data, inserts):
     # ratio whose numerator is itself a rounding residue (r a permutation of m gives
     # ann - ann_bench ~ 1e-16) moves by up to ~1e-12 in absolute terms.
     np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_kernel_drawdown_matches_drawdowns_many(seed):
+    # Two code paths (in-place kernel, positions for the date table): one figure.
+    frame, _ = _random_frame(seed)
+    np.testing.assert_allclose(
+        risk_metrics_many(frame)["max_drawdown"],
+        drawdowns_many(frame)["max_drawdown"],
+        rtol=1e-14,
+    )
