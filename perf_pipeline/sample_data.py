@@ -40,6 +40,7 @@ from __future__ import annotations
 import csv
 import itertools
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -136,16 +137,26 @@ class _Events:
     batches: int = 0
 
     def add(
-        self, day, acct, tx_type, *, slot=None, units=None, price=None, amount=None, fee=None
+        self,
+        day: np.ndarray | int,
+        acct: np.ndarray,
+        tx_type: str,
+        *,
+        slot: np.ndarray | None = None,
+        units: np.ndarray | None = None,
+        price: np.ndarray | None = None,
+        amount: np.ndarray | None = None,
+        fee: np.ndarray | None = None,
     ) -> None:
+        """Append one batch of same-type events; omitted columns are null."""
         n = len(acct)
         if n == 0:
             return
 
-        def col(values, fill, dtype):
+        def col(values: np.ndarray | None, fill: float, dtype: type) -> np.ndarray:
             return np.full(n, fill, dtype) if values is None else np.asarray(values, dtype)
 
-        self.cols["day"].append(col(day, 0, np.int64) if np.ndim(day) else np.full(n, day))
+        self.cols["day"].append(np.broadcast_to(np.asarray(day, np.int64), (n,)).copy())
         self.cols["batch"].append(np.full(n, self.batches, np.int64))
         self.cols["acct"].append(np.asarray(acct, np.int64))
         self.cols["slot"].append(col(slot, -1, np.int64))
@@ -440,7 +451,16 @@ def _simulate(
     return ev.table()
 
 
-def _deposits(rng, ev, book, bds, active, new, initial, monthly) -> None:
+def _deposits(
+    rng: np.random.Generator,
+    ev: _Events,
+    book: _Book,
+    bds: np.ndarray,
+    active: np.ndarray,
+    new: np.ndarray,
+    initial: np.ndarray,
+    monthly: np.ndarray,
+) -> None:
     """Initial deposit at inception, else the monthly one; those of a month that starts on
     a Monday are dated on the Saturday before for a third of the accounts."""
     idx = np.flatnonzero(active)
@@ -452,7 +472,14 @@ def _deposits(rng, ev, book, bds, active, new, initial, monthly) -> None:
     ev.add(day, idx, "DEPOSIT", amount=amount, fee=fee)
 
 
-def _initial_buys(rng, ev, book, grid, bds, new) -> None:
+def _initial_buys(
+    rng: np.random.Generator,
+    ev: _Events,
+    book: _Book,
+    grid: np.ndarray,
+    bds: np.ndarray,
+    new: np.ndarray,
+) -> None:
     """A new account spends 90 % of its first deposit evenly over its slots."""
     idx = np.flatnonzero(new)
     budget = book.cash[idx] * 0.9 / SLOTS
@@ -461,7 +488,15 @@ def _initial_buys(rng, ev, book, grid, bds, new) -> None:
         _buy(ev, book, grid, idx, np.full(len(idx), slot), budget, day)
 
 
-def _buy(ev, book, grid, idx, slot, budget, day) -> None:
+def _buy(
+    ev: _Events,
+    book: _Book,
+    grid: np.ndarray,
+    idx: np.ndarray,
+    slot: np.ndarray,
+    budget: np.ndarray,
+    day: np.ndarray,
+) -> None:
     """q = floor((budget - fee) / price) (to 3 dp in fractional accounts); cost q p + fee."""
     price = grid[day, book.sec[idx, slot]]
     fee = _commission(budget)
@@ -475,7 +510,15 @@ def _buy(ev, book, grid, idx, slot, budget, day) -> None:
     ev.add(day, idx, "BUY", slot=slot, units=units, price=price, fee=fee)
 
 
-def _sells(rng, ev, book, grid, bds, eligible, forced_acct) -> None:
+def _sells(
+    rng: np.random.Generator,
+    ev: _Events,
+    book: _Book,
+    grid: np.ndarray,
+    bds: np.ndarray,
+    eligible: np.ndarray,
+    forced_acct: int | None,
+) -> None:
     """A third of the accounts sell 20-60 % of one held position, 3 % of them all of it;
     `forced_acct` sells all of its slot 1. Monday sells are dated Saturday 15 % of the time."""
     n = len(book.cash)
@@ -506,7 +549,9 @@ def _sells(rng, ev, book, grid, bds, eligible, forced_acct) -> None:
     ev.add(day, idx, "SELL", slot=slot, units=units, price=price, fee=fee)
 
 
-def _transfers(ev, book, grid, bds, portfolios) -> None:
+def _transfers(
+    ev: _Events, book: _Book, grid: np.ndarray, bds: np.ndarray, portfolios: np.ndarray
+) -> None:
     """Half (whole units) of A1's first position moves to A2's last slot at that day's price."""
     a1 = 2 * portfolios
     units = (book.units[a1, 0] // 2000) * 1000
@@ -532,7 +577,15 @@ def _transfers(ev, book, grid, bds, portfolios) -> None:
     )
 
 
-def _income(ev, book, grid, bds, income, month_number, active) -> None:
+def _income(
+    ev: _Events,
+    book: _Book,
+    grid: np.ndarray,
+    bds: np.ndarray,
+    income: dict[str, np.ndarray],
+    month_number: int,
+    active: np.ndarray,
+) -> None:
     """Quarterly income on held positions: q * close * yield / 4, floored to cents."""
     kind = {0: 1, 2: 2}.get(month_number % 3)
     if kind is None:
@@ -549,7 +602,14 @@ def _income(ev, book, grid, bds, income, month_number, active) -> None:
     ev.add(day, idx, "DIVIDEND" if kind == 1 else "INTEREST", slot=slot, amount=amount)
 
 
-def _withdrawals(rng, ev, book, bds, eligible, forced_acct) -> None:
+def _withdrawals(
+    rng: np.random.Generator,
+    ev: _Events,
+    book: _Book,
+    bds: np.ndarray,
+    eligible: np.ndarray,
+    forced_acct: int | None,
+) -> None:
     """4 % of accounts a month withdraw 10-50 % of their cash, in hundreds."""
     n = len(book.cash)
     pick = eligible & (rng.random(n) < 0.04)
@@ -562,7 +622,14 @@ def _withdrawals(rng, ev, book, bds, eligible, forced_acct) -> None:
     ev.add(day[idx], idx, "WITHDRAWAL", amount=amount[idx])
 
 
-def _month_end(ev, book, grid, bds, active, cash_rate) -> None:
+def _month_end(
+    ev: _Events,
+    book: _Book,
+    grid: np.ndarray,
+    bds: np.ndarray,
+    active: np.ndarray,
+    cash_rate: np.ndarray,
+) -> None:
     """Last business day: interest on cash (rate / 12), then the management fee,
     0.75 % a year of market value, at most half the cash."""
     day = bds[-1]
@@ -581,7 +648,7 @@ def _month_end(ev, book, grid, bds, active, cash_rate) -> None:
 # --- rows and files -----------------------------------------------------------------------
 
 
-def _fixed(decimals: int):
+def _fixed(decimals: int) -> Callable[[np.ndarray], list[str]]:
     """Formatter to `decimals` places, empty for NaN."""
 
     def text(values: np.ndarray) -> list[str]:
