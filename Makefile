@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+DEMO_INPUT := data/input
+DEMO_STORE := data/perf.duckdb
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install test lint demo dev bench clean
+.PHONY: install test lint demo dev bench lambda-zip clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +25,23 @@ lint: install
 test: install lint
 	$(BIN)/pytest
 
+$(DAGSTER_HOME):
+	mkdir -p $(DAGSTER_HOME)
+
+demo: install | $(DAGSTER_HOME)
+	rm -rf $(DEMO_INPUT)
+	$(BIN)/perf-pipeline generate --out $(DEMO_INPUT)
+	$(BIN)/perf-pipeline run --input $(DEMO_INPUT) --store $(DEMO_STORE) --target local
+
+dev: install | $(DAGSTER_HOME)
+	PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} \
+		$(BIN)/dagster dev -w workspace.yaml
+
+bench: install
+	$(BIN)/python bench/calc.py
+
+lambda-zip: install
+	$(BIN)/python scripts/build_lambda_zip.py
+
 clean:
-	rm -rf $(VENV) data/perf.duckdb build *.egg-info
+	rm -rf $(VENV) data .dagster_home build dist *.egg-info
