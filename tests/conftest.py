@@ -67,3 +67,34 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
     yield moto_endpoint
+
+
+class _RawBody:
+    """The bit of urllib3's response that botocore's AWSResponse reads."""
+
+    def __init__(self, body: bytes):
+        self._body = body
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield self._body
+
+
+@pytest.fixture
+def aws_error_response():
+    """Factory for a canned AWS JSON-protocol error, for faults the emulator cannot produce.
+
+    ``aws_error_response(request, status, error_type, **fields)`` returns a botocore
+    ``AWSResponse``; return it from a ``before-send.<service>.<Operation>`` event handler to
+    answer that request without sending it. ``fields`` become members of the error body
+    (e.g. ``RejectedRecords=[...]``), parsed by botocore as the modeled exception would be.
+    """
+    import json
+
+    from botocore.awsrequest import AWSResponse
+
+    def build(request, status: int, error_type: str, **fields: object) -> AWSResponse:
+        body = json.dumps({"__type": error_type, "message": f"injected {error_type}", **fields})
+        headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected"}
+        return AWSResponse(request.url, status, headers, _RawBody(body.encode()))
+
+    return build

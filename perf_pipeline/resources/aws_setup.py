@@ -73,7 +73,8 @@ def _gsi(name: str, partition: str) -> dict[str, Any]:
     }
 
 
-def _ensure_table(dynamodb: Any, table: str) -> str:
+def ensure_metrics_table(dynamodb: Any, table: str) -> str:
+    """Create (or check) the performance_metrics table with its GSIs; returns its ARN."""
     key_schema = [
         {"AttributeName": "id", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
@@ -117,7 +118,8 @@ def _ensure_table(dynamodb: Any, table: str) -> str:
     return str(description["TableArn"])
 
 
-def _ensure_timestream(timestream: Any, database: str, table: str) -> tuple[str, str]:
+def ensure_timestream_table(timestream: Any, database: str, table: str) -> tuple[str, str]:
+    """Create (or update) the Timestream database and table; returns their ARNs."""
     try:
         database_arn = timestream.create_database(DatabaseName=database)["Database"]["Arn"]
     except ClientError as exc:
@@ -177,13 +179,13 @@ def create_dev_resources(
     dynamodb = DynamoDBResource(**settings).get_client()
     timestream = TimestreamWriteResource(**settings).get_client()
     sqs = SQSResource(**settings).get_client()
-    database_arn, timestream_table_arn = _ensure_timestream(
+    database_arn, timestream_table_arn = ensure_timestream_table(
         timestream, timestream_database, timestream_table
     )
     return {
         "bucket": _ensure_bucket(s3, bucket, region),
         "table": table,
-        "table_arn": _ensure_table(dynamodb, table),
+        "table_arn": ensure_metrics_table(dynamodb, table),
         "timestream_database": timestream_database,
         "timestream_database_arn": database_arn,
         "timestream_table": timestream_table,

@@ -12,8 +12,6 @@ calc package never produces) and finite numbers outside DynamoDB's range (|x| > 
 written, rather than a silently altered figure.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import math
 import time
