@@ -44,7 +44,7 @@ _METRICS = "/metrics/<entity_type>/<entity_id>"
 
 def _error(status: int, message: str, details: list[Any] | None = None) -> Response:
     return Response(
-        status_code=status,
+        status_code=int(status),
         content_type=content_types.APPLICATION_JSON,
         body={"error": message, "details": details or []},
     )
@@ -73,7 +73,7 @@ def calculate() -> Response:
         portfolio_count=len(request.portfolio_ids),
     )
     return Response(
-        status_code=HTTPStatus.ACCEPTED,
+        status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,
         body=asdict(submission),
     )

@@ -113,7 +113,8 @@ def call(event: dict[str, Any]) -> tuple[int, Any]:
 
 def post_calculate(body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     raw = body if isinstance(body, str) else json.dumps(body)
-    return call(rest_event("POST", "/calculate", body=raw, headers=headers or auth()))
+    headers = auth() if headers is None else headers
+    return call(rest_event("POST", "/calculate", body=raw, headers=headers))
 
 
 # --- a stand-in for dagster-webserver's GraphQL endpoint --------------------------------
@@ -192,7 +193,8 @@ def dagster() -> Iterator[tuple[FakeDagster, str]]:
 
 
 def use(monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> None:
-    settings_ = Settings(jwt_secret=SECRET, graphql_read_timeout_s=READ_TIMEOUT_S, **overrides)
+    values = {"jwt_secret": SECRET, "graphql_read_timeout_s": READ_TIMEOUT_S, **overrides}
+    settings_ = Settings(**values)
     monkeypatch.setattr(handler, "dependencies", Dependencies(settings_))
 
 
@@ -523,6 +525,36 @@ def test_get_run_with_dagster_unreachable_is_503(monkeypatch: pytest.MonkeyPatch
     status, body = call(rest_event("GET", "/runs/abc", headers=auth()))
     assert status == 503
     assert set(body) == {"error", "details"}
+
+
+# --- the JWT secret from Secrets Manager ---------------------------------------------------
+
+
+def test_secret_from_secrets_manager_is_fetched_once(
+    aws: str, graphql: FakeDagster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.create_secret(Name="perf/jwt", SecretString=SECRET)["ARN"]
+    url = handler.dependencies.settings.dagster_graphql_url
+    use(monkeypatch, jwt_secret=None, jwt_secret_arn=arn, dagster_graphql_url=url)
+    assert post_calculate(VALID)[0] == 202
+    secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    assert post_calculate({**VALID, "request_id": "req-2"})[0] == 202  # cached for the container
+    assert post_calculate(VALID, auth(token(key="k" * 64)))[0] == 401
+
+
+def test_secrets_manager_unavailable_is_503(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:none-AbCdEf"
+    use(monkeypatch, jwt_secret=None, jwt_secret_arn=missing, aws_max_attempts=1)
+    status, body = post_calculate(VALID)
+    assert status == 503
+    assert SECRET not in json.dumps(body)
+
+
+def test_no_secret_configured_is_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, jwt_secret=None)
+    assert post_calculate(VALID)[0] == 500
+    assert post_calculate(VALID, {})[0] == 401  # no token: refused before the secret is needed
 
 
 # --- routes and methods ---------------------------------------------------------------------
