@@ -39,6 +39,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import ClassVar, Final
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -95,8 +96,18 @@ RULE_TEXT: Final = {
 _LATEST_DATE = "latest_date"
 
 
+def fullmatch(s: pd.Series, pattern: str) -> pd.Series:
+    """Boolean Series: does each non-null cell match ``pattern`` whole (null -> False)?
+
+    The regex runs once per distinct value (ids, dates and currencies repeat a lot).
+    """
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    matched = pd.Series(uniques, dtype="str").str.fullmatch(pattern).to_numpy(dtype=bool)
+    return pd.Series(np.append(matched, False)[codes], index=s.index)
+
+
 def _ids(s: pd.Series) -> pd.Series:
-    return s.str.fullmatch(ID_PATTERN)
+    return fullmatch(s, ID_PATTERN)
 
 
 def _in_range(cls: type[pa.DataFrameModel], s: pd.Series) -> pd.Series:
@@ -135,7 +146,7 @@ class PortfoliosModel(_Base):
     @pa.check("base_currency")
     @classmethod
     def iso_currency(cls, s: pd.Series) -> pd.Series:
-        return s.str.fullmatch(CURRENCY_PATTERN)
+        return fullmatch(s, CURRENCY_PATTERN)
 
 
 class TransactionsModel(_Base):
@@ -161,7 +172,7 @@ class TransactionsModel(_Base):
     @pa.check("currency")
     @classmethod
     def iso_currency(cls, s: pd.Series) -> pd.Series:
-        return s.str.fullmatch(CURRENCY_PATTERN)
+        return fullmatch(s, CURRENCY_PATTERN)
 
     @pa.check("type")
     @classmethod
@@ -240,7 +251,7 @@ class PricesModel(_Base):
     @pa.check("currency")
     @classmethod
     def iso_currency(cls, s: pd.Series) -> pd.Series:
-        return s.str.fullmatch(CURRENCY_PATTERN)
+        return fullmatch(s, CURRENCY_PATTERN)
 
 
 class BenchmarksModel(_Base):

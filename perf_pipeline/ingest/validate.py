@@ -180,15 +180,15 @@ def _parse(model: type[pa.DataFrameModel], text: pd.DataFrame) -> tuple[pd.DataF
     failures = []
     for column in schemas.columns_of_dtype(model, "M"):
         cells = text[column]
-        well_formed = cells.str.fullmatch(schemas.DATE_PATTERN).fillna(False).astype(bool)
+        well_formed = schemas.fullmatch(cells, schemas.DATE_PATTERN)
         parsed = pd.to_datetime(cells.where(well_formed), format="%Y-%m-%d", errors="coerce")
         frame[column] = parsed.astype("datetime64[ns]")
         failures.append(_failures_where(cells.notna() & parsed.isna(), "date_format", column))
     for column in schemas.columns_of_dtype(model, "f"):
         cells = text[column]
-        decimal = cells.str.fullmatch(schemas.NUMBER_PATTERN).fillna(False).astype(bool)
+        decimal = schemas.fullmatch(cells, schemas.NUMBER_PATTERN)
         values = pd.to_numeric(cells.where(decimal), errors="coerce").astype("float64")
-        non_finite = cells.str.fullmatch(schemas.NON_FINITE_PATTERN).fillna(False).astype(bool)
+        non_finite = schemas.fullmatch(cells, schemas.NON_FINITE_PATTERN)
         non_finite |= decimal & ~np.isfinite(values)
         malformed = cells.notna() & ~decimal & ~non_finite
         frame[column] = values.where(~non_finite)
