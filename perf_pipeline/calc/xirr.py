@@ -111,7 +111,7 @@ class _Flows:
         renumber = np.cumsum(keep) - 1
         seg = renumber[self.seg[flow_keep]]
         counts = np.bincount(seg, minlength=int(keep.sum()))
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        starts = np.cumsum(counts) - counts
         return _Flows(seg, self.t[flow_keep], self.cf[flow_keep], starts, self.horizon[keep])
 
     def entity(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,7 +227,7 @@ def _unique(fl: _Flows, x: np.ndarray) -> np.ndarray:
     partial = (running - base[fl.seg]) * np.sign(fl.cf[fl.starts])[fl.seg]
     is_last = np.zeros(len(fl.t), dtype=bool)
     is_last[fl.last] = True
-    violated = (partial >= -_CERT_TOL) & ~is_last
+    violated = (partial <= _CERT_TOL) & ~is_last
     return np.bincount(fl.seg, violated, minlength=fl.size) == 0
 
 
@@ -294,7 +294,8 @@ def _solve(fl: _Flows, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
         root[i] = _brent(_entity_npv(*sub.entity(i)), lo[i], hi[i])
     has_root = ~np.isnan(root)
     certain = np.zeros(sub.size, dtype=bool)
-    certain[has_root] = _unique(sub.subset(has_root), root[has_root])
+    if has_root.any():
+        certain[has_root] = _unique(sub.subset(has_root), root[has_root])
     x[rest[certain]] = root[certain]
     count[rest[certain]] = 1
     doubt = ~certain
@@ -375,6 +376,7 @@ def xirr_many_detailed(
         "ok",
     ).astype(object)
     rate = np.full(n, np.nan)
+    log1p_rate = np.full(n, np.nan)
     roots = np.zeros(n, dtype=np.int64)
     solve = status == "ok"
     if solve.any():
@@ -391,8 +393,12 @@ def xirr_many_detailed(
         overflow = np.isinf(solved_rate)
         rate[solve] = np.where(overflow, np.nan, solved_rate)
         roots[solve] = count
+        log1p_rate[solve] = x
         status[solve] = np.where(np.isnan(x), "no_root", np.where(overflow, "rate_overflow", "ok"))
-    return pd.DataFrame({"rate": rate, "status": status, "roots": roots}, index=entities)
+    return pd.DataFrame(
+        {"rate": rate, "log1p_rate": log1p_rate, "status": status, "roots": roots},
+        index=entities,
+    )
 
 
 def xirr_many(
