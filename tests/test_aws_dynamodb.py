@@ -22,6 +22,7 @@ from perf_pipeline.resources.aws_setup import ensure_metrics_table
 from perf_pipeline.resources.dynamodb import (
     NUMBER_COLUMNS,
     DynamoDBMetricsIOManager,
+    DynamoDBTableNotFoundError,
     DynamoDBWriteError,
     NumberOutOfRangeError,
     items_to_frame,
@@ -396,3 +397,8 @@ def test_io_manager_materialize_round_trip(ddb, aws) -> None:
         np.testing.assert_array_equal(loaded[column].to_numpy(), expected[column].to_numpy())
     stamp = dt.datetime.fromisoformat(loaded["created_at"][0].replace("Z", "+00:00"))
     assert abs(dt.datetime.now(dt.UTC) - stamp) < dt.timedelta(minutes=5)
+
+
+def test_missing_table_is_a_domain_error_naming_it(ddb) -> None:
+    with pytest.raises(DynamoDBTableNotFoundError, match="'no-such-table' not found at http"):
+        write_metrics(ddb, "no-such-table", metrics_frame(1, 1), NOW_1)
