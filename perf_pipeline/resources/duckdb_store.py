@@ -90,11 +90,13 @@ class DuckDBIOManager(ConfigurableIOManager):
                 )
             con.execute("BEGIN TRANSACTION")
             if exists and scope:
+                con.execute(f"CREATE TEMP TABLE incoming AS {select}")
                 con.execute(
                     f'DELETE FROM "{table}" WHERE "{scope}" IN (SELECT DISTINCT "{scope}" '
-                    f"FROM frame)"
+                    f"FROM incoming)"
                 )
-                con.execute(f'INSERT INTO "{table}" BY NAME {select}')
+                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
+                con.execute("DROP TABLE incoming")
             else:
                 con.execute(f'CREATE OR REPLACE TABLE "{table}" AS {select}')
             con.execute("COMMIT")

@@ -1,0 +1,40 @@
+"""The code location loads, validates, and shows every asset, check and job."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey
+
+from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions, defs
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = {"portfolios", "transactions", "prices", "benchmarks", "rejected_rows",
+          "rejected_files", "input_files", "positions", "daily_valuations",
+          "performance_metrics"}
+
+
+def test_dagster_definitions_validate_passes():
+    dagster = Path(sys.executable).with_name("dagster")
+    done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_every_asset_check_and_job_is_defined():
+    loaded = defs()
+    graph = loaded.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == ASSETS
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert ("input_files", "rows_reconcile") in checks
+    assert ("daily_valuations", "values_add_up") in checks
+    assert len(checks) == 7
+    assert loaded.resolve_job_def(PERFORMANCE_JOB) is not None
+    groups = {graph.get(AssetKey(name)).group_name for name in ASSETS}
+    assert groups == {"inputs", "valuation", "performance"}
+
+
+def test_unknown_target_is_a_clear_error():
+    with pytest.raises(ValueError, match="PERF_TARGET"):
+        build_definitions("mars")
