@@ -73,13 +73,12 @@ _DAYS_PER_YEAR = 365.0
 _NPV_RTOL = 1e-10
 _STEP_RTOL = 1e-11
 _MAX_NEWTON = 60
-_CERT_TOL = 1e-9
-_GRID_POINTS = 1201
+_SIGN_TOL = 1e-9
+_GRID_POINTS = 601
 _GRID_SCALE = 0.01
-_GRID_CHUNK = 4_000_000
+_GRID_CHUNK = 1_000_000
 _BOUND_MARGIN = 1e-3
 _ROOT_MERGE_RTOL = 1e-9
-_MAX_X = float(np.log(np.finfo(float).max))
 
 
 @dataclass(frozen=True)
@@ -87,14 +86,23 @@ class _Flows:
     """Non-zero aggregated flows of k entities, sorted by entity then time.
 
     seg: entity number (0..k-1) of each flow; t: years from the entity's first flow;
-    starts: index of each entity's first flow; horizon: the entity's last t.
+    back: t minus the entity's last t (<= 0); starts: index of each entity's first flow
+    (every entity has one); horizon: the entity's last t.
     """
 
     seg: np.ndarray
     t: np.ndarray
+    back: np.ndarray
     cf: np.ndarray
     starts: np.ndarray
     horizon: np.ndarray
+
+    @classmethod
+    def build(cls, seg: np.ndarray, t: np.ndarray, cf: np.ndarray) -> _Flows:
+        """From flows sorted by entity (numbered 0..k-1, each present) then t."""
+        starts = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1])))
+        horizon = t[np.append(starts[1:], len(t)) - 1]
+        return cls(seg, t, t - horizon[seg], cf, starts, horizon)
 
     @property
     def size(self) -> int:
@@ -105,14 +113,27 @@ class _Flows:
         """Index of each entity's last flow."""
         return np.append(self.starts[1:], len(self.t)) - 1
 
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Per-entity sums of per-flow values (along axis 0)."""
+        return np.add.reduceat(values, self.starts, axis=0)
+
     def subset(self, keep: np.ndarray) -> _Flows:
         """The flows of the entities where the boolean `keep` is True, renumbered."""
+        if keep.all():
+            return self
         flow_keep = keep[self.seg]
         renumber = np.cumsum(keep) - 1
         seg = renumber[self.seg[flow_keep]]
         counts = np.bincount(seg, minlength=int(keep.sum()))
         starts = np.cumsum(counts) - counts
-        return _Flows(seg, self.t[flow_keep], self.cf[flow_keep], starts, self.horizon[keep])
+        return _Flows(
+            seg,
+            self.t[flow_keep],
+            self.back[flow_keep],
+            self.cf[flow_keep],
+            starts,
+            self.horizon[keep],
+        )
 
     def entity(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(t, cf) of entity i."""
@@ -120,26 +141,23 @@ class _Flows:
         return self.t[flows], self.cf[flows]
 
 
-def _discounted(x_flow: np.ndarray, t: np.ndarray, horizon_flow: np.ndarray) -> tuple:
+def _discounted(x_flow: np.ndarray, t: np.ndarray, back: np.ndarray) -> tuple:
     """(t - s, exp(-x (t - s))) with s = 0 for x >= 0, else the horizon: exponents <= 0."""
-    shifted = t - np.where(x_flow < 0, horizon_flow, 0.0)
+    shifted = np.where(x_flow < 0, back, t)
     return shifted, np.exp(-x_flow * shifted)
 
 
 def _npv(x: np.ndarray, fl: _Flows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scaled NPV, its derivative in x and sum |discounted CF| per entity, at x per entity."""
-    shifted, disc = _discounted(x[fl.seg], fl.t, fl.horizon[fl.seg])
+    shifted, disc = _discounted(x[fl.seg], fl.t, fl.back)
     term = fl.cf * disc
-    npv = np.bincount(fl.seg, term, minlength=fl.size)
-    slope = np.bincount(fl.seg, -shifted * term, minlength=fl.size)
-    scale = np.bincount(fl.seg, np.abs(term), minlength=fl.size)
-    return npv, slope, scale
+    return fl.sum(term), -fl.sum(shifted * term), fl.sum(np.abs(term))
 
 
 def _root_bounds(fl: _Flows) -> tuple[np.ndarray, np.ndarray]:
     """Bounds [lo, hi] in x containing every root, widened so NPV is non-zero at both."""
     abs_cf = np.abs(fl.cf)
-    total = np.bincount(fl.seg, abs_cf, minlength=fl.size)
+    total = fl.sum(abs_cf)
     last = fl.last
     first_cf, last_cf = abs_cf[fl.starts], abs_cf[last]
     first_gap = fl.t[fl.starts + 1]
@@ -157,35 +175,40 @@ def _initial_guess(fl: _Flows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """
     side = np.sign(fl.cf[fl.starts])
     same_side = np.sign(fl.cf) == side[fl.seg]
-    weight = 1.0 - fl.t / fl.horizon[fl.seg]
-    capital = np.bincount(fl.seg, np.where(same_side, np.abs(fl.cf) * weight, 0.0), fl.size)
-    gain = -side * np.bincount(fl.seg, fl.cf, minlength=fl.size)
+    weight = -fl.back / fl.horizon[fl.seg]
+    capital = fl.sum(np.where(same_side, np.abs(fl.cf) * weight, 0.0))
+    gain = -side * fl.sum(fl.cf)
     period = np.maximum(gain / capital, -0.99)
     return np.clip(np.log1p(period) / fl.horizon, lo, hi)
 
 
 def _newton(fl: _Flows, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Vectorized Newton in x; NaN where it does not converge."""
+    """Vectorized Newton in x; NaN where it does not converge.
+
+    Entities that settled stay in the arrays (a Newton step at a root stays there) until
+    fewer than half are still moving; then the arrays shrink to those.
+    """
     x = x0.copy()
     root = np.full(fl.size, np.nan)
-    active = np.arange(fl.size)
+    members = np.arange(fl.size)
     sub = fl
     for _ in range(_MAX_NEWTON):
-        xa = x[active]
-        npv, slope, scale = _npv(xa, sub)
+        xm = x[members]
+        npv, slope, scale = _npv(xm, sub)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = -npv / slope
         finite = np.isfinite(step)
-        limit = 1.0 + np.abs(xa)
-        x_new = np.clip(xa + np.clip(step, -limit, limit), lo[active], hi[active])
+        limit = 1.0 + np.abs(xm)
+        x_new = np.clip(xm + np.clip(step, -limit, limit), lo[members], hi[members])
         done = finite & (np.abs(npv) <= _NPV_RTOL * scale) & (np.abs(step) <= _STEP_RTOL * limit)
-        x[active] = np.where(finite, x_new, xa)
-        root[active[done]] = x_new[done]
-        going = finite & ~done
+        x[members] = np.where(finite, x_new, xm)
+        fresh = done & np.isnan(root[members])
+        root[members[fresh]] = x_new[fresh]
+        going = finite & np.isnan(root[members])
         if not going.any():
             break
-        active = active[going]
-        sub = sub.subset(going)
+        if going.sum() < members.size // 2:
+            members, sub = members[going], sub.subset(going)
     return root
 
 
@@ -213,28 +236,33 @@ def _brent(npv, a: float, b: float) -> float:
     return brentq(npv, a, b, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
 
 
-def _unique(fl: _Flows, x: np.ndarray) -> np.ndarray:
-    """True where the root x is certainly the only one (partial sums keep the first sign).
+def _partial_sums(fl: _Flows, term: np.ndarray) -> np.ndarray:
+    """Running sums of term (flows x columns) within each entity, normalised per entity and
+    column by the sum of |term| (so |partial| <= 1 whatever the amounts)."""
+    term = term / fl.sum(np.abs(term))[fl.seg]
+    running = np.cumsum(term, axis=0)
+    base = np.zeros((fl.size, *term.shape[1:]))
+    base[1:] = running[fl.starts[1:] - 1]
+    return running - base[fl.seg]
 
-    Partial sums of CF_i exp(-x t_i), normalised by their sum of |.|, in time order and before
-    the last flow, must all be strictly on the first flow's side (beyond 1e-9).
+
+def _unique(fl: _Flows, x: np.ndarray) -> np.ndarray:
+    """True where the root x is certainly the only one (Teichroew-Robichek-Montalbano).
+
+    Every partial sum of CF_i exp(-x t_i) in time order before the last flow is strictly
+    (beyond 1e-9 of sum |.|) on the first flow's side: the balance never changes side.
     """
-    _, disc = _discounted(x[fl.seg], fl.t, fl.horizon[fl.seg])
-    term = fl.cf * disc
-    term = term / np.bincount(fl.seg, np.abs(term), minlength=fl.size)[fl.seg]
-    running = np.cumsum(term)
-    base = np.concatenate(([0.0], running[fl.starts[1:] - 1]))
-    partial = (running - base[fl.seg]) * np.sign(fl.cf[fl.starts])[fl.seg]
+    _, disc = _discounted(x[fl.seg], fl.t, fl.back)
+    partial = _partial_sums(fl, fl.cf * disc) * np.sign(fl.cf[fl.starts])[fl.seg]
     is_last = np.zeros(len(fl.t), dtype=bool)
     is_last[fl.last] = True
-    violated = (partial <= _CERT_TOL) & ~is_last
-    return np.bincount(fl.seg, violated, minlength=fl.size) == 0
+    violated = (partial <= _SIGN_TOL) & ~is_last
+    return fl.sum(violated.astype(np.int64)) == 0
 
 
-def _grid(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Per-entity x grid (k x G), asinh-spaced on [lo, 0] and [0, hi], 0 included."""
-    half = _GRID_POINTS // 2 + 1
-    share = np.linspace(0.0, 1.0, half)
+def _grid(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
+    """Per-entity x grid (k x points), asinh-spaced on [lo, 0] and [0, hi], 0 included."""
+    share = np.linspace(0.0, 1.0, points // 2 + 1)
     neg = np.sinh(np.outer(np.arcsinh(lo / _GRID_SCALE), share[::-1])) * _GRID_SCALE
     pos = np.sinh(np.outer(np.arcsinh(hi / _GRID_SCALE), share[1:])) * _GRID_SCALE
     return np.hstack((neg, pos))
@@ -242,21 +270,19 @@ def _grid(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def _scan_roots(fl: _Flows, lo: np.ndarray, hi: np.ndarray) -> list[list[float]]:
     """All roots found by NPV signs on the grid, each sign change refined by Brent."""
-    grid = _grid(lo, hi)
+    grid = _grid(lo, hi, _GRID_POINTS)
     signs = np.empty_like(grid)
     chunk = max(1, _GRID_CHUNK // max(1, len(fl.t)))
-    horizon_flow = fl.horizon[fl.seg][:, None]
     for j in range(0, grid.shape[1], chunk):
-        xg = grid[fl.seg, j : j + chunk]
-        _, disc = _discounted(xg, fl.t[:, None], horizon_flow)
-        signs[:, j : j + chunk] = np.sign(np.add.reduceat(fl.cf[:, None] * disc, fl.starts))
+        cols = slice(j, j + chunk)
+        _, disc = _discounted(grid[fl.seg, cols], fl.t[:, None], fl.back[:, None])
+        signs[:, cols] = np.sign(fl.sum(fl.cf[:, None] * disc))
     roots: list[list[float]] = []
     for i in range(fl.size):
         npv = _entity_npv(*fl.entity(i))
         s, g = signs[i], grid[i]
         found = list(g[s == 0])
-        for j in np.flatnonzero(s[:-1] * s[1:] < 0):
-            found.append(_brent(npv, g[j], g[j + 1]))
+        found += [_brent(npv, g[j], g[j + 1]) for j in np.flatnonzero(s[:-1] * s[1:] < 0)]
         roots.append(found)
     return roots
 
@@ -277,7 +303,7 @@ def _solve(fl: _Flows, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
     k = fl.size
     x = np.full(k, np.nan)
     count = np.zeros(k, dtype=np.int64)
-    counts = np.diff(np.concatenate((fl.starts, [len(fl.t)])))
+    counts = np.diff(np.append(fl.starts, len(fl.t)))
     pair = counts == 2
     if pair.any():
         first = fl.starts[pair]
@@ -358,8 +384,11 @@ def xirr_many_detailed(
     bad = np.bincount(codes, ~np.isfinite(amount) | np.isnat(days), minlength=n) > 0
     good = ~bad[codes]
     codes, days, amount = codes[good], days[good].astype(np.int64), amount[good]
-    order = np.lexsort((days, codes))
-    codes, days, amount = codes[order], days[order], amount[order]
+    if len(days):
+        key = codes * (days.max() - days.min() + 1) + (days - days.min())
+        if (np.diff(key) < 0).any():
+            order = np.argsort(key, kind="stable")
+            codes, days, amount = codes[order], days[order], amount[order]
     new = np.ones(len(codes), dtype=bool)
     new[1:] = (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])
     first = np.flatnonzero(new)
@@ -382,11 +411,9 @@ def xirr_many_detailed(
     if solve.any():
         keep = solve[ent]
         renumber = np.cumsum(solve) - 1
-        seg = renumber[ent[keep]]
-        starts = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1])))
-        t = (day[keep] - day[keep][starts][seg]) / _DAYS_PER_YEAR
-        last = np.append(starts[1:], len(seg)) - 1
-        fl = _Flows(seg, t, cf[keep], starts, t[last])
+        seg, kept_day = renumber[ent[keep]], day[keep]
+        first_day = np.minimum.reduceat(kept_day, np.flatnonzero(np.diff(seg, prepend=-1)))
+        fl = _Flows.build(seg, (kept_day - first_day[seg]) / _DAYS_PER_YEAR, cf[keep])
         x, count = _solve(fl, near[solve], horizon[solve])
         with np.errstate(over="ignore"):
             solved_rate = np.expm1(x)
