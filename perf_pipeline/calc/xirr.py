@@ -76,7 +76,7 @@ _MAX_NEWTON = 60
 _SIGN_TOL = 1e-9
 _GRID_POINTS = 601
 _GRID_SCALE = 0.01
-_GRID_CHUNK = 1_000_000
+_GRID_CHUNK = 500_000
 _BOUND_MARGIN = 1e-3
 _ROOT_MERGE_RTOL = 1e-9
 
@@ -268,15 +268,25 @@ def _grid(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
     return np.hstack((neg, pos))
 
 
+def _npv_signs(fl: _Flows, grid: np.ndarray) -> np.ndarray:
+    """Sign of NPV per entity and grid point (k x G), evaluated a block of grid columns at a
+    time as (columns x flows) arrays so the segment sums run along contiguous memory."""
+    signs = np.empty_like(grid)
+    columns = grid.T
+    rows = max(1, _GRID_CHUNK // max(1, len(fl.t)))
+    minus_t, minus_back = -fl.t, -fl.back
+    for j in range(0, columns.shape[0], rows):
+        x = columns[j : j + rows, fl.seg]
+        exponent = x * np.where(x < 0, minus_back, minus_t)
+        term = np.exp(exponent, out=exponent) * fl.cf
+        signs[:, j : j + rows] = np.sign(np.add.reduceat(term, fl.starts, axis=1)).T
+    return signs
+
+
 def _scan_roots(fl: _Flows, lo: np.ndarray, hi: np.ndarray) -> list[list[float]]:
     """All roots found by NPV signs on the grid, each sign change refined by Brent."""
     grid = _grid(lo, hi, _GRID_POINTS)
-    signs = np.empty_like(grid)
-    chunk = max(1, _GRID_CHUNK // max(1, len(fl.t)))
-    for j in range(0, grid.shape[1], chunk):
-        cols = slice(j, j + chunk)
-        _, disc = _discounted(grid[fl.seg, cols], fl.t[:, None], fl.back[:, None])
-        signs[:, cols] = np.sign(fl.sum(fl.cf[:, None] * disc))
+    signs = _npv_signs(fl, grid)
     roots: list[list[float]] = []
     for i in range(fl.size):
         npv = _entity_npv(*fl.entity(i))
