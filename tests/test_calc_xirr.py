@@ -1,6 +1,7 @@
 """Tests for perf_pipeline.calc.xirr: spec example, hand cases, pyxirr, properties."""
 
 import datetime as dt
+import importlib
 import math
 
 import numpy as np
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from perf_pipeline.calc.xirr import STATUSES, xirr, xirr_many, xirr_many_detailed
 
 DAY0 = pd.Timestamp("2023-01-01")
+# the package exports a function named xirr, which hides the module of the same name
+xirr_module = importlib.import_module("perf_pipeline.calc.xirr")
 
 
 def _series(days: list[int], amounts: list[float]) -> pd.Series:
@@ -169,6 +172,68 @@ def test_rows_with_null_entity_are_ignored():
     frame = _long({"a": _series([0, 365], [-100.0, 110.0])})
     frame = pd.concat([frame, pd.DataFrame({"entity": [None], "date": [DAY0], "amount": [5.0]})])
     assert list(xirr_many(frame).index) == ["a"]
+
+
+def test_row_order_and_timezone_do_not_matter():
+    cases = _cases(seed=11, count=30)
+    long = pd.concat(
+        pd.DataFrame({"entity": i, "date": DAY0 + pd.to_timedelta(d, unit="D"), "amount": a})
+        for i, (d, a) in enumerate(cases)
+    )
+    expected = xirr_many(long)
+    shuffled = long.sample(frac=1.0, random_state=3)
+    pd.testing.assert_series_equal(xirr_many(shuffled), expected)
+    zoned = shuffled.assign(date=shuffled["date"].dt.tz_localize("Europe/Zurich"))
+    pd.testing.assert_series_equal(xirr_many(zoned), expected)
+
+
+def test_near_rate_nan_means_zero_and_bad_horizon_raises():
+    long = _long({"a": _series([0, 365, 730], [-100.0, 230.0, -132.0])})
+    assert xirr_many(long, near_period_rate=pd.Series({"a": np.nan}))["a"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="horizon"):
+        xirr_many(long, horizon_days=pd.Series({"a": 0.0}))
+
+
+def test_brent_fallback_when_newton_is_cut_short(monkeypatch):
+    cases = _cases(seed=5, count=60)
+    long = pd.concat(
+        pd.DataFrame({"entity": i, "date": DAY0 + pd.to_timedelta(d, unit="D"), "amount": a})
+        for i, (d, a) in enumerate(cases)
+    )
+    expected = xirr_many_detailed(long)
+    monkeypatch.setattr(xirr_module, "_MAX_NEWTON", 1)
+    spec = pd.Series(
+        [-10_000.0, -2_000.0, 13_200.0],
+        index=pd.to_datetime(["2023-01-01", "2023-04-01", "2023-12-31"]),
+    )
+    assert round(xirr(spec) * 100, 4) == 10.4769
+    fallback = xirr_many_detailed(long)
+    assert (fallback["status"] == expected["status"]).all()
+    ok = expected["status"] == "ok"
+    np.testing.assert_allclose(
+        fallback.loc[ok, "log1p_rate"], expected.loc[ok, "log1p_rate"], rtol=1e-9, atol=1e-11
+    )
+
+
+def test_scan_finds_the_same_roots_without_the_uniqueness_certificate(monkeypatch):
+    cases = _cases(seed=6, count=60)
+    long = pd.concat(
+        pd.DataFrame({"entity": i, "date": DAY0 + pd.to_timedelta(d, unit="D"), "amount": a})
+        for i, (d, a) in enumerate(cases)
+    )
+    expected = xirr_many_detailed(long)
+    monkeypatch.setattr(xirr_module, "_unique", lambda fl, x: np.zeros(fl.size, dtype=bool))
+    scanned = xirr_many_detailed(long)
+    assert (scanned["status"] == expected["status"]).all()
+    certified = (expected["roots"] == 1) & (expected["status"] == "ok")
+    assert certified.sum() > 20
+    assert (scanned.loc[certified, "roots"] == 1).all()
+    np.testing.assert_allclose(
+        scanned.loc[certified, "log1p_rate"],
+        expected.loc[certified, "log1p_rate"],
+        rtol=1e-9,
+        atol=1e-11,
+    )
 
 
 # --- pyxirr cross-check ---------------------------------------------------------------------

@@ -15,7 +15,11 @@ Several roots: the many-entity form picks the root r minimising
 h = the horizon in days, default 365); `xirr` and the defaults pick the root closest to 0.
 
 NaN policy: a rate is NaN (never inf) when there is no root, when the input is degenerate, or
-when the root overflows float64 (1 + r > 1.8e308). `xirr_many_detailed` says why in `status`:
+when the root overflows float64 (1 + r > 1.8e308). A root with 1 + r below 1.1e-16 (a big loss
+over days) is reported as its nearest float, -1.0. `xirr_many_detailed` also gives
+`log1p_rate` = log(1 + r), finite in both cases: derive a period's own rate from it,
+(1 + r) ** (h / 365) - 1 = expm1(log1p_rate * h / 365), not from `rate`. It says why a rate
+is NaN in `status`:
 
     ok                 a root was found
     non_finite_input   an amount is NaN or +-inf, or a date is missing
@@ -34,7 +38,8 @@ overflows. Per entity, with t in years:
 
 1. validate; two flows: closed form x = log(-CF_1 / CF_0) / t_1;
 2. Newton with the analytic derivative for all entities at once (numpy over the long flow
-   arrays, segment sums by `np.bincount`), from a Modified-Dietz-like guess; converged when
+   arrays, segment sums by `np.add.reduceat`), from a Modified-Dietz-like guess, steps capped
+   at 1 + |x| and kept inside the root bounds below; converged when
    |NPV| <= 1e-10 sum_i |discounted CF_i| and the step <= 1e-11 (1 + |x|) (both relative, so
    cents and billions behave alike);
 3. entities Newton does not settle whose first and last flows differ in sign (so NPV changes
@@ -42,13 +47,15 @@ overflows. Per entity, with t in years:
 4. uniqueness certificate: if every partial sum of the discounted flows, in time order and
    before the last flow, has the sign of the first flow (the investment balance never changes
    side at the root, Teichroew-Robichek-Montalbano), the root is the only one;
-5. the others (several roots possible, or none): a scan of NPV's sign on a grid in x
-   (asinh-spaced: fine near 0, wide enough for the root bounds below), vectorized over those
-   entities, each sign change refined by Brent, then the selection rule above.
+5. the others (several roots possible, or none): a scan of NPV's sign on a 601-point grid in
+   x (asinh-spaced: about 3e-4 apart near 0, then 2.5-4% of |x|, out to the root bounds below),
+   vectorized over those entities, each sign change refined by Brent, then the selection
+   rule above.
 
 All roots lie in [-log(S_<n / |CF_n|) / (t_n - t_{n-1}), log(S_>0 / |CF_0|) / t_1] (S = the sum
-of |CF| of the other flows), so the scan covers every root. Two roots closer together than the
-grid spacing (about 2% of x away from 0) can be missed by the scan; a unique root never is.
+of |CF| of the other flows), so the scan covers every root. Two roots in one grid interval
+(or a double root, where NPV touches 0 without crossing) can be missed by the scan; a unique
+root never is.
 """
 
 from __future__ import annotations
@@ -374,7 +381,8 @@ def xirr_many_detailed(
     or a horizon is not positive.
 
     Returns a DataFrame indexed by entity (sorted) with columns `rate` (annual rate r, NaN as
-    in the module docstring), `status` (one of STATUSES) and `roots` (distinct roots found).
+    in the module docstring), `log1p_rate` (log(1 + r) of the selected root, NaN when there is
+    none), `status` (one of STATUSES) and `roots` (distinct roots found).
     """
     missing = [c for c in ("entity", "date", "amount") if c not in flows.columns]
     if missing:
