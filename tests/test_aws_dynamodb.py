@@ -387,10 +387,10 @@ def test_io_manager_materialize_round_trip(ddb, aws) -> None:
     result = materialize([performance_metrics, reader], resources={"metrics_io": io_manager})
     assert result.success
     metadata = result.asset_materializations_for_node("performance_metrics")[0].metadata
-    assert metadata["items"].value == 22
-    assert metadata["api_calls"].value == 2  # one BatchGetItem, one BatchWriteItem
-    assert metadata["api_calls_per_item"].value == pytest.approx(2 / 22)
-    assert metadata["table"].value == TABLE
+    assert metadata["dynamodb/items"].value == 22
+    assert metadata["dynamodb/api_calls"].value == 2  # one BatchGetItem, one BatchWriteItem
+    assert metadata["dynamodb/api_calls_per_item"].value == pytest.approx(2 / 22)
+    assert metadata["dynamodb/table"].value == TABLE
     loaded = seen["frame"].sort_values(["entity_id", "time_period"], ignore_index=True)
     expected = frame.sort_values(["entity_id", "time_period"], ignore_index=True)
     for column in NUMBER_COLUMNS:

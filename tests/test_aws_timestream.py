@@ -323,9 +323,10 @@ def test_io_manager_publishes_daily_valuations(aws, ts) -> None:
     )
     assert result.success
     metadata = result.asset_materializations_for_node("daily_valuations")[0].metadata
-    assert metadata["records"].value == 130 and metadata["api_calls"].value == 2
+    assert metadata["timestream/records"].value == 130
+    assert metadata["timestream/api_calls"].value == 2
     run_start = instance.get_run_record_by_id(result.run_id).start_time
-    assert metadata["version"].value == int(run_start * 1000)
+    assert metadata["timestream/version"].value == int(run_start * 1000)
     assert len(stored_records()) == 130
     with pytest.raises(TimestreamNotReadableError, match="primary store"):
         io_manager.load_input(build_input_context(asset_key=daily_valuations.key))

@@ -52,6 +52,7 @@ def requested(frame: pd.DataFrame, request: RunRequest) -> pd.DataFrame:
         ),
         "daily_valuations": AssetOut(
             group_name=VALUATION, metadata={"replace_scope": "portfolio_id"},
+            io_manager_key="series_io_manager",
             description="One row per entity and business day: market value, flows, daily "
                         "return, performance index, price age.",
         ),

@@ -11,22 +11,45 @@ from collections.abc import Callable
 from typing import Any
 
 from dagster import EnvVar
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
+from perf_pipeline.resources.aws_clients import DynamoDBResource, TimestreamWriteResource
 from perf_pipeline.resources.duckdb_store import DuckDBIOManager, DuckDBStore
+from perf_pipeline.resources.dynamodb import DynamoDBMetricsIOManager
 from perf_pipeline.resources.input_store import InputStore
+from perf_pipeline.resources.publishing import PublishingIOManager
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
+from perf_pipeline.resources.timestream import TimestreamIOManager
 
 TARGETS = ("local", "aws")
 DEFAULTS = {
     "PERF_INPUT": "data/input",
     "PERF_STORE": "data/perf.duckdb",
     "PERF_RISK_FREE_RATE": "0",
+    "PERF_DYNAMODB_TABLE": "performance-metrics",
+    "PERF_TIMESTREAM_DATABASE": "investment_performance",
+    "PERF_TIMESTREAM_TABLE": "performance_metrics",
+    "AWS_ENDPOINT_URL": None,
 }
+ASSET_STORE_PREFIX = "_perf_pipeline/assets"
 
 
 def setting(name: str) -> Any:
     """EnvVar(name) when the variable is set, else its documented default."""
     return EnvVar(name) if name in os.environ else DEFAULTS[name]
+
+
+def asset_store() -> tuple[str, str]:
+    """(bucket, prefix) for the pipeline's own tables on S3: PERF_ASSET_STORE, else a prefix
+    beside the input in the input root's bucket."""
+    uri = os.environ.get("PERF_ASSET_STORE") or os.environ.get("PERF_INPUT", "")
+    if not uri.startswith("s3://"):
+        raise ValueError("PERF_TARGET=aws needs PERF_INPUT (or PERF_ASSET_STORE) to be an "
+                         f"s3:// URI, not {uri!r}")
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    if "PERF_ASSET_STORE" in os.environ:
+        return bucket, prefix.strip("/")
+    return bucket, ASSET_STORE_PREFIX
 
 
 def common_resources() -> dict[str, Any]:
@@ -43,14 +66,33 @@ def local_resources() -> dict[str, Any]:
     """Everything in one DuckDB file (PERF_STORE)."""
     store = DuckDBStore(path=setting("PERF_STORE"))
     io_manager = DuckDBIOManager(store=store)
-    return {**common_resources(), "io_manager": io_manager, "metrics_io_manager": io_manager}
+    return {**common_resources(), "io_manager": io_manager,
+            "series_io_manager": io_manager, "metrics_io_manager": io_manager}
 
 
 def aws_resources() -> dict[str, Any]:
-    """S3 for the pipeline's own tables, DynamoDB and Timestream for what it publishes."""
-    raise NotImplementedError(
-        "PERF_TARGET=aws is not wired yet: the DynamoDB and Timestream IO managers land with "
-        "the aws-target issue; use PERF_TARGET=local")
+    """S3 for the pipeline's own tables, so every run worker can load them; DynamoDB and
+    Timestream for what it publishes (daily series to Timestream, metrics to both).
+
+    Timestream clients get the endpoint URL explicitly: boto3's endpoint discovery would
+    otherwise leave an emulator for the real AWS host (data.md, Configuration).
+    """
+    bucket, prefix = asset_store()
+    s3_store = S3PickleIOManager(s3_resource=S3Resource(), s3_bucket=bucket, s3_prefix=prefix)
+    timestream = TimestreamIOManager(
+        timestream=TimestreamWriteResource(endpoint_url=setting("AWS_ENDPOINT_URL")),
+        database=setting("PERF_TIMESTREAM_DATABASE"), table=setting("PERF_TIMESTREAM_TABLE"),
+    )
+    dynamodb = DynamoDBMetricsIOManager(
+        dynamodb=DynamoDBResource(endpoint_url=setting("AWS_ENDPOINT_URL")),
+        table_name=setting("PERF_DYNAMODB_TABLE"),
+    )
+    return {
+        **common_resources(),
+        "io_manager": s3_store,
+        "series_io_manager": PublishingIOManager(store=s3_store, publish=timestream),
+        "metrics_io_manager": PublishingIOManager(store=dynamodb, publish=timestream),
+    }
 
 
 RESOURCES: dict[str, Callable[[], dict[str, Any]]] = {

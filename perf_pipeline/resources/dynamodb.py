@@ -529,12 +529,12 @@ class DynamoDBMetricsIOManager(ConfigurableIOManager):
         report = write_metrics(client, self.table_name, obj, now, self.threads, self.deadline_s)
         context.add_output_metadata(
             {
-                "table": self.table_name,
-                "items": report.items,
-                "api_calls": report.api_calls,
-                "api_calls_per_item": report.api_calls_per_item,
-                "retried_items": report.retried_items,
-                "seconds": report.seconds,
+                "dynamodb/table": self.table_name,
+                "dynamodb/items": report.items,
+                "dynamodb/api_calls": report.api_calls,
+                "dynamodb/api_calls_per_item": report.api_calls_per_item,
+                "dynamodb/retried_items": report.retried_items,
+                "dynamodb/seconds": report.seconds,
             }
         )
 

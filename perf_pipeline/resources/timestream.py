@@ -539,13 +539,13 @@ class TimestreamIOManager(ConfigurableIOManager):
         )
         context.add_output_metadata(
             {
-                "location": f"timestream://{self.database}/{self.table}/{series}",
-                "records": report.items,
-                "skipped_records": records.skipped,
-                "api_calls": report.api_calls,
-                "api_calls_per_record": report.api_calls_per_item,
-                "seconds": report.seconds,
-                "version": version,
+                "timestream/location": f"timestream://{self.database}/{self.table}/{series}",
+                "timestream/records": report.items,
+                "timestream/skipped_records": records.skipped,
+                "timestream/api_calls": report.api_calls,
+                "timestream/api_calls_per_record": report.api_calls_per_item,
+                "timestream/seconds": report.seconds,
+                "timestream/version": version,
             }
         )
 
