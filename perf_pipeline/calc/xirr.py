@@ -276,17 +276,20 @@ def _grid(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
 
 
 def _npv_signs(fl: _Flows, grid: np.ndarray) -> np.ndarray:
-    """Sign of NPV per entity and grid point (k x G), evaluated a block of grid columns at a
-    time as (columns x flows) arrays so the segment sums run along contiguous memory."""
+    """Sign of NPV per entity and grid point (k x G) for a grid from `_grid` (its columns
+    before the middle one are <= 0 for every entity, the others > 0), evaluated a block of
+    columns at a time as (columns x flows) arrays so the segment sums run along contiguous
+    memory."""
     signs = np.empty_like(grid)
     columns = grid.T
     rows = max(1, _GRID_CHUNK // max(1, len(fl.t)))
-    minus_t, minus_back = -fl.t, -fl.back
-    for j in range(0, columns.shape[0], rows):
-        x = columns[j : j + rows, fl.seg]
-        exponent = x * np.where(x < 0, minus_back, minus_t)
-        term = np.exp(exponent, out=exponent) * fl.cf
-        signs[:, j : j + rows] = np.sign(np.add.reduceat(term, fl.starts, axis=1)).T
+    middle = grid.shape[1] // 2 + 1
+    for first, stop, minus_times in ((0, middle, -fl.back), (middle, grid.shape[1], -fl.t)):
+        for j in range(first, stop, rows):
+            block = slice(j, min(j + rows, stop))
+            exponent = columns[block, fl.seg] * minus_times
+            term = np.exp(exponent, out=exponent) * fl.cf
+            signs[:, block] = np.sign(np.add.reduceat(term, fl.starts, axis=1)).T
     return signs
 
 
