@@ -362,6 +362,13 @@ def _days(dates: pd.Series) -> np.ndarray:
     return stamps.to_numpy().astype("datetime64[D]")
 
 
+def _where(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays at the positions where mask is True (themselves when it is True everywhere)."""
+    if mask.all():
+        return arrays
+    return tuple(a[mask] for a in arrays)
+
+
 def _per_entity(values: pd.Series | None, entities: pd.Index, default: float) -> np.ndarray:
     """values aligned on entities as floats, NaN and missing entities -> default."""
     if values is None:
@@ -396,15 +403,13 @@ def xirr_many_detailed(
     horizon = _per_entity(horizon_days, entities, _DAYS_PER_YEAR)
     if (horizon <= 0).any():
         raise ValueError("horizon_days must be positive")
-    named = codes >= 0
-    codes = codes[named]
-    days = _days(flows["date"])[named]
-    amount = pd.to_numeric(flows["amount"]).to_numpy(dtype=float, na_value=np.nan)[named]
+    amount = pd.to_numeric(flows["amount"]).to_numpy(dtype=float, na_value=np.nan)
+    codes, days, amount = _where(codes >= 0, codes, _days(flows["date"]), amount)
 
     n = len(entities)
     bad = np.bincount(codes, ~np.isfinite(amount) | np.isnat(days), minlength=n) > 0
-    good = ~bad[codes]
-    codes, days, amount = codes[good], days[good].astype(np.int64), amount[good]
+    codes, days, amount = _where(~bad[codes], codes, days, amount)
+    days = days.astype(np.int64)
     if len(days):
         key = codes * (days.max() - days.min() + 1) + (days - days.min())
         if (np.diff(key) < 0).any():
@@ -412,10 +417,10 @@ def xirr_many_detailed(
             codes, days, amount = codes[order], days[order], amount[order]
     new = np.ones(len(codes), dtype=bool)
     new[1:] = (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])
-    first = np.flatnonzero(new)
-    summed = np.add.reduceat(amount, first) if len(first) else amount
-    nonzero = summed != 0
-    ent, day, cf = codes[first][nonzero], days[first][nonzero], summed[nonzero]
+    if not new.all():
+        first = np.flatnonzero(new)
+        codes, days, amount = codes[first], days[first], np.add.reduceat(amount, first)
+    ent, day, cf = _where(amount != 0, codes, days, amount)
     n_flows = np.bincount(ent, minlength=n)
     flip = (ent[1:] == ent[:-1]) & (np.sign(cf[1:]) != np.sign(cf[:-1]))
     n_flips = np.bincount(ent[1:][flip], minlength=n)
@@ -430,11 +435,10 @@ def xirr_many_detailed(
     roots = np.zeros(n, dtype=np.int64)
     solve = status == "ok"
     if solve.any():
-        keep = solve[ent]
-        renumber = np.cumsum(solve) - 1
-        seg, kept_day = renumber[ent[keep]], day[keep]
+        seg, kept_day, kept_cf = _where(solve[ent], ent, day, cf)
+        seg = (np.cumsum(solve) - 1)[seg]
         first_day = np.minimum.reduceat(kept_day, np.flatnonzero(np.diff(seg, prepend=-1)))
-        fl = _Flows.build(seg, (kept_day - first_day[seg]) / _DAYS_PER_YEAR, cf[keep])
+        fl = _Flows.build(seg, (kept_day - first_day[seg]) / _DAYS_PER_YEAR, kept_cf)
         x, count = _solve(fl, near[solve], horizon[solve])
         with np.errstate(over="ignore"):
             solved_rate = np.expm1(x)
