@@ -44,10 +44,10 @@ class Trigger(Protocol):
 
 
 def run_config(request: CalculateRequest) -> dict[str, Any]:
-    """The job's run config: the `run_settings` resource carries the request."""
+    """The job's run config: the `run_request` resource carries the request."""
     return {
         "resources": {
-            "run_settings": {
+            "run_request": {
                 "config": {
                     "as_of": request.as_of.isoformat(),
                     "portfolio_ids": list(request.portfolio_ids),

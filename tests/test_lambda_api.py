@@ -262,7 +262,7 @@ def test_calculate_sends_exact_graphql_and_answers_202(graphql: FakeDagster) -> 
             },
             "runConfigData": {
                 "resources": {
-                    "run_settings": {
+                    "run_request": {
                         "config": {
                             "as_of": "2024-06-28",
                             "portfolio_ids": ["P1", "P2"],
