@@ -231,7 +231,11 @@ def _entity_npv(t: np.ndarray, cf: np.ndarray):
 
 
 def _brent(npv, a: float, b: float) -> float:
-    """Root of npv in [a, b] given a sign change, split at 0 so the scaling is continuous."""
+    """Root of npv in [a, b] given a sign change, split at 0 so the scaling is continuous.
+
+    If npv here has one sign at both ends (the sign change came from a sum in another order,
+    so one end is a root to rounding), that end.
+    """
     if a < 0 < b:
         at_zero = npv(0.0)
         if at_zero == 0:
@@ -240,15 +244,17 @@ def _brent(npv, a: float, b: float) -> float:
             b = 0.0
         else:
             a = 0.0
+    at_a, at_b = npv(a), npv(b)
+    if np.sign(at_a) * np.sign(at_b) >= 0:
+        return a if abs(at_a) <= abs(at_b) else b
     return brentq(npv, a, b, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
 
 
 def _partial_sums(fl: _Flows, term: np.ndarray) -> np.ndarray:
-    """Running sums of term (flows x columns) within each entity, normalised per entity and
-    column by the sum of |term| (so |partial| <= 1 whatever the amounts)."""
-    term = term / fl.sum(np.abs(term))[fl.seg]
-    running = np.cumsum(term, axis=0)
-    base = np.zeros((fl.size, *term.shape[1:]))
+    """Running sums of per-flow terms within each entity, divided by the entity's sum of
+    |term| (so they lie in [-1, 1] whatever the amounts)."""
+    running = np.cumsum(term / fl.sum(np.abs(term))[fl.seg])
+    base = np.zeros(fl.size)
     base[1:] = running[fl.starts[1:] - 1]
     return running - base[fl.seg]
 
