@@ -2,6 +2,10 @@
 
 Run: .venv/bin/python bench/xirr_bench.py [repeats]
 
+Besides the timings it reports how many series each found a root for, the largest difference
+where both did, and for that series each rate's NPV relative to the sum of |discounted flows|
+(which of the two is nearer the root).
+
 Series (fixed seed): an initial purchase, 48 contributions or withdrawals on distinct random
 dates over a horizon of 60 days to 10 years while the value follows a random walk (annual
 drift and volatility drawn per series), then the final value. Withdrawals never exceed the
@@ -66,6 +70,15 @@ def make_flows(n_series: int = N_SERIES, n_flows: int = N_FLOWS, seed: int = SEE
     )
 
 
+def _relative_npv(dates: list[dt.date], amounts: list[float], rate: float) -> float:
+    """NPV at rate over the sum of |discounted flows| (Actual/365), computed in logs."""
+    years = np.array([(d - dates[0]).days for d in dates]) / 365.0
+    cf = np.asarray(amounts)
+    log_abs = np.log(np.abs(cf)) - years * np.log1p(rate)
+    weights = np.exp(log_abs - log_abs.max())
+    return float(np.sum(np.sign(cf) * weights) / np.sum(weights))
+
+
 def _best(repeats: int, fn) -> tuple[float, object]:
     times, result = [], None
     for _ in range(repeats):
@@ -94,6 +107,7 @@ def run(repeats: int = 5) -> dict:
     theirs = np.array([np.nan if r is None else r for r in theirs], dtype=float)
     both = np.isfinite(ours) & np.isfinite(theirs)
     diff = np.abs(ours[both] - theirs[both]) / np.maximum(1.0, np.abs(theirs[both]))
+    worst = int(np.flatnonzero(both)[np.argmax(diff)]) if both.any() else 0
     return {
         "series": len(series),
         "flows_per_series": N_FLOWS,
@@ -105,6 +119,8 @@ def run(repeats: int = 5) -> dict:
         "pyxirr_only": int((np.isfinite(theirs) & ~np.isfinite(ours)).sum()),
         "max_abs_diff": float(np.max(np.abs(ours[both] - theirs[both]), initial=0.0)),
         "max_rel_diff": float(np.max(diff, initial=0.0)),
+        "worst_series_npv_ours": _relative_npv(*series[worst], ours[worst]),
+        "worst_series_npv_pyxirr": _relative_npv(*series[worst], theirs[worst]),
     }
 
 
