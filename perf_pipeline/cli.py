@@ -34,6 +34,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--store", help="DuckDB file of the local target (PERF_STORE)")
     run.add_argument("--target", choices=("local", "aws"), help="PERF_TARGET (default local)")
     run.add_argument("--as-of", type=iso_date, help="value up to this date (default: latest)")
+    init = commands.add_parser(
+        "aws-init", help="create the bucket, table, Timestream table and queue (dev or emulator)")
+    init.add_argument("--bucket", help="input bucket (default: the bucket of PERF_INPUT)")
+    init.add_argument("--queue", default="perf-pipeline-requests", help="SQS queue name")
+    init.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION)")
     gen = commands.add_parser("generate", help="write a deterministic sample input set")
     gen.add_argument("--out", default="data/input", help="input root (default %(default)s)")
     gen.add_argument("--portfolios", type=int, default=4)
@@ -47,7 +52,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "generate":
         return generate(args)
+    if args.command == "aws-init":
+        return aws_init(args)
     return run(args)
+
+
+def aws_init(args: argparse.Namespace) -> int:
+    """Create every AWS resource the aws target uses, named by the same variables it reads."""
+    from perf_pipeline.resources.aws_setup import create_dev_resources
+    from perf_pipeline.resources.deployments import DEFAULTS
+
+    def named(variable: str) -> str:
+        return os.environ.get(variable) or DEFAULTS[variable]
+
+    root = os.environ.get("PERF_INPUT", "")
+    bucket = args.bucket or (root[len("s3://"):].split("/")[0] if root.startswith("s3://")
+                             else None)
+    if not bucket:
+        print("perf-pipeline: give --bucket or set PERF_INPUT=s3://bucket/prefix",
+              file=sys.stderr)
+        return EXIT_USAGE
+    region = (args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+              or "us-east-1")
+    created = create_dev_resources(
+        bucket=bucket, table=named("PERF_DYNAMODB_TABLE"),
+        timestream_database=named("PERF_TIMESTREAM_DATABASE"),
+        timestream_table=named("PERF_TIMESTREAM_TABLE"), queue_name=args.queue, region=region,
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+    )
+    for name, value in created.items():
+        print(f"{name:24} {value}")
+    return EXIT_OK
 
 
 def generate(args: argparse.Namespace) -> int:

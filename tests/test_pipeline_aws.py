@@ -156,3 +156,25 @@ def test_aws_target_needs_an_s3_input(monkeypatch):
     monkeypatch.delenv("PERF_ASSET_STORE", raising=False)
     with pytest.raises(ValueError, match="s3://"):
         aws_resources()
+
+
+def test_aws_init_creates_what_the_pipeline_needs(aws, monkeypatch):
+    monkeypatch.setenv("PERF_INPUT", "s3://init-bucket/in")
+    monkeypatch.setenv("PERF_DYNAMODB_TABLE", "init-table")
+    done = subprocess.run([sys.executable, "-m", "perf_pipeline.cli", "aws-init"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "init-bucket" in done.stdout and "init-table" in done.stdout
+    tables = boto3.client("dynamodb", endpoint_url=aws).describe_table(TableName="init-table")
+    indexes = {i["IndexName"] for i in tables["Table"]["GlobalSecondaryIndexes"]}
+    assert indexes == {"PortfolioIndex", "ClientIndex"}
+    boto3.client("s3", endpoint_url=aws).head_bucket(Bucket="init-bucket")
+    queues = boto3.client("sqs", endpoint_url=aws).list_queues()["QueueUrls"]
+    assert any(url.endswith("/perf-pipeline-requests-dlq") for url in queues)
+
+
+def test_aws_init_without_a_bucket_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("PERF_INPUT", "data/input")
+    done = subprocess.run([sys.executable, "-m", "perf_pipeline.cli", "aws-init"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert done.returncode == 2
