@@ -90,10 +90,12 @@ def _annualized_growth(
 
     Computed as expm1(P/n * sum(log1p(x))): log1p keeps the digits of small daily returns
     that 1 + x would round away, the sum of logs cannot overflow or underflow over long
-    periods where a raw product can, and expm1 keeps the digits of a result near 0. A
-    return below -1 makes 1 + x negative: the product's sign is then the parity of such
-    days (those rows are redone with log|1 + x|), and a negative product has no real
-    (P/n)-th root, so the result is NaN. scratch: an (N, T) buffer that is overwritten.
+    periods where a raw product can, and expm1 keeps the digits of a result near 0. (The
+    last level of the linked index is the product too, but its few ulps of rounding, times
+    P/n, would move short windows' figures by up to 1e-11.) A return below -1 makes 1 + x
+    negative: the product's sign is then the parity of such days (those rows are redone
+    with log|1 + x|), and a negative product has no real (P/n)-th root, so the result is
+    NaN. scratch: an (N, T) buffer that is overwritten.
     """
     log_sum = np.log1p(xz, out=scratch).sum(axis=1)
     odd = np.isnan(log_sum)  # only a return below -1 makes log1p NaN here
@@ -238,6 +240,7 @@ def _drawdown_positions(
 def _lower_tail(
     xz: np.ndarray,
     dev: np.ndarray,
+    spread: np.ndarray,
     invalid: np.ndarray,
     n: np.ndarray,
     level: float,
@@ -256,8 +259,8 @@ def _lower_tail(
     The candidates are packed into a +inf-padded (N, width) array, partitioned at the
     largest position any row needs, and only that short left block is sorted.
 
-    xz: returns with null days 0; dev: xz minus the row mean, 0 on null days; cut: an
-    (N, T) bool buffer, overwritten.
+    xz: returns with null days 0; dev: xz minus the row mean, 0 on null days; spread: the
+    population standard deviation of each row; cut: an (N, T) bool buffer, overwritten.
     """
     n_rows = xz.shape[0]
     rows = np.arange(n_rows)
@@ -265,7 +268,6 @@ def _lower_tail(
     k = np.floor(h).astype(np.intp)
     g = h - k
     k_next = np.minimum(k + 1, np.maximum(n - 1, 0))
-    spread = np.sqrt(_sum_squares(dev) / n)
     np.less(dev, (-_TAIL_Z * spread)[:, None], out=cut)  # null days: 0 < 0 is False
     count = np.count_nonzero(cut, axis=1)
     short = count <= k_next
@@ -394,9 +396,10 @@ def _block_figures(
     downside = np.sqrt(_sum_squares(shortfall) / n) * sqrt_p
     np.copyto(xz, 0.0, where=invalid)  # from here on the returns with null days set to 0
     dev = _centre(xz, invalid, n, out=dev)
-    var = _sum_squares(dev) / dof
+    squares = _sum_squares(dev)
+    var = squares / dof
     vol = np.sqrt(var) * sqrt_p
-    q, cvar = _lower_tail(xz, dev, invalid, n, _VAR_LEVEL, cut)
+    q, cvar = _lower_tail(xz, dev, np.sqrt(squares / n), invalid, n, _VAR_LEVEL, cut)
     ann = _annualized_growth(xz, n, p, tmp)
     mdd = _max_drawdown_of_returns(xz, level, peak)
     figures = {
