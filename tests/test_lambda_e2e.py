@@ -1,0 +1,227 @@
+"""The trigger Lambda against a real dagster-webserver + dagster-daemon (issue 6, end to end).
+
+One webserver+daemon pair (tests/dagster_services.py) serves the whole module over a temporary
+instance, the hand-made input of handmade.py and a temporary DuckDB store (local target). The
+handler is called with real API Gateway REST proxy events and its settings are built from an
+environment, as at cold start; run counts and run tags are read back through GraphQL.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from dagster_services import DagsterServices, dagster_services, free_port
+from handmade import AS_OF, p1_itd_expected, write_input
+from test_lambda_api import SECRET, call, rest_event, token
+
+from lambda_trigger import handler
+from lambda_trigger.dependencies import Dependencies
+from lambda_trigger.settings import Settings
+
+RUN_DEADLINE_S = 180.0
+POLL_S = 1.0
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+REQUEST_ID = "req-e2e-1"
+SQS_REQUEST_ID = "req-e2e-sqs-1"
+SQS_QUEUE = "perf-e2e-requests"
+SQS_SENSOR_MODULE = "perf_pipeline.sensors.sqs"
+
+RUNS_QUERY = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) { ... on Runs { results { runId status } } }
+}
+"""
+RUN_FAILURE_QUERY = """
+query RunEvents($runId: ID!) {
+  logsForRun(runId: $runId) {
+    ... on EventConnection { events { __typename ... on MessageEvent { message level } } }
+  }
+}
+"""
+SENSORS_QUERY = """
+query Sensors($selector: RepositorySelector!) {
+  sensorsOrError(repositorySelector: $selector) {
+    ... on Sensors { results { name sensorState { status } } }
+  }
+}
+"""
+START_SENSOR = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) { __typename ... on Error { message } }
+}
+"""
+
+
+def sqs_sensor_present() -> bool:
+    """True once perf_pipeline/sensors/sqs.py exists (another issue builds it)."""
+    return importlib.util.find_spec(SQS_SENSOR_MODULE) is not None
+
+
+@dataclass
+class Stack:
+    """The running services and the paths their runs read and write."""
+
+    services: DagsterServices
+    store: Path
+    queue_url: str | None
+
+
+def queue_url_for(endpoint: str) -> str:
+    """moto's URL for SQS_QUEUE in its default account (known before the queue exists)."""
+    return f"{endpoint}/123456789012/{SQS_QUEUE}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[
+    Stack
+]:
+    root = tmp_path_factory.mktemp("dagster-e2e")
+    store = root / "perf.duckdb"
+    env = {
+        "PERF_TARGET": "local",
+        "PERF_INPUT": str(write_input(root / "input")),
+        "PERF_STORE": str(store),
+    }
+    queue_url = None
+    if sqs_sensor_present():  # the sensor polls moto's queue; the SQS test creates it
+        endpoint = request.getfixturevalue("moto_endpoint")
+        queue_url = queue_url_for(endpoint)
+        env |= {"PERF_SQS_QUEUE_URL": queue_url, "AWS_ENDPOINT_URL": endpoint}
+    with dagster_services(root, env) as services:
+        yield Stack(services, store, queue_url)
+
+
+def use_environment(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
+    """Rebuild the handler's dependencies from `env`, as a cold start would."""
+    settings = Settings.from_env({"JWT_SECRET": SECRET, **env})
+    monkeypatch.setattr(handler, "dependencies", Dependencies(settings))
+
+
+@pytest.fixture
+def graphql_mode(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    use_environment(monkeypatch, {"DAGSTER_GRAPHQL_URL": stack.services.graphql_url})
+    return stack
+
+
+def bearer(portfolios: list[str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(portfolios, sub='e2e-user')}"}
+
+
+def post_calculate(portfolio_ids: list[str], request_id: str, allowed: list[str]) -> tuple[
+    int, Any
+]:
+    body = {"portfolio_ids": portfolio_ids, "as_of": AS_OF, "request_id": request_id}
+    event = rest_event("POST", "/calculate", body=json.dumps(body), headers=bearer(allowed))
+    return call(event)
+
+
+def runs(services: DagsterServices, tags: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Every run of the instance (optionally only those with these tags), through GraphQL."""
+    filter_ = {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
+    return services.graphql(RUNS_QUERY, {"filter": filter_})["runsOrError"]["results"]
+
+
+def failure_report(services: DagsterServices, run_id: str, status: str) -> str:
+    """The run's error-level events and the services' log tails."""
+    try:
+        events = services.graphql(RUN_FAILURE_QUERY, {"runId": run_id})["logsForRun"]["events"]
+        errors = [e["message"] for e in events if e.get("level") in ("ERROR", "CRITICAL")]
+    except Exception as exc:  # a report must not hide the original failure
+        errors = [f"(could not read the run's events: {exc})"]
+    return f"run {run_id} ended {status}:\n" + "\n".join(errors) + "\n" + services.log_tails()
+
+
+def wait_for_status(services: DagsterServices, run_id: str) -> str:
+    """Poll GET /runs/{run_id} through the handler until a terminal status (bounded)."""
+    deadline = time.monotonic() + RUN_DEADLINE_S
+    status = "unknown"
+    while time.monotonic() < deadline:
+        code, body = call(rest_event("GET", f"/runs/{run_id}", headers=bearer(["P1"])))
+        assert code == 200, (code, body, services.log_tails())
+        assert body["run_id"] == run_id
+        status = body["status"]
+        if status in TERMINAL:
+            return status
+        services.check_alive()
+        time.sleep(POLL_S)
+    pytest.fail(f"run {run_id} still {status} after {RUN_DEADLINE_S:.0f} s\n"
+                f"{services.log_tails()}")
+
+
+def p1_itd(store: Path) -> dict[str, Any]:
+    """P1's ITD row of performance_metrics at AS_OF, read from the DuckDB store."""
+    with duckdb.connect(str(store), read_only=True) as con:
+        frame = con.execute(
+            "SELECT * FROM performance_metrics WHERE entity_type = 'portfolio' "
+            "AND entity_id = 'P1' AND time_period = 'ITD' AND calculation_date = ?",
+            [AS_OF],
+        ).df()
+    assert len(frame) == 1, frame
+    return frame.iloc[0].to_dict()
+
+
+@pytest.fixture(scope="module")
+def first_run(stack: Stack) -> tuple[str, float]:
+    """POST /calculate for P1 once, wait for the run: (run_id, seconds to SUCCESS)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_environment(monkeypatch, {"DAGSTER_GRAPHQL_URL": stack.services.graphql_url})
+        started = time.monotonic()
+        code, body = post_calculate(["P1"], REQUEST_ID, allowed=["P1"])
+        assert code == 202, (body, stack.services.log_tails())
+        assert body["request_id"] == REQUEST_ID
+        assert isinstance(body["run_id"], str) and body["run_id"]
+        status = wait_for_status(stack.services, body["run_id"])
+        assert status == "SUCCESS", failure_report(stack.services, body["run_id"], status)
+        return body["run_id"], time.monotonic() - started
+
+
+def test_calculate_runs_the_job_and_stores_the_hand_computed_twr(
+    graphql_mode: Stack, first_run: tuple[str, float]
+) -> None:
+    run_id, _ = first_run
+    [run] = runs(graphql_mode.services, {"perf/request_id": REQUEST_ID})
+    assert run == {"runId": run_id, "status": "SUCCESS"}
+    row = p1_itd(graphql_mode.store)
+    assert row["request_id"] == REQUEST_ID
+    assert row["twr"] == pytest.approx(p1_itd_expected()["twr"], rel=1e-10, abs=0)
+
+
+def test_same_request_id_returns_the_same_run_and_launches_nothing(
+    graphql_mode: Stack, first_run: tuple[str, float]
+) -> None:
+    run_id, _ = first_run
+    before = runs(graphql_mode.services)
+    code, body = post_calculate(["P1"], REQUEST_ID, allowed=["P1"])
+    assert code == 202, body
+    assert body == {"request_id": REQUEST_ID, "run_id": run_id, "status": "SUCCESS"}
+    assert runs(graphql_mode.services) == before
+
+
+def test_portfolio_outside_the_token_is_403_and_launches_nothing(
+    graphql_mode: Stack, first_run: tuple[str, float]
+) -> None:
+    before = runs(graphql_mode.services)
+    code, body = post_calculate(["P2"], "req-e2e-forbidden", allowed=["P1"])
+    assert code == 403, body
+    assert {"field": "portfolio_ids", "issue": "not allowed: P2"} in body["details"]
+    assert runs(graphql_mode.services) == before
+
+
+def test_unreachable_dagster_is_503_and_launches_nothing(
+    stack: Stack, first_run: tuple[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = runs(stack.services)
+    closed = f"http://127.0.0.1:{free_port()}/graphql"
+    use_environment(monkeypatch, {"DAGSTER_GRAPHQL_URL": closed})
+    code, body = post_calculate(["P1"], "req-e2e-unreachable", allowed=["P1"])
+    assert code == 503, body
+    assert "nothing was launched" in body["error"]
+    assert runs(stack.services) == before
