@@ -44,9 +44,12 @@ overflows. Per entity, with t in years:
    cents and billions behave alike);
 3. entities Newton does not settle whose first and last flows differ in sign (so NPV changes
    sign): Brent (`scipy.optimize.brentq`) on a bracket;
-4. uniqueness certificate: if every partial sum of the discounted flows, in time order and
+4. uniqueness certificates: if every partial sum of the discounted flows, in time order and
    before the last flow, has the sign of the first flow (the investment balance never changes
-   side at the root, Teichroew-Robichek-Montalbano), the root is the only one;
+   side at the root, Teichroew-Robichek-Montalbano), the root is the only one; failing that,
+   if Laguerre's rule of signs at one of a few rates c near the root bounds the number of
+   roots by 1 (sign changes of the partial sums of CF_i exp(-c t_i), forwards plus
+   backwards);
 5. the others (several roots possible, or none): a scan of NPV's sign on a 601-point grid in
    x (asinh-spaced: about 3e-4 apart near 0, then 2.5-4% of |x|, out to the root bounds below),
    vectorized over those entities, each sign change refined by Brent, then the selection
@@ -86,6 +89,7 @@ _GRID_SCALE = 0.01
 _GRID_CHUNK = 500_000
 _BOUND_MARGIN = 1e-3
 _ROOT_MERGE_RTOL = 1e-9
+_LAGUERRE_OFFSETS = np.array([-4.0, -2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0, 4.0])
 
 
 @dataclass(frozen=True)
@@ -250,13 +254,15 @@ def _brent(npv, a: float, b: float) -> float:
     return brentq(npv, a, b, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
 
 
-def _partial_sums(fl: _Flows, term: np.ndarray) -> np.ndarray:
-    """Running sums of per-flow terms within each entity, divided by the entity's sum of
-    |term| (so they lie in [-1, 1] whatever the amounts)."""
-    running = np.cumsum(term / fl.sum(np.abs(term))[fl.seg])
-    base = np.zeros(fl.size)
-    base[1:] = running[fl.starts[1:] - 1]
-    return running - base[fl.seg]
+def _running_sums(fl: _Flows, term: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised term, its running sums within each entity) for a term per flow (or per
+    flow and column); normalised = divided by the entity's sum of |term|, so the running
+    sums lie in [-1, 1] whatever the amounts. One cumsum over all entities, restarted at
+    each entity by taking the previous entity's total off its first term."""
+    normalised = term / fl.sum(np.abs(term))[fl.seg]
+    restarted = normalised.copy()
+    restarted[fl.starts[1:]] -= fl.sum(normalised)[:-1]
+    return normalised, np.cumsum(restarted, axis=0)
 
 
 def _unique(fl: _Flows, x: np.ndarray) -> np.ndarray:
@@ -266,11 +272,38 @@ def _unique(fl: _Flows, x: np.ndarray) -> np.ndarray:
     (beyond 1e-9 of sum |.|) on the first flow's side: the balance never changes side.
     """
     _, disc = _discounted(x[fl.seg], fl.t, fl.back)
-    partial = _partial_sums(fl, fl.cf * disc) * np.sign(fl.cf[fl.starts])[fl.seg]
+    _, partial = _running_sums(fl, fl.cf * disc)
+    partial = partial * np.sign(fl.cf[fl.starts])[fl.seg]
     is_last = np.zeros(len(fl.t), dtype=bool)
     is_last[fl.last] = True
     violated = (partial <= _SIGN_TOL) & ~is_last
     return fl.sum(violated.astype(np.int64)) == 0
+
+
+def _sign_changes(fl: _Flows, values: np.ndarray) -> np.ndarray:
+    """Upper bound on the sign changes of each entity's sequence of values (flows x columns):
+    a value within 1e-9 of 0 may have either sign, so it counts as 2."""
+    sign = np.where(np.abs(values) > _SIGN_TOL, np.sign(values), 0.0)
+    pair = np.zeros(values.shape, dtype=np.int64)
+    pair[:-1] = (sign[1:] * sign[:-1] < 0) & (fl.seg[1:] == fl.seg[:-1])[:, None]
+    return fl.sum(pair + 2 * (sign == 0))
+
+
+def _unique_by_laguerre(fl: _Flows, x: np.ndarray) -> np.ndarray:
+    """True where Laguerre's rule of signs leaves room for one root only (x is one).
+
+    For any c, NPV has at most as many roots above c as the partial sums of CF_i exp(-c t_i)
+    in time order have sign changes, and at most as many below c as those sums taken from
+    the last flow backwards (Norstrom's criterion is the case c = 0). Tried at c = 0, x/2,
+    2x and x + _LAGUERRE_OFFSETS.
+    """
+    c = np.hstack((x[:, None] + _LAGUERRE_OFFSETS, np.outer(x, [0.0, 0.5, 2.0])))
+    c_flow = c[fl.seg]
+    exponent = -c_flow * np.where(c_flow < 0, fl.back[:, None], fl.t[:, None])
+    normalised, forward = _running_sums(fl, fl.cf[:, None] * np.exp(exponent))
+    backward = forward[fl.last][fl.seg] - forward + normalised
+    bound = _sign_changes(fl, forward) + _sign_changes(fl, backward)
+    return bound.min(axis=1) <= 1
 
 
 def _grid(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
@@ -348,6 +381,9 @@ def _solve(fl: _Flows, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
     certain = np.zeros(sub.size, dtype=bool)
     if has_root.any():
         certain[has_root] = _unique(sub.subset(has_root), root[has_root])
+    check = has_root & ~certain
+    if check.any():
+        certain[check] = _unique_by_laguerre(sub.subset(check), root[check])
     x[rest[certain]] = root[certain]
     count[rest[certain]] = 1
     doubt = ~certain
