@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 from pydantic import Field
 
+from perf_pipeline.calc.performance import METRIC_COLUMNS as CALCULATED_COLUMNS
 from perf_pipeline.resources.aws_clients import (
     Backoff,
     DynamoDBResource,
@@ -52,45 +53,10 @@ STRING_COLUMNS = (
 )
 DATE_COLUMNS = ("calculation_date", "start_date", "end_date")
 BOOL_COLUMNS = ("partial_period",)
-NUMBER_COLUMNS = (
-    "twr",
-    "twr_annualized",
-    "mwr",
-    "mwr_annualized",
-    "modified_dietz",
-    "volatility",
-    "downside_deviation",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown",
-    "calmar_ratio",
-    "benchmark_twr",
-    "beta",
-    "alpha",
-    "tracking_error",
-    "information_ratio",
-    "correlation",
-    "var_95",
-    "cvar_95",
-)
-METRIC_COLUMNS = (
-    "id",
-    "calculation_date",
-    "entity_type",
-    "entity_id",
-    "portfolio_id",
-    "client_id",
-    "time_period",
-    "start_date",
-    "end_date",
-    "partial_period",
-    *NUMBER_COLUMNS[:12],
-    "benchmark_id",
-    *NUMBER_COLUMNS[12:],
-    "calculation_method",
-    "request_id",
-    "created_at",
-    "updated_at",
+METRIC_COLUMNS = (*CALCULATED_COLUMNS, "request_id", "created_at", "updated_at")
+NUMBER_COLUMNS = tuple(
+    name for name in METRIC_COLUMNS
+    if name not in (*STRING_COLUMNS, *DATE_COLUMNS, *BOOL_COLUMNS)
 )
 """performance_metrics columns in data.md's order."""
 
