@@ -168,6 +168,15 @@ def test_empty_input_and_missing_column():
         xirr_many(empty.drop(columns="amount"))
 
 
+def test_unparseable_date_or_amount_raises_value_error():
+    frame = pd.DataFrame({"entity": ["a", "a"], "date": ["2023-01-01", "soon"], "amount": [-1, 2]})
+    with pytest.raises(ValueError):
+        xirr_many(frame)
+    frame = pd.DataFrame({"entity": ["a", "a"], "date": [DAY0, DAY0], "amount": [-1, "lots"]})
+    with pytest.raises(ValueError):
+        xirr_many(frame)
+
+
 def test_rows_with_null_entity_are_ignored():
     frame = _long({"a": _series([0, 365], [-100.0, 110.0])})
     frame = pd.concat([frame, pd.DataFrame({"entity": [None], "date": [DAY0], "amount": [5.0]})])

@@ -63,6 +63,7 @@ root never is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -223,7 +224,7 @@ def _newton(fl: _Flows, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.nd
     return root
 
 
-def _entity_npv(t: np.ndarray, cf: np.ndarray):
+def _entity_npv(t: np.ndarray, cf: np.ndarray) -> Callable[[float], float]:
     """Scaled NPV of one entity's flows as a scalar function of x (for Brent)."""
     horizon = t[-1]
 
@@ -234,7 +235,7 @@ def _entity_npv(t: np.ndarray, cf: np.ndarray):
     return npv
 
 
-def _brent(npv, a: float, b: float) -> float:
+def _brent(npv: Callable[[float], float], a: float, b: float) -> float:
     """Root of npv in [a, b] given a sign change, split at 0 so the scaling is continuous.
 
     If npv here has one sign at both ends (the sign change came from a sum in another order,
@@ -404,7 +405,7 @@ def _days(dates: pd.Series) -> np.ndarray:
     return stamps.to_numpy().astype("datetime64[D]")
 
 
-def _where(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+def _compress(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """The arrays at the positions where mask is True (themselves when it is True everywhere)."""
     if mask.all():
         return arrays
@@ -429,8 +430,8 @@ def xirr_many_detailed(
     flows: long table with columns entity, date, amount (signed, investor's side), any order;
     rows with a null entity are ignored. near_period_rate, horizon_days: Series indexed by
     entity choosing among several roots (see the module docstring); NaN or missing entries
-    mean 0 and 365 days. Raises ValueError when a column is missing, an amount is not numeric
-    or a horizon is not positive.
+    mean 0 and 365 days. Raises ValueError when a column is missing, an amount is not numeric,
+    a date cannot be parsed or a horizon is not positive.
 
     Returns a DataFrame indexed by entity (sorted) with columns `rate` (annual rate r, NaN as
     in the module docstring), `log1p_rate` (log(1 + r) of the selected root, NaN when there is
@@ -446,11 +447,11 @@ def xirr_many_detailed(
     if (horizon <= 0).any():
         raise ValueError("horizon_days must be positive")
     amount = pd.to_numeric(flows["amount"]).to_numpy(dtype=float, na_value=np.nan)
-    codes, days, amount = _where(codes >= 0, codes, _days(flows["date"]), amount)
+    codes, days, amount = _compress(codes >= 0, codes, _days(flows["date"]), amount)
 
     n = len(entities)
     bad = np.bincount(codes, ~np.isfinite(amount) | np.isnat(days), minlength=n) > 0
-    codes, days, amount = _where(~bad[codes], codes, days, amount)
+    codes, days, amount = _compress(~bad[codes], codes, days, amount)
     days = days.astype(np.int64)
     if len(days):
         key = codes * (days.max() - days.min() + 1) + (days - days.min())
@@ -462,7 +463,7 @@ def xirr_many_detailed(
     if not new.all():
         first = np.flatnonzero(new)
         codes, days, amount = codes[first], days[first], np.add.reduceat(amount, first)
-    ent, day, cf = _where(amount != 0, codes, days, amount)
+    ent, day, cf = _compress(amount != 0, codes, days, amount)
     n_flows = np.bincount(ent, minlength=n)
     flip = (ent[1:] == ent[:-1]) & (np.sign(cf[1:]) != np.sign(cf[:-1]))
     n_flips = np.bincount(ent[1:][flip], minlength=n)
@@ -477,7 +478,7 @@ def xirr_many_detailed(
     roots = np.zeros(n, dtype=np.int64)
     solve = status == "ok"
     if solve.any():
-        seg, kept_day, kept_cf = _where(solve[ent], ent, day, cf)
+        seg, kept_day, kept_cf = _compress(solve[ent], ent, day, cf)
         seg = (np.cumsum(solve) - 1)[seg]
         first_day = np.minimum.reduceat(kept_day, np.flatnonzero(np.diff(seg, prepend=-1)))
         fl = _Flows.build(seg, (kept_day - first_day[seg]) / _DAYS_PER_YEAR, kept_cf)
