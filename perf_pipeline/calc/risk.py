@@ -30,8 +30,8 @@ entity has a return. Invalid arguments raise ValueError.
 Layout: the kernels work on arrays of shape (entities, dates) so that every reduction runs
 along a contiguous row, _BLOCK entities at a time (a loop over blocks of columns, each
 block vectorized, so that a block's intermediates stay in cache). numpy sums each row
-pairwise, in the same order whatever the block holds, and the running product and peak
-(see _running) do not depend on the number of rows either: the scalar and the
+pairwise, in the same order whatever the block holds, and the linked index (see
+_link_index) does not depend on the number of rows either: the scalar and the
 many-entity forms agree bit for bit.
 """
 
@@ -71,7 +71,8 @@ _TINY = 1e-12
 _VAR_LEVEL = 0.05
 _DRAWDOWN_COLUMNS = ("max_drawdown", "peak_date", "trough_date", "recovery_date")
 _BLOCK = 128  # entities per block: a few (B, T) float arrays fit in a core's cache
-_RUN = 8  # points per run in _running
+_RUN = 8  # points per run in _link_index
+_SPAN = 64  # points per span in _max_drawdown_of_returns (a multiple of _RUN)
 _TAIL_Z = 1.2  # candidates for the 5 % quantile: dev below -1.2 standard deviations
 
 
@@ -126,49 +127,35 @@ def _sum_squares(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
-def _running(ufunc: np.ufunc, values: np.ndarray, out: np.ndarray, start: float) -> np.ndarray:
-    """Running np.multiply or np.maximum along each row, from start, into out (may be values).
-
-    out[:, t] = start op values[:, 0] op ... op values[:, t]; the row length must be a
-    multiple of _RUN. ufunc.accumulate along a row is one chain of dependent operations,
-    bound by their latency (about 3 ns a point) however the rows are laid out. Here each
-    row is cut into runs of _RUN points: the running values inside every run are formed
-    for all runs of all rows at once (_RUN - 1 vectorized steps), one chain a _RUN-th as
-    long carries the run totals forward, and a last pass combines the two.
-
-    A running maximum comes out exactly as ufunc.accumulate's. A running product is
-    associated differently (g_1 ... g_16 = (g_1 ... g_8)(g_9 ... g_16)), which moves the
-    levels by a few ulps with the same error bound. Neither depends on the number of rows.
-    """
-    rows = values.shape[0]
-    # Splitting the contiguous last axis always gives views, so the writes land in out.
-    src = values.reshape(rows, -1, _RUN)
-    runs = out.reshape(rows, -1, _RUN)
-    runs[:, :, 0] = src[:, :, 0]
-    for j in range(1, _RUN):
-        ufunc(runs[:, :, j - 1], src[:, :, j], out=runs[:, :, j])
-    carry = np.empty(runs.shape[:2])
-    carry[:, 0] = start
-    carry[:, 1:] = runs[:, :-1, -1]
-    ufunc.accumulate(carry, axis=1, out=carry)
-    ufunc(runs, carry[:, :, None], out=runs)
-    return out
-
-
-def _padded(n_days: int) -> int:
-    """n_days rounded up to a positive multiple of _RUN (the row length _running works on)."""
-    return max(-(-n_days // _RUN), 1) * _RUN
-
-
 def _link_index(xz: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Performance index I_t = prod_{s<=t} (1 + x_s) of returns (N, T), null days 0, into out.
 
     out: (N, _padded(T)) buffer; the columns past T hold the final level (growth 1 there).
+    np.cumprod along a row is one chain of dependent multiplications, bound by their
+    latency (about 3 ns a point) however the rows are laid out. Here each row is cut into
+    runs of _RUN points: the products within every run are formed for all runs of all
+    rows at once (_RUN - 1 vectorized steps), one chain a _RUN-th as long carries the run
+    totals forward, and a last pass scales each run by the product of the runs before it.
+    That associates the product differently (g_1 ... g_16 = (g_1 ... g_8)(g_9 ... g_16)),
+    which moves the levels by a few ulps from np.cumprod's, with the same error bound; the
+    result does not depend on the number of rows.
     """
-    n_days = xz.shape[1]
+    n_rows, n_days = xz.shape
     np.add(xz, 1.0, out=out[:, :n_days])
     out[:, n_days:] = 1.0
-    return _running(np.multiply, out, out, 1.0)
+    # Splitting the contiguous last axis always gives a view, so the writes land in out.
+    runs = out.reshape(n_rows, -1, _RUN)
+    for j in range(1, _RUN):
+        np.multiply(runs[:, :, j - 1], runs[:, :, j], out=runs[:, :, j])
+    before = np.ones(runs.shape[:2])
+    np.cumprod(runs[:, :-1, -1], axis=1, out=before[:, 1:])
+    np.multiply(runs, before[:, :, None], out=runs)
+    return out
+
+
+def _padded(n_days: int) -> int:
+    """n_days rounded up to a positive multiple of _SPAN (a multiple of _RUN)."""
+    return max(-(-n_days // _SPAN), 1) * _SPAN
 
 
 def _index_rows(xz: np.ndarray) -> np.ndarray:
@@ -191,17 +178,45 @@ def _drawdown(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 1.0 - relative, peak
 
 
-def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray, peak: np.ndarray) -> np.ndarray:
+def _worst_ratio(level: np.ndarray, floor: float | np.ndarray) -> np.ndarray:
+    """Row-wise min_t I_t / max(floor, max_{s<=t} I_s) (floor: a scalar or one per row)."""
+    peak = np.maximum(np.maximum.accumulate(level, axis=1), np.reshape(floor, (-1, 1)))
+    return np.divide(level, peak, out=peak).min(axis=1)
+
+
+def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Row-wise max drawdown of the index linked from xz (null days 0), base I_0 = 1 included.
 
-    The same figure as _drawdown(_index_rows(xz)).max(axis=1) without the (N, T + 1) copies:
-    the base enters as a floor of 1 under the running peak, and 1 - min(I / peak) is the
-    largest drawdown (0 at the base). level and peak are (N, _padded(T)) buffers,
-    overwritten; the padding repeats the last level and changes nothing.
+    The figure 1 - min_t I_t / P_t, P_t = max(1, max_{s<=t} I_s) (the base is a floor under
+    the running peak; 0 at the base), as _drawdown(_index_rows(xz)).max(axis=1) gives it,
+    without the running peak, a chain of dependent comparisons as slow as np.cumprod. Cut
+    each row into spans of _SPAN points with highs H_k, lows L_k and the peak before them
+    B_k = max(1, H_0 .. H_{k-1}). In span k, P_t = max(B_k, h_t) (h_t: the high within the
+    span so far), so for positive levels I_t / P_t = min(I_t / B_k, I_t / h_t): the deepest
+    point is the smaller of A = min_k L_k / B_k and each span's own min_t I_t / h_t, which
+    is at least L_k / H_k. Only the spans with L_k / H_k < A (a few in a thousand rows:
+    large drawdowns span many spans) are scanned point by point. Division rounds
+    monotonically, so every comparison holds in floating point and the result is exactly
+    the point-by-point one. Rows with a non-positive or non-finite level (returns of -100 %
+    or below, overflow) are scanned whole. level: an (N, _padded(T)) buffer, overwritten.
     """
+    n_rows = xz.shape[0]
     _link_index(xz, level)
-    _running(np.maximum, level, peak, 1.0)
-    return 1.0 - np.minimum(np.divide(level, peak, out=peak).min(axis=1), 1.0)
+    starts = np.arange(0, level.shape[1], _SPAN)
+    high = np.maximum.reduceat(level, starts, axis=1)
+    low = np.minimum.reduceat(level, starts, axis=1)
+    before = np.ones_like(high)
+    before[:, 1:] = high[:, :-1]
+    np.maximum.accumulate(before, axis=1, out=before)
+    worst = (low / before).min(axis=1)
+    regular = np.all(low > 0.0, axis=1) & np.all(high < np.inf, axis=1)
+    rows, spans = np.nonzero((low / high < worst[:, None]) & regular[:, None])
+    if rows.size:
+        inside = level.reshape(n_rows, -1, _SPAN)[rows, spans]
+        np.minimum.at(worst, rows, _worst_ratio(inside, before[rows, spans]))
+    if not regular.all():
+        worst[~regular] = _worst_ratio(level[~regular], 1.0)
+    return 1.0 - np.minimum(worst, 1.0)
 
 
 def _drawdown_positions(
@@ -340,7 +355,7 @@ def risk_metrics_array(
     scratch = _Scratch(
         work=np.empty((4, width, n_days)),
         flags=np.empty((3, width, n_days), dtype=bool),
-        path=np.empty((2, width, _padded(n_days))),
+        level=np.empty((width, _padded(n_days))),
     )
     bench_gaps = bench is not None and bool(np.isnan(bench).any())
     with np.errstate(all="ignore"):
@@ -361,11 +376,11 @@ def risk_metrics_array(
 
 
 class _Scratch(NamedTuple):
-    """Buffers reused by every block: (count, rows, T) floats and bools, padded paths."""
+    """Buffers reused by every block: (count, rows, T) floats and bools, a padded index."""
 
     work: np.ndarray
     flags: np.ndarray
-    path: np.ndarray
+    level: np.ndarray
 
 
 def _block_figures(
@@ -381,7 +396,7 @@ def _block_figures(
     size = xb.shape[0]
     xz, dev, tmp, bz = (a[:size] for a in scratch.work)
     invalid, cut, gaps = (a[:size] for a in scratch.flags)
-    level, peak = (a[:size] for a in scratch.path)
+    level = scratch.level[:size]
     rf_d = (1.0 + rf) ** (1.0 / p) - 1.0
     sqrt_p = np.sqrt(p)
 
@@ -401,7 +416,7 @@ def _block_figures(
     vol = np.sqrt(var) * sqrt_p
     q, cvar = _lower_tail(xz, dev, np.sqrt(squares / n), invalid, n, _VAR_LEVEL, cut)
     ann = _annualized_growth(xz, n, p, tmp)
-    mdd = _max_drawdown_of_returns(xz, level, peak)
+    mdd = _max_drawdown_of_returns(xz, level)
     figures = {
         "annualized_return": ann,
         "volatility": vol,
