@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from botocore.exceptions import ClientError
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
@@ -17,13 +21,15 @@ class InputObject:
     """One file under the input root: its path relative to the root, kind, version and size.
 
     ``version`` is the S3 ETag, or ``{mtime_ns}-{size}`` for a local file, so that a changed
-    file is a new version.
+    file is a new version. ``modified`` is S3's LastModified (tz-aware UTC) when listed from
+    S3, else None.
     """
 
     path: str
     kind: str
     version: str
     size: int
+    modified: datetime | None = None
 
 
 class InputStore(ConfigurableResource):
@@ -31,7 +37,7 @@ class InputStore(ConfigurableResource):
 
     Every file below ``<root>/<kind>/``, in any sub-folder, is listed; the format is decided
     later from the file name, so a stray file is rejected with a reason rather than skipped.
-    S3 listings are paginated.
+    S3 listings are paginated (``page_size`` keys per ListObjectsV2 call).
     """
 
     root: str = Field(description="Input root: a folder or s3://bucket/prefix (PERF_INPUT).")
@@ -39,12 +45,16 @@ class InputStore(ConfigurableResource):
         default_factory=S3Resource,
         description="S3 client settings, used when the root is an s3:// URI.",
     )
+    page_size: int = Field(
+        default=1000, description="Keys per S3 ListObjectsV2 page (S3's maximum is 1,000).",
+    )
 
     @property
     def is_s3(self) -> bool:
         return self.root.startswith("s3://")
 
-    def _bucket_prefix(self) -> tuple[str, str]:
+    def bucket_prefix(self) -> tuple[str, str]:
+        """(bucket, key prefix without slashes) of an s3:// root."""
         bucket, _, prefix = self.root[len("s3://"):].partition("/")
         return bucket, prefix.strip("/")
 
@@ -65,22 +75,51 @@ class InputStore(ConfigurableResource):
         return found
 
     def _list_s3(self, kind: str) -> list[InputObject]:
-        bucket, prefix = self._bucket_prefix()
-        kind_prefix = f"{prefix}/{kind}/" if prefix else f"{kind}/"
+        return sorted(self._s3_objects(f"{kind}/", kind), key=lambda obj: obj.path)
+
+    def list_s3_root(self) -> list[InputObject]:
+        """Every object under the s3:// root, whatever its folder; ``kind`` is the first folder
+        of its relative path ("" for an object directly under the root). Sorted by path."""
+        return sorted(self._s3_objects("", None), key=lambda obj: obj.path)
+
+    def _s3_objects(self, sub_prefix: str, kind: str | None) -> Iterator[InputObject]:
+        """Paginated listing of the objects below ``<root>/<sub_prefix>`` (folder markers out)."""
+        bucket, prefix = self.bucket_prefix()
+        key_prefix = f"{prefix}/{sub_prefix}" if prefix else sub_prefix
         paginator = self.s3.get_client().get_paginator("list_objects_v2")
-        found = []
-        for page in paginator.paginate(Bucket=bucket, Prefix=kind_prefix):
+        pages = paginator.paginate(Bucket=bucket, Prefix=key_prefix,
+                                   PaginationConfig={"PageSize": self.page_size})
+        for page in pages:
             for item in page.get("Contents", []):
-                if item["Key"].endswith("/"):
-                    continue
-                relative = item["Key"][len(prefix) + 1:] if prefix else item["Key"]
-                found.append(InputObject(relative, kind, item["ETag"].strip('"'), item["Size"]))
-        return sorted(found, key=lambda obj: obj.path)
+                if not item["Key"].endswith("/"):
+                    yield self._s3_object(item, prefix, kind)
+
+    @staticmethod
+    def _s3_object(item: dict[str, Any], prefix: str, kind: str | None) -> InputObject:
+        relative = item["Key"][len(prefix) + 1:] if prefix else item["Key"]
+        folder = relative.split("/", 1)[0] if "/" in relative else ""
+        return InputObject(relative, folder if kind is None else kind,
+                           item["ETag"].strip('"'), item["Size"], item["LastModified"])
+
+    def stat_s3(self, path: str) -> InputObject:
+        """The object at ``path`` (relative to the s3:// root), from HeadObject; kind is its
+        first folder. FileNotFoundError names the URI when there is no such object."""
+        bucket, prefix = self.bucket_prefix()
+        key = f"{prefix}/{path}" if prefix else path
+        try:
+            head = self.s3.get_client().head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                raise FileNotFoundError(f"no object at s3://{bucket}/{key}") from exc
+            raise
+        item = {"Key": key, "ETag": head["ETag"], "Size": head["ContentLength"],
+                "LastModified": head["LastModified"]}
+        return self._s3_object(item, prefix, None)
 
     def read(self, obj: InputObject) -> bytes:
         """The file's bytes."""
         if self.is_s3:
-            bucket, prefix = self._bucket_prefix()
+            bucket, prefix = self.bucket_prefix()
             key = f"{prefix}/{obj.path}" if prefix else obj.path
             return self.s3.get_client().get_object(Bucket=bucket, Key=key)["Body"].read()
         return (Path(self.root) / obj.path).read_bytes()

@@ -1,0 +1,95 @@
+"""The run that input objects start, shared by the S3 and SQS sensors (interfaces.md).
+
+A run covers a set of objects, each named by its key (relative to the input root) and ETag.
+Its identity is the digest of the sorted ``key@etag`` lines, so the same set always makes the
+same run key, and its tags name the objects. For now a run asks for the whole job; once the
+assets are partitioned, ``objects_run_request`` is the one place that turns the objects into
+the partitions they touch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from dagster import RunRequest
+
+from perf_pipeline.assets.performance import REQUEST_TAG
+from perf_pipeline.ingest import KINDS
+from perf_pipeline.resources.input_store import INPUT_SUFFIXES, InputObject
+
+OBJECTS_TAG = "perf/s3_objects"
+KEYS_TAG = "perf/s3_keys"
+DIGEST_TAG = "perf/s3_digest"
+MAX_TAG_CHARS = 1024
+"""Longest tag value written; the UI shows tags as chips and run storage indexes them, so a
+list of a thousand keys is cut (the digest still identifies the whole set)."""
+
+
+def skip_reason(obj: InputObject) -> str | None:
+    """Why an object under the root starts no run (None: it is an input file)."""
+    if obj.kind not in KINDS:
+        return f"{obj.path}: not below one of the input folders {', '.join(KINDS)}"
+    if not obj.path.lower().endswith(INPUT_SUFFIXES):
+        return f"{obj.path}: not a {' or '.join(INPUT_SUFFIXES)} file"
+    return None
+
+
+def object_line(obj: InputObject) -> str:
+    """``key@etag``: one object version."""
+    return f"{obj.path}@{obj.version}"
+
+
+def objects_digest(objects: Sequence[InputObject]) -> str:
+    """SHA-256 (hex) of the sorted ``key@etag`` lines joined by newlines."""
+    lines = "\n".join(sorted(object_line(obj) for obj in objects))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def keys_tag(objects: Sequence[InputObject], limit: int = MAX_TAG_CHARS) -> str:
+    """The sorted keys joined by ", "; past ``limit`` characters, the first keys that fit and
+    "... (+n more)"."""
+    keys = sorted(obj.path for obj in objects)
+    text = ", ".join(keys)
+    if len(text) <= limit:
+        return text
+    shown: list[str] = []
+    for key in keys:
+        more = f"... (+{len(keys) - len(shown) - 1} more)"
+        if len(", ".join([*shown, key, more])) > limit:
+            break
+        shown.append(key)
+    return ", ".join([*shown, f"... (+{len(keys) - len(shown)} more)"])
+
+
+def run_request_config(*, as_of: str | None = None, portfolio_ids: Sequence[str] | None = None,
+                       request_id: str | None = None) -> dict[str, Any]:
+    """Run config of the job's ``run_request`` resource; unset fields keep their defaults."""
+    config: dict[str, Any] = {"as_of": as_of, "request_id": request_id,
+                              "portfolio_ids": list(portfolio_ids) if portfolio_ids else None}
+    return {"resources": {"run_request": {
+        "config": {name: value for name, value in config.items() if value is not None}}}}
+
+
+def request_tags(request_id: str | None) -> dict[str, str]:
+    """The request-id tag, when there is a request id."""
+    return {REQUEST_TAG: request_id} if request_id else {}
+
+
+def objects_run_request(objects: Sequence[InputObject], *, run_key: str | None = None,
+                        request_id: str | None = None) -> RunRequest:
+    """The run for these objects: run key ``s3-<digest>`` unless given (the SQS sensor passes
+    the message id), tags naming the objects, and the whole job."""
+    digest = objects_digest(objects)
+    tags = {OBJECTS_TAG: str(len(objects)), KEYS_TAG: keys_tag(objects), DIGEST_TAG: digest,
+            **request_tags(request_id)}
+    return RunRequest(run_key=run_key or f"s3-{digest}", tags=tags,
+                      run_config=run_request_config(request_id=request_id))
+
+
+def chunks(objects: Sequence[InputObject], size: int) -> list[list[InputObject]]:
+    """Consecutive slices of at most ``size`` objects, in the given order."""
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, not {size}")
+    return [list(objects[start:start + size]) for start in range(0, len(objects), size)]
