@@ -1,7 +1,8 @@
 """A real dagster-webserver and dagster-daemon on 127.0.0.1, for end-to-end tests.
 
 `dagster_services(root, env)` writes a temporary instance (DAGSTER_HOME with a dagster.yaml:
-queued run coordinator polled every second, no telemetry) and a workspace.yaml that loads one
+queued run coordinator polled every second, one run at a time since the local target's DuckDB
+file has a single writer, no telemetry) and a workspace.yaml that loads one
 Python module as one named code location, starts both services from the venv's bin in their
 own process groups with `env` added to this process's environment, waits (bounded) until the
 webserver answers GraphQL with the code location loaded, and yields a `DagsterServices`.
@@ -38,6 +39,7 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     dequeue_interval_seconds: 1
+    max_concurrent_runs: 1
 telemetry:
   enabled: false
 """
