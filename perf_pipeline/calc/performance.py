@@ -85,17 +85,20 @@ def performance_metrics(
     ctx = _Context(panel, portfolios, benchmarks)
     if dates is None:
         dates = calculation_dates(panel.dates[0], panel.dates[-1])
-    chunks = []
-    for calc_date in pd.DatetimeIndex(dates):
-        for period in PERIODS:
-            chunk = ctx.period_chunk(calc_date, period, risk_free_rate, periods_per_year, ddof)
-            if chunk is not None:
-                chunks.append(chunk)
+    chunks, issues = [], []
+    for calc_date in pd.DatetimeIndex(dates):  # one date at a time bounds the XIRR's memory
+        periods = [ctx.period_chunk(calc_date, period, risk_free_rate, periods_per_year, ddof)
+                   for period in PERIODS]
+        periods = [chunk for chunk in periods if chunk is not None]
+        if periods:
+            day = pd.concat(periods, ignore_index=True)
+            issues.append(ctx.attach_money_weighted(day))
+            chunks.append(day[METRIC_COLUMNS])
     if not chunks:
         return pd.DataFrame(columns=METRIC_COLUMNS), pd.DataFrame(
             columns=["id", "calculation_date", "time_period", "status"])
     metrics = pd.concat(chunks, ignore_index=True)
-    issues = ctx.attach_money_weighted(metrics)
+    issues = pd.concat(issues, ignore_index=True)
     return metrics[METRIC_COLUMNS], issues
 
 
@@ -235,7 +238,8 @@ class _Context:
         solved = xirr_many_detailed(investor, near_period_rate=near,
                                     horizon_days=pd.Series(days, index=window)).reindex(window)
         rate = solved["rate"].to_numpy(dtype=float)
-        metrics["mwr"] = np.where(invested, (1.0 + rate) ** (days / 365.0) - 1.0, np.nan)
+        period_rate = np.expm1(solved["log1p_rate"].to_numpy(dtype=float) * days / 365.0)
+        metrics["mwr"] = np.where(invested, period_rate, np.nan)  # exact for extreme rates too
         metrics["mwr_annualized"] = np.where(invested & (days >= 365), rate, np.nan)
         status = solved["status"].fillna("no_flows").to_numpy()
         failed = invested & (status != "ok")
