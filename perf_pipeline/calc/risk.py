@@ -71,8 +71,7 @@ _TINY = 1e-12
 _VAR_LEVEL = 0.05
 _DRAWDOWN_COLUMNS = ("max_drawdown", "peak_date", "trough_date", "recovery_date")
 _BLOCK = 128  # entities per block: a few (B, T) float arrays fit in a core's cache
-_RUN = 8  # points per run in _link_index
-_SPAN = 64  # points per span in _max_drawdown_of_returns (a multiple of _RUN)
+_RUN = 16  # days per run in _link_index and _max_drawdown_of_returns
 _TAIL_Z = 1.2  # candidates for the 5 % quantile: dev below -1.2 standard deviations
 
 
@@ -130,40 +129,48 @@ def _sum_squares(x: np.ndarray) -> np.ndarray:
 def _link_index(xz: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Performance index I_t = prod_{s<=t} (1 + x_s) of returns (N, T), null days 0, into out.
 
-    out: (N, _padded(T)) buffer; the columns past T hold the final level (growth 1 there).
+    out: an (N, _RUN, _runs(T)) buffer that receives day k * _RUN + j at [:, j, k]: run k
+    of the days is column k. The days past T hold the final level (return 0 there).
     np.cumprod along a row is one chain of dependent multiplications, bound by their
-    latency (about 3 ns a point) however the rows are laid out. Here each row is cut into
-    runs of _RUN points: the products within every run are formed for all runs of all
-    rows at once (_RUN - 1 vectorized steps), one chain a _RUN-th as long carries the run
-    totals forward, and a last pass scales each run by the product of the runs before it.
-    That associates the product differently (g_1 ... g_16 = (g_1 ... g_8)(g_9 ... g_16)),
+    latency (about 3 ns a point) however the rows are laid out. Here the products within
+    every run are formed for all runs of all rows at once (_RUN - 1 vectorized steps over
+    contiguous rows, hence the layout), one chain a _RUN-th as long carries the run totals
+    forward, and a last pass scales each run by the product of the runs before it. That
+    associates the product differently (g_1 ... g_32 = (g_1 ... g_16)(g_17 ... g_32)),
     which moves the levels by a few ulps from np.cumprod's, with the same error bound; the
     result does not depend on the number of rows.
     """
     n_rows, n_days = xz.shape
-    np.add(xz, 1.0, out=out[:, :n_days])
-    out[:, n_days:] = 1.0
-    # Splitting the contiguous last axis always gives a view, so the writes land in out.
-    runs = out.reshape(n_rows, -1, _RUN)
+    by_day = out.transpose(0, 2, 1)  # by_day[:, k, j] is day k * _RUN + j
+    whole, rest = divmod(n_days, _RUN)
+    by_day[:, whole:] = 0.0
+    # A transposing copy, then 1 + x in place: np.add writing through the transposed view
+    # is more than twice as slow.
+    np.copyto(by_day[:, :whole], xz[:, : whole * _RUN].reshape(n_rows, whole, _RUN))
+    if rest:
+        by_day[:, whole, :rest] = xz[:, whole * _RUN :]
+    np.add(out, 1.0, out=out)
     for j in range(1, _RUN):
-        np.multiply(runs[:, :, j - 1], runs[:, :, j], out=runs[:, :, j])
-    before = np.ones(runs.shape[:2])
-    np.cumprod(runs[:, :-1, -1], axis=1, out=before[:, 1:])
-    np.multiply(runs, before[:, :, None], out=runs)
+        np.multiply(out[:, j - 1], out[:, j], out=out[:, j])
+    before = np.ones((n_rows, out.shape[2]))
+    np.cumprod(out[:, -1, :-1], axis=1, out=before[:, 1:])
+    np.multiply(out, before[:, None, :], out=out)
     return out
 
 
-def _padded(n_days: int) -> int:
-    """n_days rounded up to a positive multiple of _SPAN (a multiple of _RUN)."""
-    return max(-(-n_days // _SPAN), 1) * _SPAN
+def _runs(n_days: int) -> int:
+    """The number of runs of _RUN days that cover n_days (at least one)."""
+    return max(-(-n_days // _RUN), 1)
 
 
 def _index_rows(xz: np.ndarray) -> np.ndarray:
     """Performance index (N, T + 1) from returns (N, T) with null days set to 0: I_0 = 1."""
-    index = np.empty((xz.shape[0], 1 + _padded(xz.shape[1])))
+    n_rows, n_days = xz.shape
+    runs = _link_index(xz, np.empty((n_rows, _RUN, _runs(n_days))))
+    index = np.empty((n_rows, n_days + 1))
     index[:, 0] = 1.0
-    _link_index(xz, index[:, 1:])
-    return index[:, : xz.shape[1] + 1]
+    index[:, 1:] = runs.transpose(0, 2, 1).reshape(n_rows, -1)[:, :n_days]
+    return index
 
 
 def _drawdown(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,33 +196,32 @@ def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray) -> np.ndarray:
 
     The figure 1 - min_t I_t / P_t, P_t = max(1, max_{s<=t} I_s) (the base is a floor under
     the running peak; 0 at the base), as _drawdown(_index_rows(xz)).max(axis=1) gives it,
-    without the running peak, a chain of dependent comparisons as slow as np.cumprod. Cut
-    each row into spans of _SPAN points with highs H_k, lows L_k and the peak before them
-    B_k = max(1, H_0 .. H_{k-1}). In span k, P_t = max(B_k, h_t) (h_t: the high within the
-    span so far), so for positive levels I_t / P_t = min(I_t / B_k, I_t / h_t): the deepest
-    point is the smaller of A = min_k L_k / B_k and each span's own min_t I_t / h_t, which
-    is at least L_k / H_k. Only the spans with L_k / H_k < A (a few in a thousand rows:
-    large drawdowns span many spans) are scanned point by point. Division rounds
+    without the running peak, a chain of dependent comparisons as slow as np.cumprod. Take
+    the runs of _link_index with highs H_k, lows L_k and the peak before them
+    B_k = max(1, H_0 .. H_{k-1}). In run k, P_t = max(B_k, h_t) (h_t: the high within the
+    run so far), so for positive levels I_t / P_t = min(I_t / B_k, I_t / h_t): the deepest
+    point is the smaller of A = min_k L_k / B_k and each run's own min_t I_t / h_t, which
+    is at least L_k / H_k. Only the runs with L_k / H_k < A (a few in a thousand rows:
+    large drawdowns last many runs) are scanned point by point. Division rounds
     monotonically, so every comparison holds in floating point and the result is exactly
     the point-by-point one. Rows with a non-positive or non-finite level (returns of -100 %
-    or below, overflow) are scanned whole. level: an (N, _padded(T)) buffer, overwritten.
+    or below, overflow) are scanned whole. level: an (N, _RUN, _runs(T)) buffer,
+    overwritten.
     """
-    n_rows = xz.shape[0]
     _link_index(xz, level)
-    starts = np.arange(0, level.shape[1], _SPAN)
-    high = np.maximum.reduceat(level, starts, axis=1)
-    low = np.minimum.reduceat(level, starts, axis=1)
+    high = level.max(axis=1)
+    low = level.min(axis=1)
     before = np.ones_like(high)
     before[:, 1:] = high[:, :-1]
     np.maximum.accumulate(before, axis=1, out=before)
     worst = (low / before).min(axis=1)
     regular = np.all(low > 0.0, axis=1) & np.all(high < np.inf, axis=1)
-    rows, spans = np.nonzero((low / high < worst[:, None]) & regular[:, None])
+    rows, runs = np.nonzero((low / high < worst[:, None]) & regular[:, None])
     if rows.size:
-        inside = level.reshape(n_rows, -1, _SPAN)[rows, spans]
-        np.minimum.at(worst, rows, _worst_ratio(inside, before[rows, spans]))
+        np.minimum.at(worst, rows, _worst_ratio(level[rows, :, runs], before[rows, runs]))
     if not regular.all():
-        worst[~regular] = _worst_ratio(level[~regular], 1.0)
+        by_day = level[~regular].transpose(0, 2, 1).reshape(-1, level[0].size)
+        worst[~regular] = _worst_ratio(by_day, 1.0)
     return 1.0 - np.minimum(worst, 1.0)
 
 
@@ -355,7 +361,7 @@ def risk_metrics_array(
     scratch = _Scratch(
         work=np.empty((4, width, n_days)),
         flags=np.empty((3, width, n_days), dtype=bool),
-        level=np.empty((width, _padded(n_days))),
+        level=np.empty((width, _RUN, _runs(n_days))),
     )
     bench_gaps = bench is not None and bool(np.isnan(bench).any())
     with np.errstate(all="ignore"):
@@ -376,7 +382,7 @@ def risk_metrics_array(
 
 
 class _Scratch(NamedTuple):
-    """Buffers reused by every block: (count, rows, T) floats and bools, a padded index."""
+    """Buffers reused by every block: (count, rows, T) floats and bools, an index by runs."""
 
     work: np.ndarray
     flags: np.ndarray
