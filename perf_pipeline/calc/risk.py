@@ -83,30 +83,33 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def _annualized_growth(
-    xz: np.ndarray, n: np.ndarray, periods_per_year: float, scratch: np.ndarray
-) -> np.ndarray:
-    """Row-wise prod(1 + x)^(P/n) - 1 for (N, T) returns with null days set to 0.
+def _log_growth(xz: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Row-wise log prod(1 + x) for (N, T) returns with null days set to 0; NaN if negative.
 
-    Computed as expm1(P/n * sum(log1p(x))): log1p keeps the digits of small daily returns
-    that 1 + x would round away, the sum of logs cannot overflow or underflow over long
-    periods where a raw product can, and expm1 keeps the digits of a result near 0. (The
-    last level of the linked index is the product too, but its few ulps of rounding, times
-    P/n, would move short windows' figures by up to 1e-11.) A return below -1 makes 1 + x
-    negative: the product's sign is then the parity of such days (those rows are redone
-    with log|1 + x|), and a negative product has no real (P/n)-th root, so the result is
-    NaN. scratch: an (N, T) buffer that is overwritten.
+    Computed as sum(log1p(x)): log1p keeps the digits of small daily returns that 1 + x
+    would round away, and a sum of logs cannot overflow or underflow over long periods
+    where a raw product can. A return below -1 makes 1 + x negative: the product's sign is
+    then the parity of such days (those rows are redone with log|1 + x|). scratch: an
+    (N, T) buffer that is overwritten.
     """
     log_sum = np.log1p(xz, out=scratch).sum(axis=1)
     odd = np.isnan(log_sum)  # only a return below -1 makes log1p NaN here
     if odd.any():
         bad = xz[odd]
         below = bad < -1.0
-        log_sum[odd] = np.log1p(np.where(below, -2.0 - bad, bad)).sum(axis=1)
-        odd[odd] = below.sum(axis=1) % 2 == 1
-    growth = np.expm1(log_sum * (periods_per_year / n))
-    growth[odd] = np.nan
-    return growth
+        redo = np.log1p(np.where(below, -2.0 - bad, bad)).sum(axis=1)
+        redo[below.sum(axis=1) % 2 == 1] = np.nan
+        log_sum[odd] = redo
+    return log_sum
+
+
+def _annualized(log_growth: np.ndarray, n: np.ndarray, periods_per_year: float) -> np.ndarray:
+    """prod(1 + x)^(P/n) - 1 from log_growth = log prod(1 + x), as expm1(P/n * log_growth).
+
+    expm1 keeps the digits of a result near 0. A NaN log (a negative product, which has no
+    real (P/n)-th root) gives NaN.
+    """
+    return np.expm1(log_growth * (periods_per_year / n))
 
 
 def _centre(xz: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -119,6 +122,29 @@ def _centre(xz: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray)
     np.subtract(xz, (xz.sum(axis=1) / n)[:, None], out=out)
     np.copyto(out, 0.0, where=invalid)
     return out
+
+
+def _shared_benchmark(
+    m: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log growth, centred returns (into out) and availability of one benchmark m (T,) per row.
+
+    For rows that share one benchmark, finite and above -1 where not NaN: the sums of m and
+    log1p(m) over each row's valid days are one matrix product of the (N, T) 0/1 mask of
+    valid days with the two (T,) vectors, instead of two (N, T) copies of the benchmark.
+    (BLAS may order those sums differently for one row than for many: they can differ in
+    the last bit.) Returns the log of prod(1 + m) over the row's valid days, m minus its
+    mean over them (0 on null days, as _centre), and whether m has a value on every valid
+    day of the row.
+    """
+    gaps = np.isnan(m)
+    values = np.where(gaps, 0.0, m)
+    valid = np.subtract(1.0, invalid, out=out)
+    sums = valid @ np.stack([values, np.log1p(values)], axis=1)
+    ok = ~np.any(valid[:, gaps], axis=1)
+    np.subtract(values, (sums[:, 0] / n)[:, None], out=out)
+    np.copyto(out, 0.0, where=invalid)
+    return sums[:, 1], out, ok
 
 
 def _sum_squares(x: np.ndarray) -> np.ndarray:
@@ -313,7 +339,7 @@ def _lower_tail(
 def _validate(
     r: np.ndarray, m: np.ndarray | None, risk_free_rate: float, periods_per_year: float, ddof: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check the arguments; return r and m (None or broadcast) as (N, T) views."""
+    """Check the arguments; return r as an (N, T) view, m as None, (T,) or an (N, T) view."""
     r = np.asarray(r, dtype=float)
     if r.ndim != 2:
         raise ValueError(f"r must have shape (T, N); got {r.shape}")
@@ -327,7 +353,10 @@ def _validate(
         return r.T, None
     m = np.asarray(m, dtype=float)
     if m.shape == r.shape[:1]:
-        return r.T, np.broadcast_to(m, r.T.shape)
+        # Shared as a vector (see _shared_benchmark) unless it has a value of -1 or below or
+        # an infinite one: then a full (N, T) view takes the general path.
+        shareable = bool(np.all(np.isnan(m) | ((m > -1.0) & (m < np.inf))))
+        return r.T, m if shareable else np.broadcast_to(m, r.T.shape)
     if m.shape == r.shape:
         return r.T, m.T
     raise ValueError(f"m must be None or have shape {r.shape[:1]} or {r.shape}; got {m.shape}")
@@ -363,14 +392,12 @@ def risk_metrics_array(
         flags=np.empty((3, width, n_days), dtype=bool),
         level=np.empty((width, _RUN, _runs(n_days))),
     )
-    bench_gaps = bench is not None and bool(np.isnan(bench).any())
     with np.errstate(all="ignore"):
         for start in range(0, n_entities, _BLOCK):
             block = slice(start, min(start + _BLOCK, n_entities))
             figures = _block_figures(
                 x[block],
-                None if bench is None else bench[block],
-                bench_gaps,
+                bench if bench is None or bench.ndim == 1 else bench[block],
                 float(risk_free_rate),
                 float(periods_per_year),
                 ddof,
@@ -392,13 +419,12 @@ class _Scratch(NamedTuple):
 def _block_figures(
     xb: np.ndarray,
     mb: np.ndarray | None,
-    bench_gaps: bool,
     rf: float,
     p: float,
     ddof: int,
     scratch: _Scratch,
 ) -> dict[str, np.ndarray]:
-    """RISK_METRICS of the rows of one block: returns xb and benchmark mb, (B, T) views."""
+    """RISK_METRICS of the rows of one block: returns xb (B, T), benchmark mb (T,) or (B, T)."""
     size = xb.shape[0]
     xz, dev, tmp, bz = (a[:size] for a in scratch.work)
     invalid, cut, gaps = (a[:size] for a in scratch.flags)
@@ -421,7 +447,7 @@ def _block_figures(
     var = squares / dof
     vol = np.sqrt(var) * sqrt_p
     q, cvar = _lower_tail(xz, dev, np.sqrt(squares / n), invalid, n, _VAR_LEVEL, cut)
-    ann = _annualized_growth(xz, n, p, tmp)
+    ann = _annualized(_log_growth(xz, tmp), n, p)
     mdd = _max_drawdown_of_returns(xz, level)
     figures = {
         "annualized_return": ann,
@@ -436,15 +462,17 @@ def _block_figures(
     }
 
     if mb is not None:
-        np.copyto(bz, mb)
-        bench_ok = np.ones(size, dtype=bool)
-        if bench_gaps:
+        if mb.ndim == 1:
+            log_b, dev_b, bench_ok = _shared_benchmark(mb, invalid, n, bz)
+        else:
+            np.copyto(bz, mb)
             np.isnan(bz, out=gaps)
             bench_ok = ~np.any(np.greater(gaps, invalid, out=cut), axis=1)  # gap & ~invalid
             np.copyto(bz, 0.0, where=gaps)
-        np.copyto(bz, 0.0, where=invalid)
-        ann_b = _annualized_growth(bz, n, p, tmp)
-        dev_b = _centre(bz, invalid, n, out=bz)
+            np.copyto(bz, 0.0, where=invalid)
+            log_b = _log_growth(bz, tmp)
+            dev_b = _centre(bz, invalid, n, out=bz)
+        ann_b = _annualized(log_b, n, p)
         var_b = _sum_squares(dev_b) / dof
         # Mixed signs: summed pairwise from the products, not accumulated in one go.
         cov = np.multiply(dev, dev_b, out=tmp).sum(axis=1) / dof
