@@ -10,7 +10,7 @@ the partitions they touch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import RunRequest
@@ -78,12 +78,13 @@ def request_tags(request_id: str | None) -> dict[str, str]:
 
 
 def objects_run_request(objects: Sequence[InputObject], *, run_key: str | None = None,
-                        request_id: str | None = None) -> RunRequest:
+                        request_id: str | None = None,
+                        tags: Mapping[str, str] | None = None) -> RunRequest:
     """The run for these objects: run key ``s3-<digest>`` unless given (the SQS sensor passes
-    the message id), tags naming the objects, and the whole job."""
+    the message id), tags naming the objects (plus ``tags``), and the whole job."""
     digest = objects_digest(objects)
     tags = {OBJECTS_TAG: str(len(objects)), KEYS_TAG: keys_tag(objects), DIGEST_TAG: digest,
-            **request_tags(request_id)}
+            **request_tags(request_id), **(tags or {})}
     return RunRequest(run_key=run_key or f"s3-{digest}", tags=tags,
                       run_config=run_request_config(request_id=request_id))
 

@@ -1,0 +1,133 @@
+"""The SQS message bodies the SQS sensor accepts (interfaces.md, "SQS sensor").
+
+Three request types, told apart by ``type``, and S3 event notifications as S3 sends them
+(``{"Records": [{"eventSource": "aws:s3", ...}]}``); S3's ``s3:TestEvent`` parses to None.
+Anything else raises ``InvalidMessageError`` with the reason: a JSON error or the fields that fail.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Annotated, Literal
+from urllib.parse import unquote_plus
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+PortfolioIds = Annotated[list[Identifier], Field(min_length=1, max_length=1000)]
+
+
+class InvalidMessageError(ValueError):
+    """A message body that cannot be parsed or validated; the text says why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PortfolioPerformance(_Strict):
+    """Compute these portfolios up to ``as_of``."""
+
+    type: Literal["portfolio_performance"]
+    portfolio_ids: PortfolioIds
+    as_of: date
+    request_id: RequestId | None = None
+
+
+class TransactionsFile(_Strict):
+    """A transactions file arrived at ``s3_uri`` (under the input root)."""
+
+    type: Literal["transactions"]
+    s3_uri: Annotated[str, StringConstraints(pattern=r"^s3://[^/]+/.+")]
+    request_id: RequestId | None = None
+
+
+class BatchCalculation(_Strict):
+    """Compute these portfolios over ``start`` .. ``end`` (inclusive; start <= end)."""
+
+    type: Literal["batch_calculation"]
+    portfolio_ids: PortfolioIds
+    start: date
+    end: date
+    request_id: RequestId | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BatchCalculation:
+        if self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+
+Request = Annotated[PortfolioPerformance | TransactionsFile | BatchCalculation,
+                    Field(discriminator="type")]
+_REQUEST = TypeAdapter(Request)
+
+
+class S3ObjectRef(BaseModel):
+    """``s3.object`` of a record: the key arrives URL-encoded (spaces as ``+``)."""
+
+    key: str
+    eTag: str = ""  # noqa: N815 (S3's own field name)
+    size: int = 0
+
+    @property
+    def decoded_key(self) -> str:
+        return unquote_plus(self.key)
+
+
+class S3BucketRef(BaseModel):
+    name: str
+
+
+class S3Entity(BaseModel):
+    bucket: S3BucketRef
+    object: S3ObjectRef
+
+
+class S3Record(BaseModel):
+    """One record of an S3 event notification (the fields the sensor uses)."""
+
+    eventSource: Literal["aws:s3"]  # noqa: N815
+    eventName: str  # noqa: N815
+    s3: S3Entity
+
+    @property
+    def created(self) -> bool:
+        """True for ObjectCreated:* events (a removal starts no run)."""
+        return self.eventName.startswith("ObjectCreated:")
+
+
+class S3Event(BaseModel):
+    """An S3 event notification."""
+
+    Records: list[S3Record] = Field(min_length=1)
+
+
+Message = Request | S3Event
+
+
+def parse_message(body: str) -> Message | None:
+    """The request or S3 event of an SQS message body; None for S3's ``s3:TestEvent``."""
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and data.get("Event") == "s3:TestEvent":
+            return None
+        if isinstance(data, dict) and "Records" in data:
+            return S3Event.model_validate(data)
+        return _REQUEST.validate_python(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidMessageError(f"not JSON: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
+                             for error in exc.errors())
+        raise InvalidMessageError(problems) from exc
