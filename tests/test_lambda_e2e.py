@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,7 @@ def first_run(stack: Stack) -> tuple[str, float]:
         assert code == 202, (body, stack.services.log_tails())
         assert body["request_id"] == REQUEST_ID
         assert isinstance(body["run_id"], str) and body["run_id"]
+        assert body["status"] == "QUEUED"  # the instance's queued run coordinator holds it
         status = wait_for_status(stack.services, body["run_id"])
         assert status == "SUCCESS", failure_report(stack.services, body["run_id"], status)
         return body["run_id"], time.monotonic() - started
@@ -227,6 +229,26 @@ def test_unreachable_dagster_is_503_and_launches_nothing(
     assert runs(stack.services) == before
 
 
+def test_unknown_run_is_404_from_the_real_dagster(graphql_mode: Stack) -> None:
+    missing = str(uuid.uuid4())
+    code, body = call(rest_event("GET", f"/runs/{missing}", headers=bearer(["P1"])))
+    assert code == 404, body
+    assert body["error"] == "no such run"
+
+
+def test_launch_refused_by_dagster_is_502_and_launches_nothing(
+    stack: Stack, first_run: tuple[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = runs(stack.services)
+    env = {"DAGSTER_GRAPHQL_URL": stack.services.graphql_url, "DAGSTER_JOB": "no_such_job"}
+    use_environment(monkeypatch, env)
+    code, body = post_calculate(["P1"], "req-e2e-unknown-job", allowed=["P1"])
+    assert code == 502, body
+    assert "nothing was launched" in body["error"]
+    assert "no_such_job" in json.dumps(body["details"])
+    assert runs(stack.services) == before
+
+
 # --- TRIGGER_MODE=sqs: the Lambda queues, the SQS sensor in the daemon launches -----------
 
 
@@ -236,7 +258,10 @@ def start_sqs_sensor(services: DagsterServices) -> str:
     answer = services.graphql(SENSORS_QUERY, {"selector": repository})["sensorsOrError"]
     sensors = {s["name"]: s["sensorState"]["status"] for s in answer.get("results", [])}
     names = [name for name in sensors if "sqs" in name.lower()]
-    assert len(names) == 1, f"expected one SQS sensor among {sorted(sensors)}"
+    assert len(names) == 1, (
+        f"{SQS_SENSOR_MODULE} exists but code location {services.location!r} has no single SQS "
+        f"sensor (its sensors: {sorted(sensors)}): register it in perf_pipeline/definitions.py"
+    )
     [name] = names
     if sensors[name] != "RUNNING":
         started = services.graphql(START_SENSOR, {"selector": {**repository, "sensorName": name}})
