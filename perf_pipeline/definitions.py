@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import os
 
-from dagster import AssetSelection, Definitions, define_asset_job, definitions
+from dagster import (
+    AssetSelection,
+    DefaultSensorStatus,
+    Definitions,
+    EnvVar,
+    define_asset_job,
+    definitions,
+)
 
 from perf_pipeline.assets.inputs import inputs
 from perf_pipeline.assets.performance import performance_metrics
 from perf_pipeline.assets.valuation import valuations
-from perf_pipeline.resources.deployments import resources_for
+from perf_pipeline.resources.aws_clients import SQSResource
+from perf_pipeline.resources.deployments import resources_for, setting
+from perf_pipeline.sensors.s3 import S3SensorSettings, build_s3_sensor
+from perf_pipeline.sensors.schedules import build_nightly_schedule
+from perf_pipeline.sensors.sqs import SqsSensorSettings, build_sqs_sensor
 
 PERFORMANCE_JOB = "performance_job"
 
@@ -20,12 +31,30 @@ performance_job = define_asset_job(
 )
 
 
-def build_definitions(target: str) -> Definitions:
-    """Definitions for a target (local or aws)."""
+def _status(on: bool) -> DefaultSensorStatus:
+    return DefaultSensorStatus.RUNNING if on else DefaultSensorStatus.STOPPED
+
+
+def build_definitions(target: str, *, s3_settings: S3SensorSettings | None = None,
+                      sqs_settings: SqsSensorSettings | None = None) -> Definitions:
+    """Definitions for a target (local or aws). The S3 sensor is on by default when PERF_INPUT
+    is an s3:// URI, the SQS sensor when PERF_SQS_QUEUE_URL is set; the nightly schedule is
+    off until started."""
+    root = setting("PERF_INPUT")
+    root = root.get_value() if isinstance(root, EnvVar) else root
+    queue_url = EnvVar("PERF_SQS_QUEUE_URL").get_value()  # no default: unset = sensor off
     return Definitions(
         assets=[inputs, valuations, performance_metrics],
         jobs=[performance_job],
-        resources=resources_for(target),
+        sensors=[
+            build_s3_sensor(PERFORMANCE_JOB, default_status=_status(root.startswith("s3://")),
+                            settings=s3_settings),
+            build_sqs_sensor(PERFORMANCE_JOB, queue_url, default_status=_status(bool(queue_url)),
+                             settings=sqs_settings),
+        ],
+        schedules=[build_nightly_schedule(PERFORMANCE_JOB)],
+        resources={**resources_for(target),
+                   "sqs": SQSResource(endpoint_url=setting("AWS_ENDPOINT_URL"))},
     )
 
 
