@@ -125,7 +125,7 @@ def _centre(xz: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray)
 
 
 def _shared_benchmark(
-    m: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray
+    m: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray, valid: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log growth, centred returns (into out) and availability of one benchmark m (T,) per row.
 
@@ -135,15 +135,15 @@ def _shared_benchmark(
     (BLAS may order those sums differently for one row than for many: they can differ in
     the last bit.) Returns the log of prod(1 + m) over the row's valid days, m minus its
     mean over them (0 on null days, as _centre), and whether m has a value on every valid
-    day of the row.
+    day of the row. valid: an (N, T) float buffer, overwritten.
     """
     gaps = np.isnan(m)
     values = np.where(gaps, 0.0, m)
-    valid = np.subtract(1.0, invalid, out=out)
+    np.copyto(valid, ~invalid)
     sums = valid @ np.stack([values, np.log1p(values)], axis=1)
     ok = ~np.any(valid[:, gaps], axis=1)
     np.subtract(values, (sums[:, 0] / n)[:, None], out=out)
-    np.copyto(out, 0.0, where=invalid)
+    np.multiply(out, valid, out=out)  # finite values: x * 0 is 0
     return sums[:, 1], out, ok
 
 
@@ -463,7 +463,7 @@ def _block_figures(
 
     if mb is not None:
         if mb.ndim == 1:
-            log_b, dev_b, bench_ok = _shared_benchmark(mb, invalid, n, bz)
+            log_b, dev_b, bench_ok = _shared_benchmark(mb, invalid, n, bz, tmp)
         else:
             np.copyto(bz, mb)
             np.isnan(bz, out=gaps)
