@@ -112,38 +112,37 @@ def _annualized(log_growth: np.ndarray, n: np.ndarray, periods_per_year: float) 
     return np.expm1(log_growth * (periods_per_year / n))
 
 
-def _centre(xz: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _centre(xz: np.ndarray, valid: np.ndarray, n: np.ndarray, out: np.ndarray) -> np.ndarray:
     """xz minus its row mean on valid days, 0 on null days, into out (first pass of two).
 
     Second moments are sums of products of these centred values, never E[x^2] - E[x]^2,
     which loses every digit when the mean is large against the spread (daily returns of a
-    steady fund) and can even come out negative. xz must be 0 on null days.
+    steady fund) and can even come out negative. xz must be 0 on null days; valid is the
+    1.0 / 0.0 mask of valid days (multiplying by it is exact and cheaper than a masked copy).
     """
     np.subtract(xz, (xz.sum(axis=1) / n)[:, None], out=out)
-    np.copyto(out, 0.0, where=invalid)
-    return out
+    return np.multiply(out, valid, out=out)
 
 
 def _shared_benchmark(
-    m: np.ndarray, invalid: np.ndarray, n: np.ndarray, out: np.ndarray, valid: np.ndarray
+    m: np.ndarray, valid: np.ndarray, n: np.ndarray, out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log growth, centred returns (into out) and availability of one benchmark m (T,) per row.
 
     For rows that share one benchmark, finite and above -1 where not NaN: the sums of m and
-    log1p(m) over each row's valid days are one matrix product of the (N, T) 0/1 mask of
-    valid days with the two (T,) vectors, instead of two (N, T) copies of the benchmark.
-    (BLAS may order those sums differently for one row than for many: they can differ in
-    the last bit.) Returns the log of prod(1 + m) over the row's valid days, m minus its
-    mean over them (0 on null days, as _centre), and whether m has a value on every valid
-    day of the row. valid: an (N, T) float buffer, overwritten.
+    log1p(m) over each row's valid days are one matrix product of the 1.0 / 0.0 mask of
+    valid days (N, T) with the two (T,) vectors, instead of two (N, T) copies of the
+    benchmark. (BLAS may order those sums differently for one row than for many: they can
+    differ in the last bit.) Returns the log of prod(1 + m) over the row's valid days, m
+    minus its mean over them (0 on null days, as _centre), and whether m has a value on
+    every valid day of the row.
     """
     gaps = np.isnan(m)
     values = np.where(gaps, 0.0, m)
-    np.copyto(valid, ~invalid)
     sums = valid @ np.stack([values, np.log1p(values)], axis=1)
     ok = ~np.any(valid[:, gaps], axis=1)
     np.subtract(values, (sums[:, 0] / n)[:, None], out=out)
-    np.multiply(out, valid, out=out)  # finite values: x * 0 is 0
+    np.multiply(out, valid, out=out)
     return sums[:, 1], out, ok
 
 
@@ -316,15 +315,17 @@ def _lower_tail(
     g = h - k
     k_next = np.minimum(k + 1, np.maximum(n - 1, 0))
     np.less(dev, (-_TAIL_Z * spread)[:, None], out=cut)  # null days: 0 < 0 is False
-    count = np.count_nonzero(cut, axis=1)
+    picked = np.flatnonzero(cut)
+    count = np.bincount(picked // xz.shape[1], minlength=n_rows)
     short = count <= k_next
     if short.any():
         cut[short] = ~invalid[short]
-        count[short] = n[short]
+        picked = np.flatnonzero(cut)
+        count = np.bincount(picked // xz.shape[1], minlength=n_rows)
     width = max(int(count.max()), 1)
     low = np.full((n_rows, width), np.inf)
-    slots = np.arange(count.sum()) + np.repeat(rows * width - (np.cumsum(count) - count), count)
-    np.put(low, slots, np.compress(cut.ravel(), xz.ravel()))
+    slots = np.arange(picked.size) + np.repeat(rows * width - (np.cumsum(count) - count), count)
+    np.put(low, slots, xz.ravel()[picked])
     last = int(k_next.max())
     low.partition(last, axis=1)
     head = np.sort(low[:, : last + 1], axis=1)
@@ -388,7 +389,7 @@ def risk_metrics_array(
         return out
     width = min(n_entities, _BLOCK)
     scratch = _Scratch(
-        work=np.empty((4, width, n_days)),
+        work=np.empty((5, width, n_days)),
         flags=np.empty((3, width, n_days), dtype=bool),
         level=np.empty((width, _RUN, _runs(n_days))),
     )
@@ -426,7 +427,7 @@ def _block_figures(
 ) -> dict[str, np.ndarray]:
     """RISK_METRICS of the rows of one block: returns xb (B, T), benchmark mb (T,) or (B, T)."""
     size = xb.shape[0]
-    xz, dev, tmp, bz = (a[:size] for a in scratch.work)
+    xz, dev, tmp, bz, valid = (a[:size] for a in scratch.work)
     invalid, cut, gaps = (a[:size] for a in scratch.flags)
     level = scratch.level[:size]
     rf_d = (1.0 + rf) ** (1.0 / p) - 1.0
@@ -434,15 +435,19 @@ def _block_figures(
 
     np.copyto(xz, xb)  # the only read of r (a transposing copy if r is row-major)
     np.isnan(xz, out=invalid)
-    n = xz.shape[1] - np.count_nonzero(invalid, axis=1)
+    np.copyto(valid, ~invalid)  # 1.0 on valid days, 0.0 on null days
+    n = valid.sum(axis=1).astype(np.intp)
     dof = (n - ddof).astype(float)
     dof[dof < 1] = np.nan
     # min(r - rf_d, 0) as fmin(r, rf_d) - rf_d (the same rounding): fmin returns the
-    # non-NaN argument, so a null day gives rf_d - rf_d = 0 without a pass to mask it.
-    shortfall = np.subtract(np.fmin(xz, rf_d, out=tmp), rf_d, out=tmp)
+    # non-NaN argument, so a null day gives rf_d - rf_d = 0 without a pass to mask it
+    # (and with rf = 0 there is nothing to subtract).
+    shortfall = np.fmin(xz, rf_d, out=tmp)
+    if rf_d != 0.0:
+        np.subtract(shortfall, rf_d, out=shortfall)
     downside = np.sqrt(_sum_squares(shortfall) / n) * sqrt_p
     np.copyto(xz, 0.0, where=invalid)  # from here on the returns with null days set to 0
-    dev = _centre(xz, invalid, n, out=dev)
+    dev = _centre(xz, valid, n, out=dev)
     squares = _sum_squares(dev)
     var = squares / dof
     vol = np.sqrt(var) * sqrt_p
@@ -463,7 +468,7 @@ def _block_figures(
 
     if mb is not None:
         if mb.ndim == 1:
-            log_b, dev_b, bench_ok = _shared_benchmark(mb, invalid, n, bz, tmp)
+            log_b, dev_b, bench_ok = _shared_benchmark(mb, valid, n, bz)
         else:
             np.copyto(bz, mb)
             np.isnan(bz, out=gaps)
@@ -471,7 +476,7 @@ def _block_figures(
             np.copyto(bz, 0.0, where=gaps)
             np.copyto(bz, 0.0, where=invalid)
             log_b = _log_growth(bz, tmp)
-            dev_b = _centre(bz, invalid, n, out=bz)
+            dev_b = _centre(bz, valid, n, out=bz)
         ann_b = _annualized(log_b, n, p)
         var_b = _sum_squares(dev_b) / dof
         # Mixed signs: summed pairwise from the products, not accumulated in one go.
