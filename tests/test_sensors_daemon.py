@@ -1,0 +1,116 @@
+"""The real ``dagster-daemon`` with the S3 sensor on, against moto's server, for a bounded time.
+
+The hand-made input is put into the bucket; the daemon (temporary DAGSTER_HOME and workspace,
+local target, DuckDB store in a temp folder, sensor every 5 s) must turn it into exactly one
+successful run whose performance_metrics are in the store.
+"""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import duckdb
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.storage.tags import SENSOR_NAME_TAG
+from handmade import P1_R, write_input
+
+from perf_pipeline.sensors.runs import OBJECTS_TAG
+from perf_pipeline.sensors.s3 import S3_SENSOR_NAME
+
+BUCKET, PREFIX = "perf-input", "in"
+INTERVAL_SECONDS = 5
+DEADLINE_SECONDS = 120
+WORKSPACE_MODULE = f"""
+from perf_pipeline.definitions import build_definitions
+from perf_pipeline.sensors.s3 import S3SensorSettings
+
+defs = build_definitions("local", s3_settings=S3SensorSettings(
+    minimum_interval_seconds={INTERVAL_SECONDS}))
+"""
+
+
+def wait_for(condition, deadline: float, what: str, log: Path):
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}; daemon log:\n"
+                         + log.read_text(errors="replace")[-4000:])
+
+
+def sensor_ticks(instance: DagsterInstance):
+    states = [state for state in instance.all_instigator_state()
+              if state.instigator_name == S3_SENSOR_NAME]
+    if not states:
+        return []
+    return instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=20)
+
+
+def test_daemon_turns_dropped_objects_into_one_successful_run(aws, tmp_path):
+    s3 = boto3.client("s3", endpoint_url=aws)
+    s3.create_bucket(Bucket=BUCKET)
+    root = write_input(tmp_path / "input")
+    files = sorted(root.rglob("*.csv"))
+    for path in files:
+        s3.upload_file(str(path), BUCKET, f"{PREFIX}/{path.relative_to(root).as_posix()}")
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (tmp_path / "location.py").write_text(WORKSPACE_MODULE)
+    (tmp_path / "workspace.yaml").write_text(
+        f"load_from:\n  - python_file:\n      relative_path: location.py\n"
+        f"      working_directory: {tmp_path}\n")
+    store = tmp_path / "perf.duckdb"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PERF_TARGET": "local",
+           "PERF_INPUT": f"s3://{BUCKET}/{PREFIX}", "PERF_STORE": str(store),
+           "AWS_ENDPOINT_URL": aws}
+    env.pop("PERF_SQS_QUEUE_URL", None)
+    log = tmp_path / "daemon.log"
+    daemon = Path(sys.executable).with_name("dagster-daemon")
+    with log.open("w") as out:
+        process = subprocess.Popen([str(daemon), "run", "-w", str(tmp_path / "workspace.yaml")],
+                                   cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        instance = DagsterInstance.from_config(str(home))
+        deadline = time.monotonic() + DEADLINE_SECONDS
+
+        def finished_runs():
+            runs = instance.get_runs(filters=RunsFilter(tags={SENSOR_NAME_TAG: S3_SENSOR_NAME}))
+            return runs if runs and all(run.is_finished for run in runs) else None
+
+        [run] = wait_for(finished_runs, deadline, "the sensor's run to finish", log)
+        assert run.status == DagsterRunStatus.SUCCESS, log.read_text()[-4000:]
+        assert run.tags[OBJECTS_TAG] == str(len(files))
+        # A tick that began after the run ended saw nothing new: still exactly one run.
+        ended = instance.get_run_record_by_id(run.run_id).end_time
+        wait_for(lambda: any(tick.timestamp > ended and tick.status.value == "SKIPPED"
+                             for tick in sensor_ticks(instance)),
+                 deadline, "a later sensor tick", log)
+        assert len(instance.get_runs(
+            filters=RunsFilter(tags={SENSOR_NAME_TAG: S3_SENSOR_NAME}))) == 1
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    with duckdb.connect(str(store), read_only=True) as con:
+        rows = con.execute(
+            "SELECT calculation_date, twr, request_id FROM performance_metrics "
+            "WHERE entity_type = 'portfolio' AND entity_id = 'P1' AND time_period = 'ITD' "
+            "ORDER BY calculation_date DESC LIMIT 1").fetchall()
+    [(calculation_date, twr, request_id)] = rows
+    # The latest input date is Saturday 01-06: valued up to Friday 01-05 (four hand returns).
+    assert str(calculation_date)[:10] == "2024-01-05"
+    assert math.isclose(twr, math.prod(1 + r for r in P1_R[:4]) - 1, rel_tol=1e-9)
+    assert request_id == run.run_id
