@@ -94,116 +94,117 @@ _LAGUERRE_OFFSETS = np.array([-4.0, -2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0
 
 
 @dataclass(frozen=True)
-class _Flows:
-    """Non-zero aggregated flows of k entities, sorted by entity then time.
+class _Block:
+    """Non-zero aggregated flows of k entities in time order, one row each, in a dense (k, K)
+    layout: row i holds its n_i flows in columns 0..n_i-1, then padding (amount 0 at the last
+    time, so it adds exact zeros). K depends on n only (`_width`), so a row's sums do not
+    depend on which other entities share its block.
 
-    seg: entity number (0..k-1) of each flow; t: years from the entity's first flow;
-    back: t minus the entity's last t (<= 0); starts: index of each entity's first flow
-    (every entity has one); horizon: the entity's last t.
+    t: years from the entity's first flow; cf: amounts; abs_cf, cf_t: |cf| and cf * t;
+    n: flows per row; horizon: the last t.
     """
 
-    seg: np.ndarray
     t: np.ndarray
-    back: np.ndarray
     cf: np.ndarray
-    starts: np.ndarray
+    abs_cf: np.ndarray
+    cf_t: np.ndarray
+    n: np.ndarray
     horizon: np.ndarray
 
     @classmethod
-    def build(cls, seg: np.ndarray, t: np.ndarray, cf: np.ndarray) -> _Flows:
-        """From flows sorted by entity (numbered 0..k-1, each present) then t."""
-        starts = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1])))
-        horizon = t[np.append(starts[1:], len(t)) - 1]
-        return cls(seg, t, t - horizon[seg], cf, starts, horizon)
+    def build(cls, t: np.ndarray, cf: np.ndarray, n: np.ndarray) -> _Block:
+        """From dense t and cf whose padding has t = the row's last t and cf = 0."""
+        return cls(t, cf, np.abs(cf), cf * t, n, t[:, -1].copy())
 
     @property
     def size(self) -> int:
-        return len(self.starts)
+        return len(self.n)
 
     @property
-    def last(self) -> np.ndarray:
-        """Index of each entity's last flow."""
-        return np.append(self.starts[1:], len(self.t)) - 1
+    def valid(self) -> np.ndarray:
+        """True at real flows, False at padding (k x K)."""
+        return np.arange(self.t.shape[1]) < self.n[:, None]
 
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        """Per-entity sums of per-flow values (along axis 0)."""
-        return np.add.reduceat(values, self.starts, axis=0)
+    def at(self, column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(t, cf) of each row at a column per row."""
+        rows = np.arange(self.size)
+        return self.t[rows, column], self.cf[rows, column]
 
-    def subset(self, keep: np.ndarray) -> _Flows:
-        """The flows of the entities where the boolean `keep` is True, renumbered."""
+    def rows(self, keep: np.ndarray) -> _Block:
+        """The rows where the boolean `keep` is True."""
         if keep.all():
             return self
-        flow_keep = keep[self.seg]
-        renumber = np.cumsum(keep) - 1
-        seg = renumber[self.seg[flow_keep]]
-        counts = np.bincount(seg, minlength=int(keep.sum()))
-        starts = np.cumsum(counts) - counts
-        return _Flows(
-            seg,
-            self.t[flow_keep],
-            self.back[flow_keep],
-            self.cf[flow_keep],
-            starts,
+        return _Block(
+            *(a[keep] for a in (self.t, self.cf, self.abs_cf, self.cf_t, self.n)),
             self.horizon[keep],
         )
 
     def entity(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(t, cf) of entity i."""
-        flows = slice(self.starts[i], self.last[i] + 1)
-        return self.t[flows], self.cf[flows]
+        """(t, cf) of row i without padding."""
+        return self.t[i, : self.n[i]], self.cf[i, : self.n[i]]
+
+    def shifted(self, x: np.ndarray) -> np.ndarray:
+        """t - s per flow (k x K), s = 0 where x >= 0 and the horizon where x < 0."""
+        return self.t - np.where(x < 0, self.horizon, 0.0)[:, None]
 
 
-def _discounted(x_flow: np.ndarray, t: np.ndarray, back: np.ndarray) -> tuple:
-    """(t - s, exp(-x (t - s))) with s = 0 for x >= 0, else the horizon: exponents <= 0."""
-    shifted = np.where(x_flow < 0, back, t)
-    return shifted, np.exp(-x_flow * shifted)
+def _width(n: np.ndarray) -> np.ndarray:
+    """Row width for n flows: n rounded up to 4 significant bits (at most 1/8 padding)."""
+    step = 2 ** np.maximum(0, np.ceil(np.log2(np.maximum(n, 1))) - 4).astype(np.int64)
+    return -(-n // step) * step
 
 
-def _npv(x: np.ndarray, fl: _Flows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scaled NPV, its derivative in x and sum |discounted CF| per entity, at x per entity."""
-    shifted, disc = _discounted(x[fl.seg], fl.t, fl.back)
-    term = fl.cf * disc
-    return fl.sum(term), -fl.sum(shifted * term), fl.sum(np.abs(term))
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row sums of a * b."""
+    return np.einsum("ij,ij->i", a, b)
 
 
-def _root_bounds(fl: _Flows) -> tuple[np.ndarray, np.ndarray]:
+def _npv(x: np.ndarray, b: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scaled NPV, its derivative in x and sum |discounted CF| per row, at x per row:
+    sum CF exp(-x (t - s)), -sum (t - s) CF exp(-x (t - s)) with s as in `_Block.shifted`."""
+    s = np.where(x < 0, b.horizon, 0.0)
+    disc = np.subtract(s[:, None], b.t)
+    disc *= x[:, None]
+    np.exp(disc, out=disc)
+    npv = _rowdot(b.cf, disc)
+    return npv, s * npv - _rowdot(b.cf_t, disc), _rowdot(b.abs_cf, disc)
+
+
+def _root_bounds(b: _Block) -> tuple[np.ndarray, np.ndarray]:
     """Bounds [lo, hi] in x containing every root, widened so NPV is non-zero at both."""
-    abs_cf = np.abs(fl.cf)
-    total = fl.sum(abs_cf)
-    last = fl.last
-    first_cf, last_cf = abs_cf[fl.starts], abs_cf[last]
-    first_gap = fl.t[fl.starts + 1]
-    last_gap = fl.t[last] - fl.t[last - 1]
+    total = b.abs_cf.sum(axis=1)
+    first_cf, last_cf = b.abs_cf[:, 0], np.abs(b.at(b.n - 1)[1])
+    first_gap = b.t[:, 1]
+    last_gap = b.horizon - b.at(b.n - 2)[0]
     with np.errstate(divide="ignore"):
         hi = np.maximum(np.log((total - first_cf) / first_cf) / first_gap, 0.0)
         lo = np.minimum(-np.log((total - last_cf) / last_cf) / last_gap, 0.0)
     return lo - _BOUND_MARGIN * (1 - lo), hi + _BOUND_MARGIN * (1 + hi)
 
 
-def _initial_guess(fl: _Flows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _initial_guess(b: _Block, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Modified-Dietz-like guess: gain over time-weighted capital, as an annual log rate.
 
     Capital = flows of the first flow's sign, weighted by the share of the horizon they stay.
     """
-    side = np.sign(fl.cf[fl.starts])
-    same_side = np.sign(fl.cf) == side[fl.seg]
-    weight = -fl.back / fl.horizon[fl.seg]
-    capital = fl.sum(np.where(same_side, np.abs(fl.cf) * weight, 0.0))
-    gain = -side * fl.sum(fl.cf)
+    side = np.sign(b.cf[:, 0])
+    same_side = b.abs_cf + side[:, None] * b.cf  # 2 |cf| on the first flow's side, else 0
+    capital = (b.horizon * same_side.sum(axis=1) - _rowdot(same_side, b.t)) / (2 * b.horizon)
+    gain = -side * b.cf.sum(axis=1)
     period = np.maximum(gain / capital, -0.99)
-    return np.clip(np.log1p(period) / fl.horizon, lo, hi)
+    return np.clip(np.log1p(period) / b.horizon, lo, hi)
 
 
-def _newton(fl: _Flows, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _newton(b: _Block, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Vectorized Newton in x; NaN where it does not converge.
 
-    Entities that settled stay in the arrays (a Newton step at a root stays there) until
-    fewer than half are still moving; then the arrays shrink to those.
+    Rows that settled stay in the arrays (a Newton step at a root stays there) until fewer
+    than 3/4 are still moving; then the arrays shrink to those.
     """
     x = x0.copy()
-    root = np.full(fl.size, np.nan)
-    members = np.arange(fl.size)
-    sub = fl
+    root = np.full(b.size, np.nan)
+    members = np.arange(b.size)
+    sub = b
     for _ in range(_MAX_NEWTON):
         xm = x[members]
         npv, slope, scale = _npv(xm, sub)
@@ -219,8 +220,8 @@ def _newton(fl: _Flows, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.nd
         going = finite & np.isnan(root[members])
         if not going.any():
             break
-        if going.sum() < members.size // 2:
-            members, sub = members[going], sub.subset(going)
+        if going.sum() < 0.75 * members.size:
+            members, sub = members[going], sub.rows(going)
     return root
 
 
@@ -255,42 +256,37 @@ def _brent(npv: Callable[[float], float], a: float, b: float) -> float:
     return brentq(npv, a, b, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
 
 
-def _running_sums(fl: _Flows, term: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(normalised term, its running sums within each entity) for a term per flow (or per
-    flow and column); normalised = divided by the entity's sum of |term|, so the running
-    sums lie in [-1, 1] whatever the amounts. One cumsum over all entities, restarted at
-    each entity by taking the previous entity's total off its first term."""
-    normalised = term / fl.sum(np.abs(term))[fl.seg]
-    restarted = normalised.copy()
-    restarted[fl.starts[1:]] -= fl.sum(normalised)[:-1]
-    return normalised, np.cumsum(restarted, axis=0)
+def _running_sums(term: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised term, its running sums along the last axis): normalised = divided by the
+    sum of |term| along that axis, so the running sums lie in [-1, 1] whatever the amounts."""
+    normalised = term / np.abs(term).sum(axis=-1, keepdims=True)
+    return normalised, np.cumsum(normalised, axis=-1)
 
 
-def _unique(fl: _Flows, x: np.ndarray) -> np.ndarray:
+def _unique(b: _Block, x: np.ndarray) -> np.ndarray:
     """True where the root x is certainly the only one (Teichroew-Robichek-Montalbano).
 
     Every partial sum of CF_i exp(-x t_i) in time order before the last flow is strictly
     (beyond 1e-9 of sum |.|) on the first flow's side: the balance never changes side.
     """
-    _, disc = _discounted(x[fl.seg], fl.t, fl.back)
-    _, partial = _running_sums(fl, fl.cf * disc)
-    partial = partial * np.sign(fl.cf[fl.starts])[fl.seg]
-    is_last = np.zeros(len(fl.t), dtype=bool)
-    is_last[fl.last] = True
-    violated = (partial <= _SIGN_TOL) & ~is_last
-    return fl.sum(violated.astype(np.int64)) == 0
+    disc = b.shifted(x)
+    disc *= -x[:, None]
+    _, partial = _running_sums(b.cf * np.exp(disc, out=disc))
+    partial *= np.sign(b.cf[:, 0])[:, None]
+    before_last = np.arange(b.t.shape[1]) < (b.n - 1)[:, None]
+    return ~((partial <= _SIGN_TOL) & before_last).any(axis=1)
 
 
-def _sign_changes(fl: _Flows, values: np.ndarray) -> np.ndarray:
-    """Upper bound on the sign changes of each entity's sequence of values (flows x columns):
-    a value within 1e-9 of 0 may have either sign, so it counts as 2."""
+def _sign_changes(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Upper bound on the sign changes of each sequence of values along the last axis, over
+    the valid positions (a prefix): a value within 1e-9 of 0 may have either sign, so it
+    counts as 2."""
     sign = np.where(np.abs(values) > _SIGN_TOL, np.sign(values), 0.0)
-    pair = np.zeros(values.shape, dtype=np.int64)
-    pair[:-1] = (sign[1:] * sign[:-1] < 0) & (fl.seg[1:] == fl.seg[:-1])[:, None]
-    return fl.sum(pair + 2 * (sign == 0))
+    pairs = (sign[..., 1:] * sign[..., :-1] < 0) & valid[..., 1:]
+    return pairs.sum(axis=-1) + 2 * ((sign == 0) & valid).sum(axis=-1)
 
 
-def _unique_by_laguerre(fl: _Flows, x: np.ndarray) -> np.ndarray:
+def _unique_by_laguerre(b: _Block, x: np.ndarray) -> np.ndarray:
     """True where Laguerre's rule of signs leaves room for one root only (x is one).
 
     For any c, NPV has at most as many roots above c as the partial sums of CF_i exp(-c t_i)
@@ -299,11 +295,12 @@ def _unique_by_laguerre(fl: _Flows, x: np.ndarray) -> np.ndarray:
     2x and x + _LAGUERRE_OFFSETS.
     """
     c = np.hstack((x[:, None] + _LAGUERRE_OFFSETS, np.outer(x, [0.0, 0.5, 2.0])))
-    c_flow = c[fl.seg]
-    exponent = -c_flow * np.where(c_flow < 0, fl.back[:, None], fl.t[:, None])
-    normalised, forward = _running_sums(fl, fl.cf[:, None] * np.exp(exponent))
-    backward = forward[fl.last][fl.seg] - forward + normalised
-    bound = _sign_changes(fl, forward) + _sign_changes(fl, backward)
+    shift = np.where(c < 0, b.horizon[:, None], 0.0)
+    exponent = (shift[:, :, None] - b.t[:, None, :]) * c[:, :, None]
+    normalised, forward = _running_sums(b.cf[:, None, :] * np.exp(exponent))
+    backward = forward[:, :, -1:] - forward + normalised
+    valid = b.valid[:, None, :]
+    bound = _sign_changes(forward, valid) + _sign_changes(backward, valid)
     return bound.min(axis=1) <= 1
 
 
@@ -315,34 +312,41 @@ def _grid(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
     return np.hstack((neg, pos))
 
 
-def _npv_signs(fl: _Flows, grid: np.ndarray) -> np.ndarray:
-    """Sign of NPV per entity and grid point (k x G) for a grid from `_grid` (its columns
-    before the middle one are <= 0 for every entity, the others > 0), evaluated a block of
-    columns at a time as (columns x flows) arrays so the segment sums run along contiguous
-    memory."""
+def _npv_signs(b: _Block, grid: np.ndarray) -> np.ndarray:
+    """Sign of NPV per row and grid point (k x G) for a grid from `_grid` (its columns
+    before the middle one are <= 0 for every row, the others > 0), a block of columns at a
+    time."""
     signs = np.empty_like(grid)
-    columns = grid.T
-    rows = max(1, _GRID_CHUNK // max(1, len(fl.t)))
+    width = b.t.shape[1]
+    columns = max(1, _GRID_CHUNK // max(1, b.size * width))
     middle = grid.shape[1] // 2 + 1
-    for first, stop, minus_times in ((0, middle, -fl.back), (middle, grid.shape[1], -fl.t)):
-        for j in range(first, stop, rows):
-            block = slice(j, min(j + rows, stop))
-            exponent = columns[block, fl.seg] * minus_times
-            term = np.exp(exponent, out=exponent) * fl.cf
-            signs[:, block] = np.sign(np.add.reduceat(term, fl.starts, axis=1)).T
+    back = b.t - b.horizon[:, None]
+    for first, stop, times in ((0, middle, back), (middle, grid.shape[1], b.t)):
+        for j in range(first, stop, columns):
+            block = slice(j, min(j + columns, stop))
+            exponent = grid[:, block, None] * -times[:, None, :]
+            term = np.exp(exponent, out=exponent)
+            term *= b.cf[:, None, :]
+            signs[:, block] = np.sign(term.sum(axis=2))
     return signs
 
 
-def _scan_roots(fl: _Flows, lo: np.ndarray, hi: np.ndarray) -> list[list[float]]:
-    """All roots found by NPV signs on the grid, each sign change refined by Brent."""
+def _scan_roots(b: _Block, lo: np.ndarray, hi: np.ndarray, known: np.ndarray) -> list:
+    """All roots found by NPV signs on the grid, each sign change refined by Brent, except
+    one around the `known` root (NaN: none), which is that root."""
     grid = _grid(lo, hi, _GRID_POINTS)
-    signs = _npv_signs(fl, grid)
-    roots: list[list[float]] = []
-    for i in range(fl.size):
-        npv = _entity_npv(*fl.entity(i))
-        s, g = signs[i], grid[i]
-        found = list(g[s == 0])
-        found += [_brent(npv, g[j], g[j + 1]) for j in np.flatnonzero(s[:-1] * s[1:] < 0)]
+    signs = _npv_signs(b, grid)
+    change = signs[:, :-1] * signs[:, 1:] < 0
+    holds_known = (grid[:, :-1] <= known[:, None]) & (known[:, None] < grid[:, 1:])
+    roots = []
+    for i in range(b.size):
+        found = list(grid[i][signs[i] == 0])
+        refine = np.flatnonzero(change[i] & ~holds_known[i])
+        if refine.size:
+            npv = _entity_npv(*b.entity(i))
+            found += [_brent(npv, grid[i, j], grid[i, j + 1]) for j in refine]
+        if not np.isnan(known[i]):
+            found.append(known[i])
         roots.append(found)
     return roots
 
@@ -358,43 +362,59 @@ def _select(roots: list[float], near: float, horizon_days: float) -> tuple[float
     return float(distinct[np.argmin(gap)]), len(distinct)
 
 
-def _solve(fl: _Flows, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
-    """(x, number of roots) per entity of flows that change sign at least once."""
-    k = fl.size
-    x = np.full(k, np.nan)
-    count = np.zeros(k, dtype=np.int64)
-    counts = np.diff(np.append(fl.starts, len(fl.t)))
-    pair = counts == 2
-    if pair.any():
-        first = fl.starts[pair]
-        x[pair] = np.log(-fl.cf[first + 1] / fl.cf[first]) / fl.t[first + 1]
-        count[pair] = 1
-    rest = np.flatnonzero(~pair)
-    if rest.size == 0:
-        return x, count
-    sub = fl.subset(~pair)
-    lo, hi = _root_bounds(sub)
-    root = _newton(sub, _initial_guess(sub, lo, hi), lo, hi)
-    ends_differ = np.sign(sub.cf[sub.starts]) != np.sign(sub.cf[sub.last])
+def _solve(b: _Block, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
+    """(x, number of roots) per row of flows that change sign at least once."""
+    if b.t.shape[1] == 2:
+        return np.log(-b.cf[:, 1] / b.cf[:, 0]) / b.t[:, 1], np.ones(b.size, dtype=np.int64)
+    x = np.full(b.size, np.nan)
+    count = np.zeros(b.size, dtype=np.int64)
+    lo, hi = _root_bounds(b)
+    root = _newton(b, _initial_guess(b, lo, hi), lo, hi)
+    ends_differ = np.sign(b.cf[:, 0]) != np.sign(b.at(b.n - 1)[1])
     for i in np.flatnonzero(np.isnan(root) & ends_differ):
-        root[i] = _brent(_entity_npv(*sub.entity(i)), lo[i], hi[i])
+        root[i] = _brent(_entity_npv(*b.entity(i)), lo[i], hi[i])
     has_root = ~np.isnan(root)
-    certain = np.zeros(sub.size, dtype=bool)
+    certain = np.zeros(b.size, dtype=bool)
     if has_root.any():
-        certain[has_root] = _unique(sub.subset(has_root), root[has_root])
+        certain[has_root] = _unique(b.rows(has_root), root[has_root])
     check = has_root & ~certain
     if check.any():
-        certain[check] = _unique_by_laguerre(sub.subset(check), root[check])
-    x[rest[certain]] = root[certain]
-    count[rest[certain]] = 1
-    doubt = ~certain
-    if doubt.any():
-        found = _scan_roots(sub.subset(doubt), lo[doubt], hi[doubt])
-        for i, roots in zip(np.flatnonzero(doubt), found, strict=True):
-            candidates = roots if np.isnan(root[i]) else [*roots, root[i]]
-            j = rest[i]
-            x[j], count[j] = _select(candidates, near[j], horizon_days[j])
+        certain[check] = _unique_by_laguerre(b.rows(check), root[check])
+    x[certain] = root[certain]
+    count[certain] = 1
+    doubt = np.flatnonzero(~certain)
+    if doubt.size:
+        keep = ~certain
+        found = _scan_roots(b.rows(keep), lo[keep], hi[keep], root[keep])
+        for i, roots in zip(doubt, found, strict=True):
+            x[i], count[i] = _select(roots, near[i], horizon_days[i])
     return x, count
+
+
+def _blocks(seg: np.ndarray, t: np.ndarray, cf: np.ndarray) -> list[tuple[np.ndarray, _Block]]:
+    """(entity numbers, _Block) per row width, from flows sorted by entity (numbered 0..k-1,
+    each present) then t."""
+    n = np.bincount(seg)
+    starts = np.cumsum(n) - n
+    column = np.arange(len(seg)) - starts[seg]
+    width = _width(n)
+    horizon = t[starts + n - 1]
+    blocks = []
+    for w in np.unique(width):
+        members = np.flatnonzero(width == w)
+        row = np.full(len(n), -1)
+        row[members] = np.arange(len(members))
+        mine = row[seg] >= 0 if len(members) < len(n) else slice(None)
+        at = row[seg[mine]] * w + column[mine]
+        dense_t = np.repeat(horizon[members], w)
+        dense_t[at] = t[mine]
+        dense_cf = np.zeros(len(members) * w)
+        dense_cf[at] = cf[mine]
+        shape = (len(members), w)
+        blocks.append(
+            (members, _Block.build(dense_t.reshape(shape), dense_cf.reshape(shape), n[members]))
+        )
+    return blocks
 
 
 def _days(dates: pd.Series) -> np.ndarray:
@@ -481,8 +501,13 @@ def xirr_many_detailed(
         seg, kept_day, kept_cf = _compress(solve[ent], ent, day, cf)
         seg = (np.cumsum(solve) - 1)[seg]
         first_day = np.minimum.reduceat(kept_day, np.flatnonzero(np.diff(seg, prepend=-1)))
-        fl = _Flows.build(seg, (kept_day - first_day[seg]) / _DAYS_PER_YEAR, kept_cf)
-        x, count = _solve(fl, near[solve], horizon[solve])
+        x = np.empty(len(first_day))
+        count = np.empty(len(first_day), dtype=np.int64)
+        t = (kept_day - first_day[seg]) / _DAYS_PER_YEAR
+        for members, block in _blocks(seg, t, kept_cf):
+            x[members], count[members] = _solve(
+                block, near[solve][members], horizon[solve][members]
+            )
         with np.errstate(over="ignore"):
             solved_rate = np.expm1(x)
         overflow = np.isinf(solved_rate)
