@@ -80,13 +80,10 @@ def valuations(
     run_request: RunRequest,
 ):
     """Value every entity on every business day from inception to the as-of date."""
-    as_of = resolve_as_of(run_request, transactions, prices)
-    tx = requested(transactions, run_request)
-    if as_of is None:
-        tx = tx.iloc[0:0]
-        as_of = pd.Timestamp("1900-01-01")
-    held = holdings(tx, as_of)
-    panel = value_entities(tx, prices, as_of, timing=calculation_settings.timing)
+    as_of = resolve_as_of(run_request, transactions, prices) or pd.Timestamp("1900-01-01")
+    held = holdings(requested(transactions, run_request), as_of)
+    panel = value_entities(transactions, prices, as_of, timing=calculation_settings.timing,
+                           portfolios=run_request.portfolio_ids)
     daily = panel.to_frame()
     context.log.info("valued %d entities over %d business days up to %s",
                      len(panel.entities), len(panel.dates), as_of.date())

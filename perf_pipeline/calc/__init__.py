@@ -25,7 +25,13 @@ from perf_pipeline.calc.risk import (
     risk_metrics_array,
     risk_metrics_many,
 )
-from perf_pipeline.calc.valuation import ValuationPanel, panel_from_frame, positions, value_entities
+from perf_pipeline.calc.valuation import (
+    ValuationPanel,
+    ValuationState,
+    panel_from_frame,
+    positions,
+    value_entities,
+)
 from perf_pipeline.calc.xirr import xirr, xirr_many, xirr_many_detailed
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "RISK_METRICS",
     "TIMINGS",
     "ValuationPanel",
+    "ValuationState",
     "annualize",
     "calculation_dates",
     "daily_returns",

@@ -27,12 +27,13 @@ loop per entity or per day.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from perf_pipeline.calc.calendar import business_days, roll_to_business_day
+from perf_pipeline.calc.calendar import business_days, next_business_day, roll_to_business_day
 from perf_pipeline.calc.returns import daily_returns_array, performance_index
 from perf_pipeline.calc.segments import (
     forward_fill_positions,
@@ -64,13 +65,30 @@ QUANTITY_TYPES = ("BUY", "SELL", "TRANSFER_IN", "TRANSFER_OUT")
 TRADE_TYPES = ("BUY", "SELL")
 
 
+STATE_COLUMNS = ["inception", "market_value", "twr_index", "holding"]
+
+
+@dataclass(frozen=True)
+class ValuationState:
+    """The close of one business day (`date`), per entity: what valuing the next day needs.
+
+    ``entities``: ENTITY_COLUMNS plus inception, market_value, twr_index and holding (units
+    of a security position, cash of an account, NaN for a portfolio).
+    """
+
+    date: pd.Timestamp
+    entities: pd.DataFrame
+
+
 @dataclass(frozen=True)
 class ValuationPanel:
     """Daily valuations as dates x entities matrices.
 
     ``entities`` has one row per matrix column: entity_type, entity_id, portfolio_id,
-    account_id, security_id (None where not applicable) and inception (a date in ``dates``).
-    Cells before an entity's inception are 0 (values, flows), NaN (returns) and 1 (index).
+    account_id, security_id (None where not applicable) and inception (a date in ``dates``,
+    or earlier for an entity carried in from an opening state). Cells before an entity's
+    inception are 0 (values, flows, holding), NaN (returns) and 1 (index). ``holding`` is the
+    units of a security position and the cash of an account (NaN for a portfolio).
     """
 
     dates: pd.DatetimeIndex
@@ -81,6 +99,13 @@ class ValuationPanel:
     daily_return: np.ndarray
     twr_index: np.ndarray
     price_age_days: np.ndarray
+    holding: np.ndarray
+
+    def closing_state(self) -> ValuationState:
+        """The last business day's close: all that valuing the next business day needs."""
+        last = {name: getattr(self, name)[-1] for name in ("market_value", "twr_index",
+                                                            "holding")}
+        return ValuationState(date=self.dates[-1], entities=self.entities.assign(**last))
 
     def to_frame(self) -> pd.DataFrame:
         """The long daily_valuations table: one row per entity and business day from inception."""
@@ -234,46 +259,57 @@ def value_entities(
     prices: pd.DataFrame,
     as_of: pd.Timestamp,
     timing: str = "bod_in_eod_out",
+    portfolios: Sequence[str] | None = None,
+    opening: ValuationState | None = None,
 ) -> ValuationPanel:
     """Daily valuations of every security position, account and portfolio up to `as_of`.
 
     `transactions` and `prices` are the validated tables (data.md); only transactions
-    effective on or before `as_of` are used. Returns an empty panel when nothing is valued.
+    effective on or before `as_of` are used. `portfolios` values only those portfolios (a
+    shard); the trade-price fallback still sees every portfolio's trades, as a full run does.
+    `opening` continues from the close of an earlier run (its last business day): only the
+    business days after it are valued, from its holdings, values and index, and the result
+    equals the same days of a run from the first transaction. Returns an empty panel when
+    nothing is valued.
     """
     as_of = pd.Timestamp(as_of)
-    tx = effective_transactions(transactions, as_of)
-    if tx.empty:
+    valued = effective_transactions(transactions, as_of)
+    trades = valued.loc[valued["type"].isin(TRADE_TYPES)]
+    tx = valued if portfolios is None else valued.loc[valued["portfolio_id"].isin(portfolios)]
+    known = _known_entities(opening, portfolios)
+    if opening is not None:
+        tx = tx.loc[tx["effective_date"] > opening.date]
+        start = next_business_day(pd.Timestamp(opening.date))
+    else:
+        start = tx["effective_date"].min()
+    if (tx.empty and known.empty) or pd.isna(start) or start > as_of:
         return _empty_panel()
+    tx = tx.reset_index(drop=True)
     effects = transaction_effects(tx)
-    dates = business_days(tx["effective_date"].min(), as_of)
+    dates = business_days(start, as_of)
     n_dates = len(dates)
     row = np.asarray(dates.searchsorted(tx["effective_date"]))
 
-    accounts = tx[["portfolio_id", "account_id"]].drop_duplicates("account_id")
-    accounts = accounts.sort_values(["portfolio_id", "account_id"]).reset_index(drop=True)
+    accounts, pos_keys = _holding_keys(tx, known)
     portfolio_ids = pd.Index(accounts["portfolio_id"].unique())
     account_ids = pd.Index(accounts["account_id"])
     acc_col = account_ids.get_indexer(tx["account_id"])
-
     named = tx["security_id"].notna().to_numpy()
-    pos_keys = (
-        tx.loc[named, ["portfolio_id", "account_id", "security_id"]]
-        .drop_duplicates(["account_id", "security_id"])
-        .sort_values(["portfolio_id", "account_id", "security_id"])
-        .reset_index(drop=True)
-    )
     pos_index = pd.MultiIndex.from_frame(pos_keys[["account_id", "security_id"]])
     pos_col = pos_index.get_indexer(
         pd.MultiIndex.from_frame(tx.loc[named, ["account_id", "security_id"]])
     )
-    n_pos, n_acc = len(pos_keys), len(account_ids)
+    n_pos, n_acc, n_port = len(pos_keys), len(account_ids), len(portfolio_ids)
+    entities = _entities(portfolio_ids, accounts, pos_keys)
+    carried = _carried(known, entities)
 
     def at(rows: np.ndarray, cols: np.ndarray, values: pd.Series, width: int) -> np.ndarray:
         return scatter_add(n_dates, width, rows, cols, values.to_numpy(dtype=float))
 
-    quantity = np.cumsum(at(row[named], pos_col, effects["quantity_change"][named], n_pos), axis=0)
+    holding_start = carried["holding"][n_port:]
+    quantity = holding_start[n_acc:] + np.cumsum(
+        at(row[named], pos_col, effects["quantity_change"][named], n_pos), axis=0)
     securities = pd.Index(pos_keys["security_id"].unique())
-    trades = tx.loc[tx["type"].isin(TRADE_TYPES)]
     price, age = _price_matrix(prices, trades, securities, dates)
     sec_of_pos = securities.get_indexer(pos_keys["security_id"])
     pos_price = price[:, sec_of_pos]
@@ -281,82 +317,116 @@ def value_entities(
     pos_age = np.where(np.isnan(pos_price), np.nan, age[:, sec_of_pos])
 
     acc_of_pos = account_ids.get_indexer(pos_keys["account_id"])
-    cash = np.cumsum(at(row, acc_col, effects["cash_change"], n_acc), axis=0)
+    cash = holding_start[:n_acc] + np.cumsum(at(row, acc_col, effects["cash_change"], n_acc),
+                                             axis=0)
     acc_mv = cash + sum_columns_by_group(pos_mv, acc_of_pos, n_acc)
     acc_in = at(row, acc_col, effects["account_in"], n_acc)
     acc_out = at(row, acc_col, effects["account_out"], n_acc)
     port_of_acc = portfolio_ids.get_indexer(accounts["portfolio_id"])
-    n_port = len(portfolio_ids)
 
-    entities = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "entity_type": "portfolio",
-                    "entity_id": portfolio_ids,
-                    "portfolio_id": portfolio_ids,
-                    "account_id": None,
-                    "security_id": None,
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "entity_type": "account",
-                    "entity_id": account_ids,
-                    "portfolio_id": accounts["portfolio_id"],
-                    "account_id": account_ids,
-                    "security_id": None,
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "entity_type": "security",
-                    "entity_id": pos_keys["account_id"] + ":" + pos_keys["security_id"],
-                    "portfolio_id": pos_keys["portfolio_id"],
-                    "account_id": pos_keys["account_id"],
-                    "security_id": pos_keys["security_id"],
-                }
-            ),
-        ],
-        ignore_index=True,
+    def by_level(accounts_matrix: np.ndarray, positions_matrix: np.ndarray) -> np.ndarray:
+        portfolios_matrix = sum_columns_by_group(accounts_matrix, port_of_acc, n_port)
+        return np.hstack([portfolios_matrix, accounts_matrix, positions_matrix])
+
+    return _finish_panel(
+        dates, entities, carried, timing,
+        market_value=by_level(acc_mv, pos_mv),
+        inflow=by_level(acc_in, at(row[named], pos_col, effects["security_in"][named], n_pos)),
+        outflow=by_level(acc_out, at(row[named], pos_col, effects["security_out"][named],
+                                     n_pos)),
+        price_age=np.hstack([np.full((n_dates, n_port + n_acc), np.nan), pos_age]),
+        holding=np.hstack([np.full((n_dates, n_port), np.nan), cash, quantity]),
     )
-    market_value = np.hstack([sum_columns_by_group(acc_mv, port_of_acc, n_port), acc_mv, pos_mv])
-    inflow = np.hstack(
-        [
-            sum_columns_by_group(acc_in, port_of_acc, n_port),
-            acc_in,
-            at(row[named], pos_col, effects["security_in"][named], n_pos),
-        ]
-    )
-    outflow = np.hstack(
-        [
-            sum_columns_by_group(acc_out, port_of_acc, n_port),
-            acc_out,
-            at(row[named], pos_col, effects["security_out"][named], n_pos),
-        ]
-    )
-    price_age = np.hstack([np.full((n_dates, n_port + n_acc), np.nan), pos_age])
-    return _finish_panel(dates, entities, market_value, inflow, outflow, price_age, timing)
 
 
-def _finish_panel(dates, entities, market_value, inflow, outflow, price_age, timing):
-    """Drop entities never invested, stamp inception, compute returns and the index."""
+def _known_entities(opening: ValuationState | None,
+                    portfolios: Sequence[str] | None) -> pd.DataFrame:
+    """The entities an opening state carries (of the requested portfolios), possibly none."""
+    if opening is None:
+        return pd.DataFrame(columns=[*ENTITY_COLUMNS, *STATE_COLUMNS])
+    known = opening.entities
+    if portfolios is not None:
+        known = known.loc[known["portfolio_id"].isin(portfolios)]
+    return known
+
+
+def _holding_keys(tx: pd.DataFrame, known: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Accounts (portfolio_id, account_id) and positions (+ security_id), sorted, that the
+    transactions or the opening state name."""
+    accounts = pd.concat([
+        tx[["portfolio_id", "account_id"]],
+        known.loc[known["entity_type"] == "account", ["portfolio_id", "account_id"]],
+    ]).drop_duplicates("account_id").sort_values(["portfolio_id", "account_id"])
+    position_columns = ["portfolio_id", "account_id", "security_id"]
+    positions = pd.concat([
+        tx.loc[tx["security_id"].notna(), position_columns],
+        known.loc[known["entity_type"] == "security", position_columns],
+    ]).drop_duplicates(["account_id", "security_id"]).sort_values(position_columns)
+    return accounts.reset_index(drop=True), positions.reset_index(drop=True)
+
+
+def _entities(portfolio_ids: pd.Index, accounts: pd.DataFrame,
+              positions: pd.DataFrame) -> pd.DataFrame:
+    """The entity table: portfolios, then accounts, then security positions."""
+    return pd.concat([
+        pd.DataFrame({
+            "entity_type": "portfolio", "entity_id": portfolio_ids,
+            "portfolio_id": portfolio_ids, "account_id": None, "security_id": None,
+        }),
+        pd.DataFrame({
+            "entity_type": "account", "entity_id": accounts["account_id"],
+            "portfolio_id": accounts["portfolio_id"], "account_id": accounts["account_id"],
+            "security_id": None,
+        }),
+        pd.DataFrame({
+            "entity_type": "security",
+            "entity_id": positions["account_id"] + ":" + positions["security_id"],
+            "portfolio_id": positions["portfolio_id"], "account_id": positions["account_id"],
+            "security_id": positions["security_id"],
+        }),
+    ], ignore_index=True)
+
+
+def _carried(known: pd.DataFrame, entities: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per entity, what the opening state carries: market value, index, holding, inception;
+    for an entity it does not know: 0, 1, 0 and NaT."""
+    keys = ["entity_type", "entity_id"]
+    table = known.set_index(keys)[STATE_COLUMNS].reindex(
+        pd.MultiIndex.from_frame(entities[keys]))
+    inception = pd.DatetimeIndex(table["inception"]).as_unit("ns").to_numpy()
+    hit = ~np.isnat(inception)
+
+    def pick(column: str, default: float) -> np.ndarray:
+        return np.where(hit, table[column].to_numpy(dtype=float), default)
+
+    return {"market_value": pick("market_value", 0.0), "twr_index": pick("twr_index", 1.0),
+            "holding": np.nan_to_num(pick("holding", 0.0)), "inception": inception}
+
+
+def _finish_panel(dates: pd.DatetimeIndex, entities: pd.DataFrame,
+                  carried: dict[str, np.ndarray], timing: str, **matrices: np.ndarray
+                  ) -> ValuationPanel:
+    """Drop entities never invested, stamp inception, compute returns and the index.
+
+    An entity the opening state carries is past inception; a new one starts on its first
+    business day with an inflow or a non-zero value.
+    """
+    market_value, inflow = matrices["market_value"], matrices["inflow"]
     active = (inflow > 0) | (market_value != 0)
-    ever = active.any(axis=0)
-    inception_row = np.argmax(active, axis=0)[ever]
+    carried_on = ~np.isnat(carried["inception"])
+    ever = active.any(axis=0) | carried_on
+    first = dates[np.argmax(active, axis=0)].to_numpy().astype("datetime64[ns]")
+    inception = np.where(carried_on, carried["inception"], first)
     entities = entities.loc[ever].reset_index(drop=True)
-    entities["inception"] = dates[inception_row]
-    market_value, inflow, outflow = market_value[:, ever], inflow[:, ever], outflow[:, ever]
-    returns = daily_returns_array(market_value, inflow, outflow, timing=timing)
+    entities["inception"] = pd.DatetimeIndex(inception[ever])
+    kept = {name: matrix[:, ever] for name, matrix in matrices.items()}
+    returns = daily_returns_array(kept["market_value"], kept["inflow"], kept["outflow"],
+                                  timing=timing, previous_value=carried["market_value"][ever])
     return ValuationPanel(
-        dates=dates,
-        entities=entities,
-        market_value=market_value,
-        inflow=inflow,
-        outflow=outflow,
-        daily_return=returns,
-        twr_index=performance_index(returns),
-        price_age_days=price_age[:, ever],
+        dates=dates, entities=entities, market_value=kept["market_value"],
+        inflow=kept["inflow"], outflow=kept["outflow"], daily_return=returns,
+        twr_index=performance_index(returns, base=carried["twr_index"][ever]),
+        price_age_days=kept["price_age"], holding=kept["holding"],
     )
 
 
@@ -364,7 +434,8 @@ def _empty_panel() -> ValuationPanel:
     empty = np.zeros((0, 0))
     entities = pd.DataFrame({name: pd.Series(dtype=object) for name in ENTITY_COLUMNS})
     entities["inception"] = pd.Series(dtype="datetime64[ns]")
-    return ValuationPanel(pd.DatetimeIndex([]), entities, empty, empty, empty, empty, empty, empty)
+    return ValuationPanel(pd.DatetimeIndex([]), entities, empty, empty, empty, empty, empty,
+                          empty, empty)
 
 
 def panel_from_frame(frame: pd.DataFrame) -> ValuationPanel:
@@ -393,4 +464,5 @@ def panel_from_frame(frame: pd.DataFrame) -> ValuationPanel:
         daily_return=matrix("daily_return", np.nan),
         twr_index=matrix("twr_index", 1.0),
         price_age_days=matrix("price_age_days", np.nan),
+        holding=np.full(shape, np.nan),
     )
