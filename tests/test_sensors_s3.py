@@ -56,7 +56,7 @@ def evaluate(instance: DagsterInstance, cursor: str | None, *, page_size: int = 
         return sensor.evaluate_tick(context)
 
 
-def test_new_objects_share_one_run_and_the_rest_is_skipped(s3, instance):
+def test_new_objects_share_one_run_and_the_rest_is_skipped(s3, instance, capfd):
     etags = {key: put(s3, key) for key in
              ["transactions/2024/06/28/batch-7.csv", "prices/p.parquet", "portfolios/p.CSV"]}
     for stray in ["transactions/notes.txt", "other/x.csv", "top.csv", "prices/_SUCCESS"]:
@@ -71,10 +71,15 @@ def test_new_objects_share_one_run_and_the_rest_is_skipped(s3, instance):
     assert run.tags[KEYS_TAG] == ("portfolios/p.CSV, prices/p.parquet, "
                                   "transactions/2024/06/28/batch-7.csv")
     assert run.run_config == {"resources": {"run_request": {"config": {}}}}
+    err = capfd.readouterr().err
+    assert "S3 object skipped: transactions/notes.txt: not a .csv or .parquet file" in err
+    assert "S3 object skipped: other/x.csv: not below one of the input folders" in err
+    assert "S3 object skipped: top.csv" in err and "S3 object skipped: prices/_SUCCESS" in err
 
     again = evaluate(instance, result.cursor)
     assert again.run_requests == []
     assert again.skip_message == "no new or changed input files"
+    assert "S3 object skipped" not in capfd.readouterr().err  # reported once
 
 
 def test_changed_object_same_key_new_etag_is_a_new_run(s3, instance):
