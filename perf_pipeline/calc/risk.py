@@ -31,7 +31,7 @@ Layout: the kernels work on arrays of shape (entities, dates) so that every redu
 along a contiguous row, _BLOCK entities at a time (a loop over blocks of columns, each
 block vectorized, so that a block's intermediates stay in cache). numpy sums each row
 pairwise, in the same order whatever the block holds, and the linked index (see
-_link_index) does not depend on the number of rows either: the scalar and the
+_link_runs) does not depend on the number of rows either: the scalar and the
 many-entity forms agree bit for bit.
 """
 
@@ -71,7 +71,7 @@ _TINY = 1e-12
 _VAR_LEVEL = 0.05
 _DRAWDOWN_COLUMNS = ("max_drawdown", "peak_date", "trough_date", "recovery_date")
 _BLOCK = 128  # entities per block: a few (B, T) float arrays fit in a core's cache
-_RUN = 16  # days per run in _link_index and _max_drawdown_of_returns
+_RUN = 16  # days per run in _link_runs and _max_drawdown_of_returns
 _TAIL_Z = 1.2  # candidates for the 5 % quantile: dev below -1.2 standard deviations
 
 
@@ -151,19 +151,20 @@ def _sum_squares(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
-def _link_index(xz: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Performance index I_t = prod_{s<=t} (1 + x_s) of returns (N, T), null days 0, into out.
+def _link_runs(xz: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Performance index I_t = prod_{s<=t} (1 + x_s) of returns (N, T), null days 0, by runs.
 
-    out: an (N, _RUN, _runs(T)) buffer that receives day k * _RUN + j at [:, j, k]: run k
-    of the days is column k. The days past T hold the final level (return 0 there).
+    The days are cut into runs of _RUN; out, an (N, _RUN, _runs(T)) buffer, receives the
+    running product within each run, day k * _RUN + j at [:, j, k] (run k is column k;
+    the days past T have return 0), and the returned (N, _runs(T)) scale holds the product
+    of the runs before each run, so that I_{k * _RUN + j} = scale[:, k] * out[:, j, k].
     np.cumprod along a row is one chain of dependent multiplications, bound by their
     latency (about 3 ns a point) however the rows are laid out. Here the products within
     every run are formed for all runs of all rows at once (_RUN - 1 vectorized steps over
-    contiguous rows, hence the layout), one chain a _RUN-th as long carries the run totals
-    forward, and a last pass scales each run by the product of the runs before it. That
-    associates the product differently (g_1 ... g_32 = (g_1 ... g_16)(g_17 ... g_32)),
-    which moves the levels by a few ulps from np.cumprod's, with the same error bound; the
-    result does not depend on the number of rows.
+    contiguous rows, hence the layout) and only the chain of run totals is a _RUN-th as
+    long. That associates the product differently (g_1 ... g_32 = (g_1 ... g_16)
+    (g_17 ... g_32)), which moves the levels by a few ulps from np.cumprod's, with the same
+    error bound; the result does not depend on the number of rows.
     """
     n_rows, n_days = xz.shape
     by_day = out.transpose(0, 2, 1)  # by_day[:, k, j] is day k * _RUN + j
@@ -177,10 +178,9 @@ def _link_index(xz: np.ndarray, out: np.ndarray) -> np.ndarray:
     np.add(out, 1.0, out=out)
     for j in range(1, _RUN):
         np.multiply(out[:, j - 1], out[:, j], out=out[:, j])
-    before = np.ones((n_rows, out.shape[2]))
-    np.cumprod(out[:, -1, :-1], axis=1, out=before[:, 1:])
-    np.multiply(out, before[:, None, :], out=out)
-    return out
+    scale = np.ones((n_rows, out.shape[2]))
+    np.cumprod(out[:, -1, :-1], axis=1, out=scale[:, 1:])
+    return scale
 
 
 def _runs(n_days: int) -> int:
@@ -188,13 +188,19 @@ def _runs(n_days: int) -> int:
     return max(-(-n_days // _RUN), 1)
 
 
+def _by_day(runs: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The index levels scale[:, k] * runs[:, j, k] of _link_runs, rows by day (N, _RUN * c)."""
+    levels = runs * scale[:, None, :]
+    return levels.transpose(0, 2, 1).reshape(runs.shape[0], -1)
+
+
 def _index_rows(xz: np.ndarray) -> np.ndarray:
     """Performance index (N, T + 1) from returns (N, T) with null days set to 0: I_0 = 1."""
     n_rows, n_days = xz.shape
-    runs = _link_index(xz, np.empty((n_rows, _RUN, _runs(n_days))))
+    runs = np.empty((n_rows, _RUN, _runs(n_days)))
     index = np.empty((n_rows, n_days + 1))
     index[:, 0] = 1.0
-    index[:, 1:] = runs.transpose(0, 2, 1).reshape(n_rows, -1)[:, :n_days]
+    index[:, 1:] = _by_day(runs, _link_runs(xz, runs))[:, :n_days]
     return index
 
 
@@ -222,7 +228,7 @@ def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray) -> np.ndarray:
     The figure 1 - min_t I_t / P_t, P_t = max(1, max_{s<=t} I_s) (the base is a floor under
     the running peak; 0 at the base), as _drawdown(_index_rows(xz)).max(axis=1) gives it,
     without the running peak, a chain of dependent comparisons as slow as np.cumprod. Take
-    the runs of _link_index with highs H_k, lows L_k and the peak before them
+    the runs of _link_runs with highs H_k, lows L_k and the peak before them
     B_k = max(1, H_0 .. H_{k-1}). In run k, P_t = max(B_k, h_t) (h_t: the high within the
     run so far), so for positive levels I_t / P_t = min(I_t / B_k, I_t / h_t): the deepest
     point is the smaller of A = min_k L_k / B_k and each run's own min_t I_t / h_t, which
@@ -230,23 +236,26 @@ def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray) -> np.ndarray:
     large drawdowns last many runs) are scanned point by point. Division rounds
     monotonically, so every comparison holds in floating point and the result is exactly
     the point-by-point one. Rows with a non-positive or non-finite level (returns of -100 %
-    or below, overflow) are scanned whole. level: an (N, _RUN, _runs(T)) buffer,
-    overwritten.
+    or below, overflow) are scanned whole. level: an (N, _RUN, _runs(T)) buffer for
+    _link_runs, overwritten.
     """
-    _link_index(xz, level)
-    high = level.max(axis=1)
-    low = level.min(axis=1)
+    scale = _link_runs(xz, level)
+    # level is the index within each run; scaling is monotone for a positive scale, so
+    # the runs' extremes scale exactly and the full index is never formed.
+    high = level.max(axis=1) * scale
+    low = level.min(axis=1) * scale
     before = np.ones_like(high)
     before[:, 1:] = high[:, :-1]
     np.maximum.accumulate(before, axis=1, out=before)
     worst = (low / before).min(axis=1)
-    regular = np.all(low > 0.0, axis=1) & np.all(high < np.inf, axis=1)
+    regular = np.all(scale > 0.0, axis=1) & np.all(low > 0.0, axis=1)
+    regular &= np.all(high < np.inf, axis=1)
     rows, runs = np.nonzero((low / high < worst[:, None]) & regular[:, None])
     if rows.size:
-        np.minimum.at(worst, rows, _worst_ratio(level[rows, :, runs], before[rows, runs]))
+        inside = level[rows, :, runs] * scale[rows, runs][:, None]
+        np.minimum.at(worst, rows, _worst_ratio(inside, before[rows, runs]))
     if not regular.all():
-        by_day = level[~regular].transpose(0, 2, 1).reshape(-1, level[0].size)
-        worst[~regular] = _worst_ratio(by_day, 1.0)
+        worst[~regular] = _worst_ratio(_by_day(level[~regular], scale[~regular]), 1.0)
     return 1.0 - np.minimum(worst, 1.0)
 
 
