@@ -8,7 +8,6 @@ from dagster import (
     AssetSelection,
     DefaultSensorStatus,
     Definitions,
-    EnvVar,
     define_asset_job,
     definitions,
 )
@@ -16,8 +15,7 @@ from dagster import (
 from perf_pipeline.assets.inputs import inputs
 from perf_pipeline.assets.performance import performance_metrics
 from perf_pipeline.assets.valuation import valuations
-from perf_pipeline.resources.aws_clients import SQSResource
-from perf_pipeline.resources.deployments import resources_for, setting
+from perf_pipeline.resources.deployments import configured, resources_for
 from perf_pipeline.sensors.s3 import S3SensorSettings, build_s3_sensor
 from perf_pipeline.sensors.schedules import build_nightly_schedule
 from perf_pipeline.sensors.sqs import SqsSensorSettings, build_sqs_sensor
@@ -40,9 +38,7 @@ def build_definitions(target: str, *, s3_settings: S3SensorSettings | None = Non
     """Definitions for a target (local or aws). The S3 sensor is on by default when PERF_INPUT
     is an s3:// URI, the SQS sensor when PERF_SQS_QUEUE_URL is set; the nightly schedule is
     off until started."""
-    root = setting("PERF_INPUT")
-    root = root.get_value() if isinstance(root, EnvVar) else root
-    queue_url = EnvVar("PERF_SQS_QUEUE_URL").get_value()  # no default: unset = sensor off
+    root, queue_url = configured("PERF_INPUT"), configured("PERF_SQS_QUEUE_URL")
     return Definitions(
         assets=[inputs, valuations, performance_metrics],
         jobs=[performance_job],
@@ -53,8 +49,7 @@ def build_definitions(target: str, *, s3_settings: S3SensorSettings | None = Non
                              settings=sqs_settings),
         ],
         schedules=[build_nightly_schedule(PERFORMANCE_JOB)],
-        resources={**resources_for(target),
-                   "sqs": SQSResource(endpoint_url=setting("AWS_ENDPOINT_URL"))},
+        resources=resources_for(target),
     )
 
 

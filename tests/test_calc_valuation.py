@@ -37,9 +37,8 @@ def frame(panel) -> pd.DataFrame:
 def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame) -> None:
     got = got.sort_values(KEYS).reset_index(drop=True)
     want = want.sort_values(KEYS).reset_index(drop=True)
-    pd.testing.assert_frame_equal(got[KEYS + ["portfolio_id", "account_id", "security_id"]],
-                                  want[KEYS + ["portfolio_id", "account_id", "security_id"]],
-                                  check_dtype=False)
+    labels = [*KEYS, "portfolio_id", "account_id", "security_id"]
+    pd.testing.assert_frame_equal(got[labels], want[labels], check_dtype=False)
     for name in FIGURES:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-12,
                                    equal_nan=True, err_msg=name)

@@ -13,7 +13,11 @@ from typing import Any
 from dagster import EnvVar
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
-from perf_pipeline.resources.aws_clients import DynamoDBResource, TimestreamWriteResource
+from perf_pipeline.resources.aws_clients import (
+    DynamoDBResource,
+    SQSResource,
+    TimestreamWriteResource,
+)
 from perf_pipeline.resources.duckdb_store import DuckDBIOManager, DuckDBStore
 from perf_pipeline.resources.dynamodb import DynamoDBMetricsIOManager
 from perf_pipeline.resources.input_store import InputStore
@@ -29,6 +33,7 @@ DEFAULTS = {
     "PERF_DYNAMODB_TABLE": "performance-metrics",
     "PERF_TIMESTREAM_DATABASE": "investment_performance",
     "PERF_TIMESTREAM_TABLE": "performance_metrics",
+    "PERF_SQS_QUEUE_URL": None,
     "AWS_ENDPOINT_URL": None,
 }
 ASSET_STORE_PREFIX = "_perf_pipeline/assets"
@@ -37,6 +42,12 @@ ASSET_STORE_PREFIX = "_perf_pipeline/assets"
 def setting(name: str) -> Any:
     """EnvVar(name) when the variable is set, else its documented default."""
     return EnvVar(name) if name in os.environ else DEFAULTS[name]
+
+
+def configured(name: str) -> str | None:
+    """The variable's value now, else its default: for choices made while loading (which
+    sensors start on), not for settings, which go through `setting`."""
+    return os.environ.get(name) or DEFAULTS[name]
 
 
 def asset_store() -> tuple[str, str]:
@@ -59,6 +70,7 @@ def common_resources() -> dict[str, Any]:
         "calculation_settings": CalculationSettings(
             risk_free_rate=setting("PERF_RISK_FREE_RATE")),
         "run_request": RunRequest(),
+        "sqs": SQSResource(endpoint_url=setting("AWS_ENDPOINT_URL")),
     }
 
 
