@@ -29,10 +29,13 @@ entity has a return. Invalid arguments raise ValueError.
 
 Layout: the kernels work on arrays of shape (entities, dates) so that every reduction runs
 along a contiguous row, _BLOCK entities at a time (a loop over blocks of columns, each
-block vectorized, so that a block's intermediates stay in cache). numpy sums each row
-pairwise, in the same order whatever the block holds, and the linked index (see
-_link_runs) does not depend on the number of rows either: the scalar and the
-many-entity forms agree bit for bit.
+block vectorized, so that a block's intermediates stay in cache). Within a block the
+days are stored in run-major order (see _to_runs), padded with null days to whole runs:
+sums do not depend on the order of their terms, and the linked index needs it. numpy sums
+each row pairwise, in the same order whatever the block holds, and the linked index (see
+_link_runs) does not depend on the number of rows either: the scalar and the many-entity
+forms agree bit for bit (but for the BLAS sums of a benchmark shared by all rows, see
+_shared_benchmark).
 """
 
 from __future__ import annotations
@@ -151,41 +154,48 @@ def _sum_squares(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
-def _link_runs(xz: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Performance index I_t = prod_{s<=t} (1 + x_s) of returns (N, T), null days 0, by runs.
-
-    The days are cut into runs of _RUN; out, an (N, _RUN, _runs(T)) buffer, receives the
-    running product within each run, day k * _RUN + j at [:, j, k] (run k is column k;
-    the days past T have return 0), and the returned (N, _runs(T)) scale holds the product
-    of the runs before each run, so that I_{k * _RUN + j} = scale[:, k] * out[:, j, k].
-    np.cumprod along a row is one chain of dependent multiplications, bound by their
-    latency (about 3 ns a point) however the rows are laid out. Here the products within
-    every run are formed for all runs of all rows at once (_RUN - 1 vectorized steps over
-    contiguous rows, hence the layout) and only the chain of run totals is a _RUN-th as
-    long. That associates the product differently (g_1 ... g_32 = (g_1 ... g_16)
-    (g_17 ... g_32)), which moves the levels by a few ulps from np.cumprod's, with the same
-    error bound; the result does not depend on the number of rows.
-    """
-    n_rows, n_days = xz.shape
-    by_day = out.transpose(0, 2, 1)  # by_day[:, k, j] is day k * _RUN + j
-    whole, rest = divmod(n_days, _RUN)
-    by_day[:, whole:] = 0.0
-    # A transposing copy, then 1 + x in place: np.add writing through the transposed view
-    # is more than twice as slow.
-    np.copyto(by_day[:, :whole], xz[:, : whole * _RUN].reshape(n_rows, whole, _RUN))
-    if rest:
-        by_day[:, whole, :rest] = xz[:, whole * _RUN :]
-    np.add(out, 1.0, out=out)
-    for j in range(1, _RUN):
-        np.multiply(out[:, j - 1], out[:, j], out=out[:, j])
-    scale = np.ones((n_rows, out.shape[2]))
-    np.cumprod(out[:, -1, :-1], axis=1, out=scale[:, 1:])
-    return scale
-
-
 def _runs(n_days: int) -> int:
     """The number of runs of _RUN days that cover n_days (at least one)."""
     return max(-(-n_days // _RUN), 1)
+
+
+def _to_runs(days: np.ndarray, out: np.ndarray, fill: float) -> np.ndarray:
+    """Rows of days (N, T) copied into out (N, _RUN * _runs(T)) in run-major order.
+
+    Day k * _RUN + j goes to column j * _runs(T) + k: out.reshape(N, _RUN, -1)[:, j, k].
+    The columns of the days past T get fill.
+    """
+    n_rows, n_days = days.shape
+    by_day = out.reshape(n_rows, _RUN, -1).transpose(0, 2, 1)  # [:, k, j]: day k * _RUN + j
+    whole, rest = divmod(n_days, _RUN)
+    by_day[:, whole:] = fill
+    np.copyto(by_day[:, :whole], days[:, : whole * _RUN].reshape(n_rows, whole, _RUN))
+    if rest:
+        by_day[:, whole, :rest] = days[:, whole * _RUN :]
+    return out
+
+
+def _link_runs(xz: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Performance index I_t = prod_{s<=t} (1 + x_s) of returns in run-major order, by runs.
+
+    xz: (N, _RUN * c) returns with null days 0, in the order of _to_runs. out, an
+    (N, _RUN, c) buffer (it may be xz's memory), receives the running product within each
+    run, day k * _RUN + j at [:, j, k]; the returned (N, c) scale holds the product of the
+    runs before each run, so that I_{k * _RUN + j} = scale[:, k] * out[:, j, k].
+    np.cumprod along a row is one chain of dependent multiplications, bound by their
+    latency (about 3 ns a point) however the rows are laid out. Here the products within
+    every run are formed for all runs of all rows at once (_RUN - 1 vectorized steps over
+    contiguous rows, hence the run-major order) and only the chain of run totals is a
+    _RUN-th as long. That associates the product differently (g_1 ... g_32 =
+    (g_1 ... g_16)(g_17 ... g_32)), which moves the levels by a few ulps from np.cumprod's,
+    with the same error bound; the result does not depend on the number of rows.
+    """
+    np.add(xz, 1.0, out=out.reshape(xz.shape))
+    for j in range(1, _RUN):
+        np.multiply(out[:, j - 1], out[:, j], out=out[:, j])
+    scale = np.ones((out.shape[0], out.shape[2]))
+    np.cumprod(out[:, -1, :-1], axis=1, out=scale[:, 1:])
+    return scale
 
 
 def _by_day(runs: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -198,9 +208,10 @@ def _index_rows(xz: np.ndarray) -> np.ndarray:
     """Performance index (N, T + 1) from returns (N, T) with null days set to 0: I_0 = 1."""
     n_rows, n_days = xz.shape
     runs = np.empty((n_rows, _RUN, _runs(n_days)))
+    scale = _link_runs(_to_runs(xz, runs.reshape(n_rows, -1), 0.0), runs)
     index = np.empty((n_rows, n_days + 1))
     index[:, 0] = 1.0
-    index[:, 1:] = _by_day(runs, _link_runs(xz, runs))[:, :n_days]
+    index[:, 1:] = _by_day(runs, scale)[:, :n_days]
     return index
 
 
@@ -236,8 +247,8 @@ def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray) -> np.ndarray:
     large drawdowns last many runs) are scanned point by point. Division rounds
     monotonically, so every comparison holds in floating point and the result is exactly
     the point-by-point one. Rows with a non-positive or non-finite level (returns of -100 %
-    or below, overflow) are scanned whole. level: an (N, _RUN, _runs(T)) buffer for
-    _link_runs, overwritten.
+    or below, overflow) are scanned whole. xz: returns with null days 0 in the run-major
+    order of _to_runs; level: an (N, _RUN, c) buffer for _link_runs, overwritten.
     """
     scale = _link_runs(xz, level)
     # level is the index within each run; scaling is monotone for a positive scale, so
@@ -398,10 +409,12 @@ def risk_metrics_array(
         return out
     width = min(n_entities, _BLOCK)
     scratch = _Scratch(
-        work=np.empty((5, width, n_days)),
-        flags=np.empty((3, width, n_days), dtype=bool),
+        work=np.empty((5, width, _RUN * _runs(n_days))),
+        flags=np.empty((3, width, _RUN * _runs(n_days)), dtype=bool),
         level=np.empty((width, _RUN, _runs(n_days))),
     )
+    if bench is not None and bench.ndim == 1:
+        bench = _to_runs(bench[None, :], np.empty((1, _RUN * _runs(n_days))), np.nan)[0]
     with np.errstate(all="ignore"):
         for start in range(0, n_entities, _BLOCK):
             block = slice(start, min(start + _BLOCK, n_entities))
@@ -442,7 +455,7 @@ def _block_figures(
     rf_d = (1.0 + rf) ** (1.0 / p) - 1.0
     sqrt_p = np.sqrt(p)
 
-    np.copyto(xz, xb)  # the only read of r (a transposing copy if r is row-major)
+    _to_runs(xb, xz, np.nan)  # the only read of r; the padding days count as null days
     np.isnan(xz, out=invalid)
     np.copyto(valid, ~invalid)  # 1.0 on valid days, 0.0 on null days
     n = valid.sum(axis=1).astype(np.intp)
@@ -479,7 +492,7 @@ def _block_figures(
         if mb.ndim == 1:
             log_b, dev_b, bench_ok = _shared_benchmark(mb, valid, n, bz)
         else:
-            np.copyto(bz, mb)
+            _to_runs(mb, bz, np.nan)
             np.isnan(bz, out=gaps)
             bench_ok = ~np.any(np.greater(gaps, invalid, out=cut), axis=1)  # gap & ~invalid
             np.copyto(bz, 0.0, where=gaps)
