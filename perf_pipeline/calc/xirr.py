@@ -100,7 +100,7 @@ class _Block:
     time, so it adds exact zeros). K depends on n only (`_width`), so a row's sums do not
     depend on which other entities share its block.
 
-    t: years from the entity's first flow; cf: amounts; abs_cf, cf_t: |cf| and cf * t;
+    t: years from the entity's first flow; cf: amounts; abs_cf, cf_t, cf_tt: |cf|, cf t and cf t^2;
     n: flows per row; horizon: the last t.
     """
 
@@ -108,13 +108,15 @@ class _Block:
     cf: np.ndarray
     abs_cf: np.ndarray
     cf_t: np.ndarray
+    cf_tt: np.ndarray
     n: np.ndarray
     horizon: np.ndarray
 
     @classmethod
     def build(cls, t: np.ndarray, cf: np.ndarray, n: np.ndarray) -> _Block:
         """From dense t and cf whose padding has t = the row's last t and cf = 0."""
-        return cls(t, cf, np.abs(cf), cf * t, n, t[:, -1].copy())
+        cf_t = cf * t
+        return cls(t, cf, np.abs(cf), cf_t, cf_t * t, n, t[:, -1].copy())
 
     @property
     def size(self) -> int:
@@ -135,7 +137,7 @@ class _Block:
         if keep.all():
             return self
         return _Block(
-            *(a[keep] for a in (self.t, self.cf, self.abs_cf, self.cf_t, self.n)),
+            *(a[keep] for a in (self.t, self.cf, self.abs_cf, self.cf_t, self.cf_tt, self.n)),
             self.horizon[keep],
         )
 
@@ -159,15 +161,19 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
-def _npv(x: np.ndarray, b: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scaled NPV, its derivative in x and sum |discounted CF| per row, at x per row:
-    sum CF exp(-x (t - s)), -sum (t - s) CF exp(-x (t - s)) with s as in `_Block.shifted`."""
+def _npv(x: np.ndarray, b: _Block) -> tuple[np.ndarray, ...]:
+    """Scaled NPV, its first and second derivatives in x and sum |discounted CF| per row, at
+    x per row. With u = t - s (s as in `_Block.shifted`) and d = exp(-x u): f = sum CF d,
+    f' = -sum u CF d, f'' = sum u^2 CF d, expanded in powers of s so the products CF t and
+    CF t^2 are computed once."""
     s = np.where(x < 0, b.horizon, 0.0)
     disc = np.subtract(s[:, None], b.t)
     disc *= x[:, None]
     np.exp(disc, out=disc)
     npv = _rowdot(b.cf, disc)
-    return npv, s * npv - _rowdot(b.cf_t, disc), _rowdot(b.abs_cf, disc)
+    moment = _rowdot(b.cf_t, disc)
+    curvature = _rowdot(b.cf_tt, disc) - s * (2 * moment - s * npv)
+    return npv, s * npv - moment, curvature, _rowdot(b.abs_cf, disc)
 
 
 def _root_bounds(b: _Block) -> tuple[np.ndarray, np.ndarray]:
@@ -196,10 +202,13 @@ def _initial_guess(b: _Block, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _newton(b: _Block, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Vectorized Newton in x; NaN where it does not converge.
+    """Vectorized Halley iteration in x (Newton's step corrected by the curvature, cubic
+    convergence; Newton's step where the correction is not finite or flips the direction);
+    NaN where it does not converge.
 
     Rows that settled stay in the arrays (a Newton step at a root stays there) until fewer
-    than 3/4 are still moving; then the arrays shrink to those.
+    than 1/8 are still moving; then the arrays shrink to those (copying rows costs more
+    than iterating on settled ones).
     """
     x = x0.copy()
     root = np.full(b.size, np.nan)
@@ -207,9 +216,11 @@ def _newton(b: _Block, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.nda
     sub = b
     for _ in range(_MAX_NEWTON):
         xm = x[members]
-        npv, slope, scale = _npv(xm, sub)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = -npv / slope
+        npv, slope, curvature, scale = _npv(xm, sub)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            newton = -npv / slope
+            step = newton / (1.0 + 0.5 * newton * curvature / slope)
+        step = np.where(np.isfinite(step) & (step * newton > 0), step, newton)
         finite = np.isfinite(step)
         limit = 1.0 + np.abs(xm)
         x_new = np.clip(xm + np.clip(step, -limit, limit), lo[members], hi[members])
@@ -220,7 +231,7 @@ def _newton(b: _Block, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.nda
         going = finite & np.isnan(root[members])
         if not going.any():
             break
-        if going.sum() < 0.75 * members.size:
+        if going.sum() < members.size // 8:
             members, sub = members[going], sub.rows(going)
     return root
 
@@ -269,10 +280,13 @@ def _unique(b: _Block, x: np.ndarray) -> np.ndarray:
     Every partial sum of CF_i exp(-x t_i) in time order before the last flow is strictly
     (beyond 1e-9 of sum |.|) on the first flow's side: the balance never changes side.
     """
-    disc = b.shifted(x)
-    disc *= -x[:, None]
-    _, partial = _running_sums(b.cf * np.exp(disc, out=disc))
-    partial *= np.sign(b.cf[:, 0])[:, None]
+    partial = b.shifted(x)
+    partial *= -x[:, None]
+    np.exp(partial, out=partial)
+    scale = _rowdot(b.abs_cf, partial)
+    partial *= b.cf
+    np.cumsum(partial, axis=1, out=partial)
+    partial *= (np.sign(b.cf[:, 0]) / scale)[:, None]
     before_last = np.arange(b.t.shape[1]) < (b.n - 1)[:, None]
     return ~((partial <= _SIGN_TOL) & before_last).any(axis=1)
 
@@ -317,17 +331,15 @@ def _npv_signs(b: _Block, grid: np.ndarray) -> np.ndarray:
     before the middle one are <= 0 for every row, the others > 0), a block of columns at a
     time."""
     signs = np.empty_like(grid)
-    width = b.t.shape[1]
-    columns = max(1, _GRID_CHUNK // max(1, b.size * width))
+    columns = max(1, _GRID_CHUNK // max(1, b.t.size))
     middle = grid.shape[1] // 2 + 1
-    back = b.t - b.horizon[:, None]
-    for first, stop, times in ((0, middle, back), (middle, grid.shape[1], b.t)):
+    back = b.horizon[:, None] - b.t
+    for first, stop, times in ((0, middle, back), (middle, grid.shape[1], -b.t)):
         for j in range(first, stop, columns):
             block = slice(j, min(j + columns, stop))
-            exponent = grid[:, block, None] * -times[:, None, :]
-            term = np.exp(exponent, out=exponent)
-            term *= b.cf[:, None, :]
-            signs[:, block] = np.sign(term.sum(axis=2))
+            exponent = grid[:, block, None] * times[:, None, :]
+            npv = np.einsum("ijk,ik->ij", np.exp(exponent, out=exponent), b.cf)
+            signs[:, block] = np.sign(npv)
     return signs
 
 
@@ -396,25 +408,38 @@ def _blocks(seg: np.ndarray, t: np.ndarray, cf: np.ndarray) -> list[tuple[np.nda
     each present) then t."""
     n = np.bincount(seg)
     starts = np.cumsum(n) - n
-    column = np.arange(len(seg)) - starts[seg]
-    width = _width(n)
     horizon = t[starts + n - 1]
+    width = _width(n)
     blocks = []
     for w in np.unique(width):
         members = np.flatnonzero(width == w)
-        row = np.full(len(n), -1)
-        row[members] = np.arange(len(members))
-        mine = row[seg] >= 0 if len(members) < len(n) else slice(None)
-        at = row[seg[mine]] * w + column[mine]
-        dense_t = np.repeat(horizon[members], w)
-        dense_t[at] = t[mine]
-        dense_cf = np.zeros(len(members) * w)
-        dense_cf[at] = cf[mine]
-        shape = (len(members), w)
-        blocks.append(
-            (members, _Block.build(dense_t.reshape(shape), dense_cf.reshape(shape), n[members]))
-        )
+        dense_t = np.empty((len(members), w))
+        dense_t[:] = horizon[members, None]
+        dense_cf = np.zeros((len(members), w))
+        if len(members) == len(n) and (n == n[0]).all():
+            dense_t[:, : n[0]] = t.reshape(len(n), n[0])
+            dense_cf[:, : n[0]] = cf.reshape(len(n), n[0])
+        else:
+            row = np.full(len(n), -1)
+            row[members] = np.arange(len(members))
+            mine = np.flatnonzero(row[seg] >= 0)
+            at = mine + (row * w - starts)[seg[mine]]
+            dense_t.ravel()[at] = t[mine]
+            dense_cf.ravel()[at] = cf[mine]
+        blocks.append((members, _Block.build(dense_t, dense_cf, n[members])))
     return blocks
+
+
+def _factorize(entity: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, sorted distinct entities) as `pd.factorize(sort=True)`, null -> -1;
+    integer labels already in order are numbered where they change."""
+    if entity.dtype.kind in "iu" and entity.is_monotonic_increasing and len(entity):
+        values = entity.to_numpy()
+        new = np.empty(len(values), dtype=bool)
+        new[0] = True
+        np.not_equal(values[1:], values[:-1], out=new[1:])
+        return np.cumsum(new) - 1, values[new]
+    return pd.factorize(entity, sort=True)
 
 
 def _days(dates: pd.Series) -> np.ndarray:
@@ -460,7 +485,7 @@ def xirr_many_detailed(
     missing = [c for c in ("entity", "date", "amount") if c not in flows.columns]
     if missing:
         raise ValueError(f"flows lacks column(s) {missing}")
-    codes, uniques = pd.factorize(flows["entity"], sort=True)
+    codes, uniques = _factorize(flows["entity"])
     entities = pd.Index(uniques, name="entity")
     near = _per_entity(near_period_rate, entities, 0.0)
     horizon = _per_entity(horizon_days, entities, _DAYS_PER_YEAR)
@@ -470,8 +495,11 @@ def xirr_many_detailed(
     codes, days, amount = _compress(codes >= 0, codes, _days(flows["date"]), amount)
 
     n = len(entities)
-    bad = np.bincount(codes, ~np.isfinite(amount) | np.isnat(days), minlength=n) > 0
-    codes, days, amount = _compress(~bad[codes], codes, days, amount)
+    invalid = ~np.isfinite(amount) | np.isnat(days)
+    bad = np.zeros(n, dtype=bool)
+    if invalid.any():
+        bad = np.bincount(codes, invalid, minlength=n) > 0
+        codes, days, amount = _compress(~bad[codes], codes, days, amount)
     days = days.astype(np.int64)
     if len(days):
         key = codes * (days.max() - days.min() + 1) + (days - days.min())
