@@ -335,13 +335,14 @@ def _lower_tail(
     g = h - k
     k_next = np.minimum(k + 1, np.maximum(n - 1, 0))
     np.less(dev, (-_TAIL_Z * spread)[:, None], out=cut)  # null days: 0 < 0 is False
-    picked = np.flatnonzero(cut)
-    count = np.bincount(picked // xz.shape[1], minlength=n_rows)
+    row_starts = rows * xz.shape[1]
+    picked = np.flatnonzero(cut)  # ascending, so each row's picks are one stretch
+    count = np.diff(np.searchsorted(picked, row_starts), append=picked.size)
     short = count <= k_next
     if short.any():
         cut[short] = ~invalid[short]
         picked = np.flatnonzero(cut)
-        count = np.bincount(picked // xz.shape[1], minlength=n_rows)
+        count = np.diff(np.searchsorted(picked, row_starts), append=picked.size)
     width = max(int(count.max()), 1)
     low = np.full((n_rows, width), np.inf)
     slots = np.arange(picked.size) + np.repeat(rows * width - (np.cumsum(count) - count), count)
@@ -457,7 +458,7 @@ def _block_figures(
 
     _to_runs(xb, xz, np.nan)  # the only read of r; the padding days count as null days
     np.isnan(xz, out=invalid)
-    np.copyto(valid, ~invalid)  # 1.0 on valid days, 0.0 on null days
+    np.copyto(valid, np.logical_not(invalid, out=cut))  # 1.0 on valid days, 0.0 on null days
     n = valid.sum(axis=1).astype(np.intp)
     dof = (n - ddof).astype(float)
     dof[dof < 1] = np.nan
