@@ -178,37 +178,38 @@ def _to_runs(days: np.ndarray, out: np.ndarray, fill: float) -> np.ndarray:
 def _link_runs(xz: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Performance index I_t = prod_{s<=t} (1 + x_s) of returns in run-major order, by runs.
 
-    xz: (N, _RUN * c) returns with null days 0, in the order of _to_runs. out, an
-    (N, _RUN, c) buffer (it may be xz's memory), receives the running product within each
-    run, day k * _RUN + j at [:, j, k]; the returned (N, c) scale holds the product of the
-    runs before each run, so that I_{k * _RUN + j} = scale[:, k] * out[:, j, k].
+    xz: (N, _RUN * c) returns with null days 0, in the order of _to_runs. out, a
+    (_RUN, N, c) buffer, receives the running product within each run, day k * _RUN + j
+    at [j, :, k]; the returned (N, c) scale holds the product of the runs before each run,
+    so that I_{k * _RUN + j} = scale[:, k] * out[j, :, k].
     np.cumprod along a row is one chain of dependent multiplications, bound by their
     latency (about 3 ns a point) however the rows are laid out. Here the products within
     every run are formed for all runs of all rows at once (_RUN - 1 vectorized steps over
-    contiguous rows, hence the run-major order) and only the chain of run totals is a
+    contiguous (N, c) slabs, hence the layout) and only the chain of run totals is a
     _RUN-th as long. That associates the product differently (g_1 ... g_32 =
     (g_1 ... g_16)(g_17 ... g_32)), which moves the levels by a few ulps from np.cumprod's,
     with the same error bound; the result does not depend on the number of rows.
     """
-    np.add(xz, 1.0, out=out.reshape(xz.shape))
+    n_rows = xz.shape[0]
+    np.add(xz.reshape(n_rows, _RUN, -1).transpose(1, 0, 2), 1.0, out=out)
     for j in range(1, _RUN):
-        np.multiply(out[:, j - 1], out[:, j], out=out[:, j])
-    scale = np.ones((out.shape[0], out.shape[2]))
-    np.cumprod(out[:, -1, :-1], axis=1, out=scale[:, 1:])
+        np.multiply(out[j - 1], out[j], out=out[j])
+    scale = np.ones((n_rows, out.shape[2]))
+    np.cumprod(out[-1, :, :-1], axis=1, out=scale[:, 1:])
     return scale
 
 
 def _by_day(runs: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """The index levels scale[:, k] * runs[:, j, k] of _link_runs, rows by day (N, _RUN * c)."""
-    levels = runs * scale[:, None, :]
-    return levels.transpose(0, 2, 1).reshape(runs.shape[0], -1)
+    """The index levels scale[:, k] * runs[j, :, k] of _link_runs, rows by day (N, _RUN * c)."""
+    levels = runs * scale[None, :, :]
+    return levels.transpose(1, 2, 0).reshape(runs.shape[1], -1)
 
 
 def _index_rows(xz: np.ndarray) -> np.ndarray:
     """Performance index (N, T + 1) from returns (N, T) with null days set to 0: I_0 = 1."""
     n_rows, n_days = xz.shape
-    runs = np.empty((n_rows, _RUN, _runs(n_days)))
-    scale = _link_runs(_to_runs(xz, runs.reshape(n_rows, -1), 0.0), runs)
+    runs = np.empty((_RUN, n_rows, _runs(n_days)))
+    scale = _link_runs(_to_runs(xz, np.empty((n_rows, runs[:, 0].size)), 0.0), runs)
     index = np.empty((n_rows, n_days + 1))
     index[:, 0] = 1.0
     index[:, 1:] = _by_day(runs, scale)[:, :n_days]
@@ -248,13 +249,13 @@ def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray) -> np.ndarray:
     monotonically, so every comparison holds in floating point and the result is exactly
     the point-by-point one. Rows with a non-positive or non-finite level (returns of -100 %
     or below, overflow) are scanned whole. xz: returns with null days 0 in the run-major
-    order of _to_runs; level: an (N, _RUN, c) buffer for _link_runs, overwritten.
+    order of _to_runs; level: a (_RUN, N, c) buffer for _link_runs, overwritten.
     """
     scale = _link_runs(xz, level)
     # level is the index within each run; scaling is monotone for a positive scale, so
     # the runs' extremes scale exactly and the full index is never formed.
-    high = level.max(axis=1) * scale
-    low = level.min(axis=1) * scale
+    high = level.max(axis=0) * scale
+    low = level.min(axis=0) * scale
     before = np.ones_like(high)
     before[:, 1:] = high[:, :-1]
     np.maximum.accumulate(before, axis=1, out=before)
@@ -263,10 +264,10 @@ def _max_drawdown_of_returns(xz: np.ndarray, level: np.ndarray) -> np.ndarray:
     regular &= np.all(high < np.inf, axis=1)
     rows, runs = np.nonzero((low / high < worst[:, None]) & regular[:, None])
     if rows.size:
-        inside = level[rows, :, runs] * scale[rows, runs][:, None]
+        inside = level[:, rows, runs].T * scale[rows, runs][:, None]
         np.minimum.at(worst, rows, _worst_ratio(inside, before[rows, runs]))
     if not regular.all():
-        worst[~regular] = _worst_ratio(_by_day(level[~regular], scale[~regular]), 1.0)
+        worst[~regular] = _worst_ratio(_by_day(level[:, ~regular], scale[~regular]), 1.0)
     return 1.0 - np.minimum(worst, 1.0)
 
 
@@ -412,7 +413,7 @@ def risk_metrics_array(
     scratch = _Scratch(
         work=np.empty((5, width, _RUN * _runs(n_days))),
         flags=np.empty((3, width, _RUN * _runs(n_days)), dtype=bool),
-        level=np.empty((width, _RUN, _runs(n_days))),
+        level=np.empty((_RUN, width, _runs(n_days))),
     )
     if bench is not None and bench.ndim == 1:
         bench = _to_runs(bench[None, :], np.empty((1, _RUN * _runs(n_days))), np.nan)[0]
@@ -452,7 +453,7 @@ def _block_figures(
     size = xb.shape[0]
     xz, dev, tmp, bz, valid = (a[:size] for a in scratch.work)
     invalid, cut, gaps = (a[:size] for a in scratch.flags)
-    level = scratch.level[:size]
+    level = scratch.level[:, :size]
     rf_d = (1.0 + rf) ** (1.0 / p) - 1.0
     sqrt_p = np.sqrt(p)
 
