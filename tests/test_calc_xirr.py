@@ -225,7 +225,14 @@ def test_brent_fallback_when_newton_is_cut_short(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "certificates", [("_unique",), ("_unique_by_laguerre",), ("_unique", "_unique_by_laguerre")]
+    "certificates",
+    [
+        ("_unique",),
+        ("_unique_by_laguerre",),
+        ("_unique", "_unique_by_laguerre"),
+        ("_unique_by_bounds",),
+        ("_unique", "_unique_by_laguerre", "_unique_by_bounds"),
+    ],
 )
 def test_scan_agrees_with_the_uniqueness_certificates(monkeypatch, certificates):
     """Where a certificate says a root is the only one, the grid scan finds it and no other."""
@@ -248,6 +255,37 @@ def test_scan_agrees_with_the_uniqueness_certificates(monkeypatch, certificates)
         rtol=1e-9,
         atol=1e-11,
     )
+
+
+@pytest.mark.parametrize(
+    ("days", "amounts", "roots"),
+    [
+        ([0, 365, 730], [-100.0, 230.0, -132.0], (0.10, 0.20)),
+        ([0, 365, 730], _roots_from_quadratic(-0.10, 0.20), (-0.10, 0.20)),
+        ([0, 365, 730], _roots_from_quadratic(0.10, 50.0), (0.10, 50.0)),
+        ([0, 365, 730], _roots_from_quadratic(0.05, 0.0501), (0.05, 0.0501)),
+        # first and last flows paid in, money back in between: one root near -1, one huge
+        (
+            list(range(8)),
+            [-0.6073, 0.0751, 0.4187, 0.3087, 1.3999, 1.0281, -0.5533, -0.7225],
+            None,
+        ),
+    ],
+)
+def test_bounds_certificate_never_vouches_for_one_of_two_roots(monkeypatch, days, amounts, roots):
+    """With the sign-rule certificates off, two roots must reach the scan: the interval-bounds
+    certificate may not call either of them the only one."""
+    for name in ("_unique", "_unique_by_laguerre"):
+        monkeypatch.setattr(xirr_module, name, lambda fl, x: np.zeros(fl.size, dtype=bool))
+    long = _long({"a": _series(days, amounts)})
+    detail = xirr_many_detailed(long).loc["a"]
+    assert detail["roots"] == 2
+    if roots is not None:
+        # roots 1e-4 apart are ill-conditioned: 1e-9 is what the flows' rounding allows
+        assert detail["rate"] == pytest.approx(min(roots, key=abs), abs=1e-9)
+        far = max(roots, key=abs)
+        chosen = xirr_many(long, near_period_rate=pd.Series({"a": far}))["a"]
+        assert chosen == pytest.approx(far, rel=1e-9)
 
 
 # --- pyxirr cross-check ---------------------------------------------------------------------

@@ -91,6 +91,9 @@ _GRID_CHUNK = 500_000
 _BOUND_MARGIN = 1e-3
 _ROOT_MERGE_RTOL = 1e-9
 _LAGUERRE_OFFSETS = np.array([-4.0, -2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0, 4.0])
+_BOX_POINTS = 41
+_BOX_ROUNDS = 10
+_BOX_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,81 @@ def _grid(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
     return np.hstack((neg, pos))
 
 
+def _box_sums(b: _Block, row: np.ndarray, y: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """(4 x m) sums P, N, P1, N1 at points y of rows `row`: with u = t - shift and terms
+    w = CF exp(-y u), P and N are the sums of the positive terms and of -(negative terms),
+    P1 and N1 the same sums of |u| w. A block of points at a time (small temporaries)."""
+    sums = np.empty((4, len(row)))
+    step = max(1, _BOX_CHUNK // b.t.shape[1])
+    for j in range(0, len(row), step):
+        part = slice(j, j + step)
+        r = row[part]
+        u = b.t[r] - shift[part, None]
+        disc = np.exp(-y[part, None] * u)
+        weighted = np.abs(u, out=u)
+        weighted *= disc
+        cf = b.cf[r]
+        pos, neg = np.maximum(cf, 0.0), np.maximum(-cf, 0.0)
+        sums[:, part] = [_rowdot(w, v) for v in (disc, weighted) for w in (pos, neg)]
+    return sums
+
+
+def _box_settled(
+    a: np.ndarray, c: np.ndarray, at_a: np.ndarray, at_c: np.ndarray, root: np.ndarray
+) -> np.ndarray:
+    """Per interval [a, c] (not straddling 0) with `_box_sums` at both ends: True where NPV
+    certainly has no root in it or, if it holds the row's root (a <= root < c), no other.
+
+    With s = 0 for c > 0 and the horizon for c <= 0 every u = t - s has one sign, so each
+    term is monotone in y on [a, c] and P, N (P1, N1 of the derivative) lie between their
+    values at a and c. No root: min P > max N or min N > max P, or NPV is monotone there
+    (the same test on P1, N1) with one strict sign at both ends. One root at most: NPV is
+    monotone. Strict means beyond 1e-9 of the sums, far above rounding.
+    """
+    low, high = np.minimum(at_a, at_c), np.maximum(at_a, at_c)
+    gap = _SIGN_TOL * (high[0::2] + high[1::2])
+    apart = (low[0::2] - high[1::2] > gap) | (low[1::2] - high[0::2] > gap)
+    f_a, f_c = at_a[0] - at_a[1], at_c[0] - at_c[1]
+    one_sign = (f_a * f_c > 0) & (np.minimum(np.abs(f_a), np.abs(f_c)) > gap[0])
+    holds = (a <= root) & (root < c)
+    return np.where(holds, apart[1], apart[0] | (apart[1] & one_sign))
+
+
+def _unique_by_bounds(b: _Block, x: np.ndarray) -> np.ndarray:
+    """True where interval bounds prove the root x the only one in the root bounds.
+
+    [lo, hi] (`_root_bounds`) is cut into _BOX_POINTS - 1 intervals (`_grid`); an interval
+    `_box_settled` does not settle is halved, up to _BOX_ROUNDS times.
+    """
+    lo, hi = _root_bounds(b)
+    grid = _grid(lo, hi, _BOX_POINTS)
+    k, points = grid.shape
+    middle = points // 2
+    # every grid point with the shift of the intervals on its side; 0 once more for the left
+    y = np.hstack((grid, np.zeros((k, 1)))).ravel()
+    shift = np.hstack((np.where(grid <= 0, b.horizon[:, None], 0.0), b.horizon[:, None]))
+    shift[:, middle] = 0.0
+    sums = _box_sums(b, np.repeat(np.arange(k), points + 1), y, shift.ravel())
+    sums = sums.reshape(4, k, points + 1)
+    right = sums[:, :, 1:points]
+    right[:, :, middle - 1] = sums[:, :, points]
+    row = np.repeat(np.arange(k), points - 1)
+    a, c = grid[:, :-1].ravel(), grid[:, 1:].ravel()
+    at_a, at_c = sums[:, :, :-2].reshape(4, -1), right.reshape(4, -1)
+    for _ in range(_BOX_ROUNDS):
+        keep = ~_box_settled(a, c, at_a, at_c, x[row])
+        row, a, c, at_a, at_c = row[keep], a[keep], c[keep], at_a[:, keep], at_c[:, keep]
+        if row.size == 0:
+            break
+        mid = (a + c) / 2
+        at_mid = _box_sums(b, row, mid, np.where(c <= 0, b.horizon[row], 0.0))
+        row, a, c = np.tile(row, 2), np.hstack((a, mid)), np.hstack((mid, c))
+        at_a, at_c = np.hstack((at_a, at_mid)), np.hstack((at_mid, at_c))
+    certain = np.ones(k, dtype=bool)
+    certain[row] = False
+    return certain
+
+
 def _npv_signs(b: _Block, grid: np.ndarray) -> np.ndarray:
     """Sign of NPV per row and grid point (k x G) for a grid from `_grid` (its columns
     before the middle one are <= 0 for every row, the others > 0), a block of columns at a
@@ -392,6 +470,9 @@ def _solve(b: _Block, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
     check = has_root & ~certain
     if check.any():
         certain[check] = _unique_by_laguerre(b.rows(check), root[check])
+    check = has_root & ~certain
+    if check.any():
+        certain[check] = _unique_by_bounds(b.rows(check), root[check])
     x[certain] = root[certain]
     count[certain] = 1
     doubt = np.flatnonzero(~certain)
