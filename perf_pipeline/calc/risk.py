@@ -411,7 +411,7 @@ def risk_metrics_array(
         return out
     width = min(n_entities, _BLOCK)
     scratch = _Scratch(
-        work=np.empty((5, width, _RUN * _runs(n_days))),
+        work=np.empty((4, width, _RUN * _runs(n_days))),
         flags=np.empty((3, width, _RUN * _runs(n_days)), dtype=bool),
         level=np.empty((_RUN, width, _runs(n_days))),
     )
@@ -451,7 +451,7 @@ def _block_figures(
 ) -> dict[str, np.ndarray]:
     """RISK_METRICS of the rows of one block: returns xb (B, T), benchmark mb (T,) or (B, T)."""
     size = xb.shape[0]
-    xz, dev, tmp, bz, valid = (a[:size] for a in scratch.work)
+    xz, dev, tmp, valid = (a[:size] for a in scratch.work)
     invalid, cut, gaps = (a[:size] for a in scratch.flags)
     level = scratch.level[:, :size]
     rf_d = (1.0 + rf) ** (1.0 / p) - 1.0
@@ -491,6 +491,7 @@ def _block_figures(
     }
 
     if mb is not None:
+        bz = xz  # the returns are no longer needed
         if mb.ndim == 1:
             log_b, dev_b, bench_ok = _shared_benchmark(mb, valid, n, bz)
         else:
