@@ -461,3 +461,64 @@ def test_kernel_drawdown_matches_drawdowns_many(seed):
         drawdowns_many(frame)["max_drawdown"],
         rtol=1e-14,
     )
+
+
+# --- paths of the block kernel -----------------------------------------------------------
+
+
+def test_several_blocks_agree_with_references():
+    # 300 columns span three blocks of the kernel; figures of columns at the block edges
+    # against numpy and empyrical.
+    frame, bench = _random_frame(7, t=300, n=300)
+    got = risk_metrics_many(frame, bench)
+    for col in frame.columns[[0, 127, 128, 255, 299]]:
+        clean = frame[col].dropna().to_numpy()
+        assert got.loc[col, "var_95"] == pytest.approx(-np.quantile(clean, 0.05), rel=1e-12)
+        assert got.loc[col, "volatility"] == pytest.approx(np.std(clean) * math.sqrt(P), rel=1e-12)
+        theirs = -empyrical.max_drawdown(frame[col].to_numpy())
+        assert got.loc[col, "max_drawdown"] == pytest.approx(theirs, rel=1e-12)
+        assert got.loc[col, "beta"] == pytest.approx(empyrical.alpha_beta(frame[col], bench)[1])
+
+
+def test_var_of_a_right_skewed_sample():
+    # 990 small returns and 10 gains of 100 %: no return lies 1.2 standard deviations below
+    # the mean, so the quantile comes from the whole sample.
+    rng = np.random.default_rng(3)
+    r = np.concatenate([rng.uniform(0.0, 0.001, 990), np.full(10, 1.0)])
+    rng.shuffle(r)
+    got = risk_metrics(pd.Series(r))
+    q = np.quantile(r, 0.05)
+    assert got["var_95"] == pytest.approx(-q, rel=1e-12)
+    assert got["cvar_95"] == pytest.approx(-r[r <= q].mean(), rel=1e-12)
+
+
+def test_max_drawdown_within_a_few_days_of_a_long_rise():
+    r = np.full(400, 0.002)
+    r[200:203] = [-0.05, -0.03, 0.01]  # the peak is day 199, the trough day 201
+    got = risk_metrics(pd.Series(r))["max_drawdown"]
+    assert got == pytest.approx(1 - 0.95 * 0.97, rel=1e-12)
+    assert got == pytest.approx(-empyrical.max_drawdown(r), rel=1e-12)
+
+
+def test_row_and_column_major_input_and_benchmark_forms_agree():
+    frame, bench = _random_frame(8, t=200, n=5)
+    r, m = frame.to_numpy(), bench.to_numpy()
+    by_rows = risk_metrics_array(np.ascontiguousarray(r), m)
+    by_cols = risk_metrics_array(np.asfortranarray(r), m)
+    per_column = risk_metrics_array(r, np.repeat(m[:, None], r.shape[1], axis=1))
+    for key in RISK_METRICS:
+        np.testing.assert_array_equal(by_rows[key], by_cols[key])
+        np.testing.assert_allclose(by_rows[key], per_column[key], rtol=1e-12, atol=1e-15)
+
+
+def test_benchmark_return_below_minus_one():
+    frame, bench = _random_frame(9, t=60, n=2)
+    frame.iloc[5] = 0.01  # every entity has a return on the benchmark's day of -150 %
+    bench.iloc[5] = -1.5
+    got = risk_metrics_many(frame, bench)
+    assert got["annualized_benchmark_return"].isna().all()  # a negative product: no root
+    for col in frame:
+        ok = frame[col].notna().to_numpy()
+        x, y = frame[col].to_numpy()[ok], bench.to_numpy()[ok]
+        beta = np.mean((x - x.mean()) * (y - y.mean())) / np.var(y)
+        assert got.loc[col, "beta"] == pytest.approx(beta, rel=1e-12)
