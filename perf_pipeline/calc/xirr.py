@@ -197,9 +197,11 @@ def _initial_guess(b: _Block, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     Capital = flows of the first flow's sign, weighted by the share of the horizon they stay.
     """
     side = np.sign(b.cf[:, 0])
-    same_side = b.abs_cf + side[:, None] * b.cf  # 2 |cf| on the first flow's side, else 0
-    capital = (b.horizon * same_side.sum(axis=1) - _rowdot(same_side, b.t)) / (2 * b.horizon)
-    gain = -side * b.cf.sum(axis=1)
+    # (|cf| + side cf) / 2 is |cf| on the first flow's side, else 0
+    total, abs_total = b.cf.sum(axis=1), b.abs_cf.sum(axis=1)
+    moment = b.cf_t.sum(axis=1) * side + _rowdot(b.abs_cf, b.t)
+    capital = (b.horizon * (abs_total + side * total) - moment) / (2 * b.horizon)
+    gain = -side * total
     period = np.maximum(gain / capital, -0.99)
     return np.clip(np.log1p(period) / b.horizon, lo, hi)
 
@@ -484,29 +486,31 @@ def _solve(b: _Block, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
     return x, count
 
 
-def _blocks(seg: np.ndarray, t: np.ndarray, cf: np.ndarray) -> list[tuple[np.ndarray, _Block]]:
+def _blocks(seg: np.ndarray, day: np.ndarray, cf: np.ndarray) -> list[tuple[np.ndarray, _Block]]:
     """(entity numbers, _Block) per row width, from flows sorted by entity (numbered 0..k-1,
-    each present) then t."""
+    each present) then day; t = (day - the entity's first day) / 365."""
     n = np.bincount(seg)
     starts = np.cumsum(n) - n
-    horizon = t[starts + n - 1]
+    first, last = day[starts], day[starts + n - 1]
     width = _width(n)
     blocks = []
     for w in np.unique(width):
         members = np.flatnonzero(width == w)
         dense_t = np.empty((len(members), w))
-        dense_t[:] = horizon[members, None]
+        dense_t[:] = last[members, None]
         dense_cf = np.zeros((len(members), w))
         if len(members) == len(n) and (n == n[0]).all():
-            dense_t[:, : n[0]] = t.reshape(len(n), n[0])
+            dense_t[:, : n[0]] = day.reshape(len(n), n[0])
             dense_cf[:, : n[0]] = cf.reshape(len(n), n[0])
         else:
             row = np.full(len(n), -1)
             row[members] = np.arange(len(members))
             mine = np.flatnonzero(row[seg] >= 0)
             at = mine + (row * w - starts)[seg[mine]]
-            dense_t.ravel()[at] = t[mine]
+            dense_t.ravel()[at] = day[mine]
             dense_cf.ravel()[at] = cf[mine]
+        dense_t -= first[members, None]
+        dense_t /= _DAYS_PER_YEAR
         blocks.append((members, _Block.build(dense_t, dense_cf, n[members])))
     return blocks
 
@@ -576,25 +580,25 @@ def xirr_many_detailed(
     codes, days, amount = _compress(codes >= 0, codes, _days(flows["date"]), amount)
 
     n = len(entities)
-    invalid = ~np.isfinite(amount) | np.isnat(days)
+    days = days.view(np.int64)
+    invalid = ~np.isfinite(amount) | np.isnat(days.view("datetime64[D]"))
     bad = np.zeros(n, dtype=bool)
     if invalid.any():
         bad = np.bincount(codes, invalid, minlength=n) > 0
         codes, days, amount = _compress(~bad[codes], codes, days, amount)
-    days = days.astype(np.int64)
-    if len(days):
-        key = codes * (days.max() - days.min() + 1) + (days - days.min())
-        if (np.diff(key) < 0).any():
-            order = np.argsort(key, kind="stable")
-            codes, days, amount = codes[order], days[order], amount[order]
-    new = np.ones(len(codes), dtype=bool)
-    new[1:] = (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])
-    if not new.all():
-        first = np.flatnonzero(new)
+    same = codes[1:] == codes[:-1]
+    if not ((codes[1:] > codes[:-1]) | (same & (days[1:] >= days[:-1]))).all():
+        order = np.lexsort((days, codes))
+        codes, days, amount = codes[order], days[order], amount[order]
+        same = codes[1:] == codes[:-1]
+    repeat = same & (days[1:] == days[:-1])
+    if repeat.any():
+        first = np.flatnonzero(np.concatenate(([True], ~repeat)))
         codes, days, amount = codes[first], days[first], np.add.reduceat(amount, first)
     ent, day, cf = _compress(amount != 0, codes, days, amount)
     n_flows = np.bincount(ent, minlength=n)
-    flip = (ent[1:] == ent[:-1]) & (np.sign(cf[1:]) != np.sign(cf[:-1]))
+    positive = cf > 0
+    flip = (ent[1:] == ent[:-1]) & (positive[1:] != positive[:-1])
     n_flips = np.bincount(ent[1:][flip], minlength=n)
 
     status = np.select(
@@ -608,12 +612,11 @@ def xirr_many_detailed(
     solve = status == "ok"
     if solve.any():
         seg, kept_day, kept_cf = _compress(solve[ent], ent, day, cf)
-        seg = (np.cumsum(solve) - 1)[seg]
-        first_day = np.minimum.reduceat(kept_day, np.flatnonzero(np.diff(seg, prepend=-1)))
-        x = np.empty(len(first_day))
-        count = np.empty(len(first_day), dtype=np.int64)
-        t = (kept_day - first_day[seg]) / _DAYS_PER_YEAR
-        for members, block in _blocks(seg, t, kept_cf):
+        if not solve.all():
+            seg = (np.cumsum(solve) - 1)[seg]
+        x = np.empty(int(solve.sum()))
+        count = np.empty(len(x), dtype=np.int64)
+        for members, block in _blocks(seg, kept_day, kept_cf):
             x[members], count[members] = _solve(
                 block, near[solve][members], horizon[solve][members]
             )
