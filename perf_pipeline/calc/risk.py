@@ -62,18 +62,10 @@ RISK_METRICS: tuple[str, ...] = (
     "cvar_95",
     "annualized_benchmark_return",
 )
-_BENCHMARK_METRICS = (
-    "beta",
-    "alpha",
-    "tracking_error",
-    "information_ratio",
-    "correlation",
-    "annualized_benchmark_return",
-)
 _TINY = 1e-12
 _VAR_LEVEL = 0.05
 _DRAWDOWN_COLUMNS = ("max_drawdown", "peak_date", "trough_date", "recovery_date")
-_BLOCK = 128  # entities per block: a few (B, T) float arrays fit in a core's cache
+_BLOCK = 128  # entities per block (64 to 160 time alike on 2,520 days: 14 MB of buffers)
 _RUN = 16  # days per run in _link_runs and _max_drawdown_of_returns
 _TAIL_Z = 1.2  # candidates for the 5 % quantile: dev below -1.2 standard deviations
 
@@ -434,7 +426,7 @@ def risk_metrics_array(
 
 
 class _Scratch(NamedTuple):
-    """Buffers reused by every block: (count, rows, T) floats and bools, an index by runs."""
+    """Buffers reused by every block: (count, rows, padded T) floats and bools, run slabs."""
 
     work: np.ndarray
     flags: np.ndarray
