@@ -102,6 +102,7 @@ def test_portfolio_request_is_deleted_only_after_its_run_is_recorded(instance, q
     [run] = first.run_requests
     assert run.run_key == message_id
     assert run.tags[REQUEST_TAG] == "req-1"
+    assert run.tags["perf/portfolio_ids"] == "P1,P2"  # what GET /runs/{id} authorizes against
     assert run.run_config == {"resources": {"run_request": {"config": {
         "as_of": "2024-06-28", "portfolio_ids": ["P1", "P2"], "request_id": "req-1"}}}}
     assert in_queue(queue) == 1
@@ -132,6 +133,18 @@ def test_duplicate_delivery_starts_one_run(instance, queue):
     assert runs[0].tags["perf/start"] == "2024-01-01"
     assert runs[0].tags[REQUEST_TAG] == "req-3"
     assert evaluate_after_redelivery(instance, queue).run_requests == []
+    assert in_queue(queue) == 0
+
+
+def test_a_request_id_already_run_starts_nothing_more(instance, queue):
+    body = {"type": "portfolio_performance", "portfolio_ids": ["P1"], "as_of": "2024-06-28",
+            "request_id": "req-twice"}
+    send(queue, body)
+    record(instance, evaluate(instance, queue).run_requests)
+    send(queue, body)  # the client sent the same request again: a new message, a new id
+    again = evaluate_after_redelivery(instance, queue)
+    assert again.run_requests == []
+    assert len(instance.get_runs(filters=RunsFilter(tags={REQUEST_TAG: "req-twice"}))) == 1
     assert in_queue(queue) == 0
 
 

@@ -19,6 +19,8 @@ from perf_pipeline.assets.performance import REQUEST_TAG
 from perf_pipeline.ingest import KINDS
 from perf_pipeline.resources.input_store import INPUT_SUFFIXES, InputObject
 
+PORTFOLIO_IDS_TAG = "perf/portfolio_ids"
+"""Comma-joined portfolio ids of a run; the Lambda reads it to authorize GET /runs/{id}."""
 OBJECTS_TAG = "perf/s3_objects"
 KEYS_TAG = "perf/s3_keys"
 DIGEST_TAG = "perf/s3_digest"

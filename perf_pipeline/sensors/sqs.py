@@ -37,6 +37,7 @@ from dagster import (
     sensor,
 )
 
+from perf_pipeline.assets.performance import REQUEST_TAG
 from perf_pipeline.resources.aws_clients import SQSResource
 from perf_pipeline.resources.input_store import InputObject, InputStore
 from perf_pipeline.sensors.messages import (
@@ -49,6 +50,7 @@ from perf_pipeline.sensors.messages import (
     parse_message,
 )
 from perf_pipeline.sensors.runs import (
+    PORTFOLIO_IDS_TAG,
     objects_run_request,
     request_tags,
     run_request_config,
@@ -96,11 +98,13 @@ def receive(client: Any, queue_url: str, settings: SqsSensorSettings) -> list[di
     return list(messages.values())
 
 
-def run_recorded(instance: DagsterInstance, message_id: str) -> bool:
-    """True when this sensor's run for the message is in the instance."""
-    runs = instance.get_runs(filters=RunsFilter(
-        tags={RUN_KEY_TAG: message_id, SENSOR_NAME_TAG: SQS_SENSOR_NAME}), limit=1)
-    return bool(runs)
+def run_recorded(instance: DagsterInstance, message_id: str, request_id: str | None) -> bool:
+    """True when the message's work has a run in the instance: this sensor's run for the
+    message, or any run for the same request_id (a client that sent a request twice)."""
+    wanted = [{RUN_KEY_TAG: message_id, SENSOR_NAME_TAG: SQS_SENSOR_NAME}]
+    if request_id:
+        wanted.append({REQUEST_TAG: request_id})
+    return any(instance.get_runs(filters=RunsFilter(tags=tags), limit=1) for tags in wanted)
 
 
 def object_at(store: InputStore, uri: str) -> InputObject:
@@ -154,7 +158,8 @@ def message_run(message_id: str, message: Message | None, store: InputStore,
         return objects_run_request([object_at(store, message.s3_uri)], run_key=message_id,
                                    request_id=message.request_id,
                                    tags={MESSAGE_TYPE_TAG: message.type})
-    tags = {MESSAGE_TYPE_TAG: message.type, **request_tags(message.request_id)}
+    tags = {MESSAGE_TYPE_TAG: message.type, PORTFOLIO_IDS_TAG: ",".join(message.portfolio_ids),
+            **request_tags(message.request_id)}
     as_of = message.as_of if isinstance(message, PortfolioPerformance) else message.end
     if isinstance(message, BatchCalculation):
         tags[START_TAG] = message.start.isoformat()  # the range, for partitioned backfills
@@ -203,18 +208,16 @@ def build_sqs_sensor(job_name: str, queue_url: str | None, *,
         for received in receive(client, queue_url, settings):
             message_id = received["MessageId"]
             entry = {"Id": message_id, "ReceiptHandle": received["ReceiptHandle"]}
-            if run_recorded(context.instance, message_id):
-                finished.append(entry)
-                continue
             try:
-                request = message_run(message_id, parse_message(received["Body"]),
-                                      input_store, context.log)
+                message = parse_message(received["Body"])
+                request = message_run(message_id, message, input_store, context.log)
             except InvalidMessageError as exc:
                 count = received.get("Attributes", {}).get("ApproximateReceiveCount", "?")
                 context.log.warning(f"SQS message {message_id} (receive {count}) left for the "
                                     f"dead-letter queue: {exc}")
                 continue
-            if request is None:
+            if request is None or run_recorded(context.instance, message_id,
+                                               getattr(message, "request_id", None)):
                 finished.append(entry)
             else:
                 requests.append(request)
