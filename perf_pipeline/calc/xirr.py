@@ -63,7 +63,7 @@ root never is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +92,7 @@ _BOUND_MARGIN = 1e-3
 _ROOT_MERGE_RTOL = 1e-9
 _LAGUERRE_OFFSETS = np.array([-4.0, -2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0, 4.0])
 _BOX_POINTS = 41
+_BLOCK_SIZE = 65_536
 _BOX_ROUNDS = 10
 _BOX_CHUNK = 50_000
 
@@ -486,33 +487,47 @@ def _solve(b: _Block, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
     return x, count
 
 
-def _blocks(seg: np.ndarray, day: np.ndarray, cf: np.ndarray) -> list[tuple[np.ndarray, _Block]]:
-    """(entity numbers, _Block) per row width, from flows sorted by entity (numbered 0..k-1,
-    each present) then day; t = (day - the entity's first day) / 365."""
+def _blocks(seg: np.ndarray, day: np.ndarray, cf: np.ndarray) -> Iterator[tuple]:
+    """(entity numbers, _Block) per row width, cut into blocks of about _BLOCK_SIZE cells,
+    built one at a time (cache-sized, and the memory of one is reused by the next), from
+    flows sorted by entity (numbered 0..k-1, each present) then day; t = (day - the
+    entity's first day) / 365."""
     n = np.bincount(seg)
     starts = np.cumsum(n) - n
-    first, last = day[starts], day[starts + n - 1]
     width = _width(n)
-    blocks = []
     for w in np.unique(width):
-        members = np.flatnonzero(width == w)
-        dense_t = np.empty((len(members), w))
-        dense_t[:] = last[members, None]
-        dense_cf = np.zeros((len(members), w))
-        if len(members) == len(n) and (n == n[0]).all():
-            dense_t[:, : n[0]] = day.reshape(len(n), n[0])
-            dense_cf[:, : n[0]] = cf.reshape(len(n), n[0])
-        else:
-            row = np.full(len(n), -1)
-            row[members] = np.arange(len(members))
-            mine = np.flatnonzero(row[seg] >= 0)
-            at = mine + (row * w - starts)[seg[mine]]
-            dense_t.ravel()[at] = day[mine]
-            dense_cf.ravel()[at] = cf[mine]
-        dense_t -= first[members, None]
-        dense_t /= _DAYS_PER_YEAR
-        blocks.append((members, _Block.build(dense_t, dense_cf, n[members])))
-    return blocks
+        same_width = np.flatnonzero(width == w)
+        for members in np.array_split(same_width, -(-len(same_width) * w // _BLOCK_SIZE)):
+            yield members, _block(members, w, n, starts, day, cf)
+
+
+def _block(
+    members: np.ndarray,
+    w: int,
+    n: np.ndarray,
+    starts: np.ndarray,
+    day: np.ndarray,
+    cf: np.ndarray,
+) -> _Block:
+    """The _Block of width w of entities `members` (see `_blocks`)."""
+    k = len(members)
+    at = starts[members[0]]
+    dense_t = np.empty((k, w))
+    dense_t[:] = day[starts[members] + n[members] - 1, None]
+    dense_cf = np.zeros((k, w))
+    n0 = n[members[0]]
+    if members[-1] - members[0] == k - 1 and (n[members] == n0).all():
+        dense_t[:, :n0] = day[at : at + k * n0].reshape(k, n0)
+        dense_cf[:, :n0] = cf[at : at + k * n0].reshape(k, n0)
+    else:
+        row = np.repeat(np.arange(k), n[members])
+        flow = np.arange(len(row)) - np.repeat(np.cumsum(n[members]) - n[members], n[members])
+        source = np.repeat(starts[members], n[members]) + flow
+        dense_t[row, flow] = day[source]
+        dense_cf[row, flow] = cf[source]
+    dense_t -= dense_t[:, :1]
+    dense_t /= _DAYS_PER_YEAR
+    return _Block.build(dense_t, dense_cf, n[members])
 
 
 def _factorize(entity: pd.Series) -> tuple[np.ndarray, np.ndarray]:
