@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_INPUT := data/input
 DEMO_STORE := data/perf.duckdb
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: install test lint demo dev bench lambda-zip clean
 
@@ -31,11 +31,12 @@ $(DAGSTER_HOME):
 demo: install | $(DAGSTER_HOME)
 	rm -rf $(DEMO_INPUT)
 	$(BIN)/perf-pipeline generate --out $(DEMO_INPUT)
-	$(BIN)/perf-pipeline run --input $(DEMO_INPUT) --store $(DEMO_STORE) --target local
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/perf-pipeline run --input $(DEMO_INPUT) \
+		--store $(DEMO_STORE) --target local
 
 dev: install | $(DAGSTER_HOME)
-	PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} \
-		$(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} \
+		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dagster dev -w workspace.yaml
 
 bench: install
 	$(BIN)/python bench/calc.py

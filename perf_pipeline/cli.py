@@ -117,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
         "resources": {"run_request": {"config": {"as_of": args.as_of}}},
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else (
-        DagsterInstance.ephemeral())
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        Path(home).mkdir(parents=True, exist_ok=True)
+    instance = DagsterInstance.get() if home else DagsterInstance.ephemeral()
     result = defs.resolve_job_def(PERFORMANCE_JOB).execute_in_process(
         run_config=run_config, instance=instance, raise_on_error=False)
     if not result.success:

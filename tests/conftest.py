@@ -4,6 +4,7 @@
   port, puts fake credentials and ``AWS_DEFAULT_REGION=us-east-1`` in the environment for the
   whole session (so no test can reach real AWS with real credentials), yields the endpoint URL
   (``http://127.0.0.1:<port>``) and stops the server at the end.
+- ``dagster_home`` (session, automatic): DAGSTER_HOME is a temporary folder for the session.
 - ``aws`` (function): depends on ``moto_endpoint``, sets ``AWS_ENDPOINT_URL`` for the test
   (monkeypatch), wipes every moto backend before the test (``POST /moto-api/reset``) and yields
   the endpoint URL. Pass it explicitly as ``endpoint_url=`` to clients and resources: Timestream
@@ -37,6 +38,20 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dagster_home(tmp_path_factory) -> Iterator[str]:
+    """A DAGSTER_HOME of the test session's own, so no developer's instance (or a variable
+    pointing at a folder that does not exist) leaks into the tests or their subprocesses."""
+    saved = os.environ.get("DAGSTER_HOME")
+    home = str(tmp_path_factory.mktemp("dagster_home"))
+    os.environ["DAGSTER_HOME"] = home
+    yield home
+    if saved is None:
+        os.environ.pop("DAGSTER_HOME", None)
+    else:
+        os.environ["DAGSTER_HOME"] = saved
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """End to end on the local target: the hand-made input of handmade.py through Dagster."""
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,12 +144,14 @@ def test_security_and_account_metrics(clean_run):
 def test_cli_run_writes_the_same_tables(clean_run, tmp_path):
     root, store = clean_run
     cli_store = tmp_path / "cli.duckdb"
+    home = tmp_path / "dagster_home_not_there_yet"  # the CLI makes it, and records the run
     done = subprocess.run(
         [sys.executable, "-m", "perf_pipeline.cli", "run", "--input", str(root),
          "--store", str(cli_store), "--target", "local", "--as-of", AS_OF],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": str(home)},
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert (home / "history").is_dir()
     assert "P1" in done.stdout and f"{math.prod(1 + r for r in P1_R) - 1:+.2%}" in done.stdout
     volatile = ["request_id", "created_at", "updated_at"]
     for name in ("daily_valuations", "positions", "performance_metrics", "transactions"):
