@@ -113,7 +113,8 @@ def _centre(xz: np.ndarray, valid: np.ndarray, n: np.ndarray, out: np.ndarray) -
     Second moments are sums of products of these centred values, never E[x^2] - E[x]^2,
     which loses every digit when the mean is large against the spread (daily returns of a
     steady fund) and can even come out negative. xz must be 0 on null days; valid is the
-    1.0 / 0.0 mask of valid days (multiplying by it is exact and cheaper than a masked copy).
+    1.0 / 0.0 mask of valid days (multiplying finite values by it is exact, and cheaper than
+    a masked copy).
     """
     np.subtract(xz, (xz.sum(axis=1) / n)[:, None], out=out)
     return np.multiply(out, valid, out=out)
