@@ -64,7 +64,7 @@ root never is.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -93,7 +93,8 @@ _ROOT_MERGE_RTOL = 1e-9
 _LAGUERRE_OFFSETS = np.array([-4.0, -2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0, 4.0])
 _BOX_POINTS = 41
 _BLOCK_SIZE = 65_536
-_BOX_ROUNDS = 10
+_BOX_ROUNDS = 4
+_BOX_SPLIT = 8
 _BOX_CHUNK = 50_000
 
 
@@ -136,14 +137,18 @@ class _Block:
         rows = np.arange(self.size)
         return self.t[rows, column], self.cf[rows, column]
 
-    def rows(self, keep: np.ndarray) -> _Block:
-        """The rows where the boolean `keep` is True."""
-        if keep.all():
+    @classmethod
+    def stack(cls, blocks: list[_Block]) -> _Block:
+        """The rows of blocks of one width, one block after the other."""
+        names = [field.name for field in fields(cls)]
+        return cls(*(np.concatenate([getattr(b, name) for b in blocks]) for name in names))
+
+    def rows(self, keep: np.ndarray | slice) -> _Block:
+        """The rows where the boolean `keep` is True, or in the slice `keep`."""
+        if isinstance(keep, np.ndarray) and keep.all():
             return self
-        return _Block(
-            *(a[keep] for a in (self.t, self.cf, self.abs_cf, self.cf_t, self.cf_tt, self.n)),
-            self.horizon[keep],
-        )
+        names = [field.name for field in fields(self)]
+        return _Block(*(getattr(self, name)[keep] for name in names))
 
     def entity(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(t, cf) of row i without padding."""
@@ -312,16 +317,22 @@ def _unique_by_laguerre(b: _Block, x: np.ndarray) -> np.ndarray:
     For any c, NPV has at most as many roots above c as the partial sums of CF_i exp(-c t_i)
     in time order have sign changes, and at most as many below c as those sums taken from
     the last flow backwards (Norstrom's criterion is the case c = 0). Tried at c = 0, x/2,
-    2x and x + _LAGUERRE_OFFSETS.
+    2x and x + _LAGUERRE_OFFSETS, for blocks of rows of about _BLOCK_SIZE cells per c.
     """
-    c = np.hstack((x[:, None] + _LAGUERRE_OFFSETS, np.outer(x, [0.0, 0.5, 2.0])))
-    shift = np.where(c < 0, b.horizon[:, None], 0.0)
-    exponent = (shift[:, :, None] - b.t[:, None, :]) * c[:, :, None]
-    normalised, forward = _running_sums(b.cf[:, None, :] * np.exp(exponent))
-    backward = forward[:, :, -1:] - forward + normalised
-    valid = b.valid[:, None, :]
-    bound = _sign_changes(forward, valid) + _sign_changes(backward, valid)
-    return bound.min(axis=1) <= 1
+    certain = np.empty(b.size, dtype=bool)
+    step = max(1, _BLOCK_SIZE // ((len(_LAGUERRE_OFFSETS) + 3) * b.t.shape[1]))
+    for first in range(0, b.size, step):
+        part = slice(first, first + step)
+        sub, xs = b.rows(part), x[part]
+        c = np.hstack((xs[:, None] + _LAGUERRE_OFFSETS, np.outer(xs, [0.0, 0.5, 2.0])))
+        shift = np.where(c < 0, sub.horizon[:, None], 0.0)
+        exponent = (shift[:, :, None] - sub.t[:, None, :]) * c[:, :, None]
+        normalised, forward = _running_sums(sub.cf[:, None, :] * np.exp(exponent))
+        backward = forward[:, :, -1:] - forward + normalised
+        valid = sub.valid[:, None, :]
+        bound = _sign_changes(forward, valid) + _sign_changes(backward, valid)
+        certain[part] = bound.min(axis=1) <= 1
+    return certain
 
 
 def _grid(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
@@ -376,7 +387,8 @@ def _unique_by_bounds(b: _Block, x: np.ndarray) -> np.ndarray:
     """True where interval bounds prove the root x the only one in the root bounds.
 
     [lo, hi] (`_root_bounds`) is cut into _BOX_POINTS - 1 intervals (`_grid`); an interval
-    `_box_settled` does not settle is halved, up to _BOX_ROUNDS times.
+    `_box_settled` does not settle is cut in _BOX_SPLIT equal parts, up to _BOX_ROUNDS
+    times.
     """
     lo, hi = _root_bounds(b)
     grid = _grid(lo, hi, _BOX_POINTS)
@@ -388,7 +400,7 @@ def _unique_by_bounds(b: _Block, x: np.ndarray) -> np.ndarray:
     shift[:, middle] = 0.0
     sums = _box_sums(b, np.repeat(np.arange(k), points + 1), y, shift.ravel())
     sums = sums.reshape(4, k, points + 1)
-    right = sums[:, :, 1:points]
+    right = sums[:, :, 1:points].copy()
     right[:, :, middle - 1] = sums[:, :, points]
     row = np.repeat(np.arange(k), points - 1)
     a, c = grid[:, :-1].ravel(), grid[:, 1:].ravel()
@@ -398,10 +410,17 @@ def _unique_by_bounds(b: _Block, x: np.ndarray) -> np.ndarray:
         row, a, c, at_a, at_c = row[keep], a[keep], c[keep], at_a[:, keep], at_c[:, keep]
         if row.size == 0:
             break
-        mid = (a + c) / 2
-        at_mid = _box_sums(b, row, mid, np.where(c <= 0, b.horizon[row], 0.0))
-        row, a, c = np.tile(row, 2), np.hstack((a, mid)), np.hstack((mid, c))
-        at_a, at_c = np.hstack((at_a, at_mid)), np.hstack((at_mid, at_c))
+        share = np.arange(1, _BOX_SPLIT) / _BOX_SPLIT
+        inner = a[:, None] + (c - a)[:, None] * share  # (m, _BOX_SPLIT - 1)
+        shift = np.repeat(np.where(c <= 0, b.horizon[row], 0.0), _BOX_SPLIT - 1)
+        at_inner = _box_sums(b, np.repeat(row, _BOX_SPLIT - 1), inner.ravel(), shift)
+        ends = np.hstack((a[:, None], inner, c[:, None]))
+        at_ends = np.concatenate(
+            (at_a[:, :, None], at_inner.reshape(4, len(row), -1), at_c[:, :, None]), axis=2
+        )
+        row = np.repeat(row, _BOX_SPLIT)
+        a, c = ends[:, :-1].ravel(), ends[:, 1:].ravel()
+        at_a, at_c = at_ends[:, :, :-1].reshape(4, -1), at_ends[:, :, 1:].reshape(4, -1)
     certain = np.ones(k, dtype=bool)
     certain[row] = False
     return certain
@@ -455,12 +474,13 @@ def _select(roots: list[float], near: float, horizon_days: float) -> tuple[float
     return float(distinct[np.argmin(gap)]), len(distinct)
 
 
-def _solve(b: _Block, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
-    """(x, number of roots) per row of flows that change sign at least once."""
+def _first_root(b: _Block) -> tuple[np.ndarray, np.ndarray]:
+    """(a root or NaN, True where it is certainly the only root) per row of flows that
+    change sign at least once: closed form for two flows, else Newton (Brent where Newton
+    does not settle and the first and last flows differ in sign), then the TRM certificate.
+    """
     if b.t.shape[1] == 2:
-        return np.log(-b.cf[:, 1] / b.cf[:, 0]) / b.t[:, 1], np.ones(b.size, dtype=np.int64)
-    x = np.full(b.size, np.nan)
-    count = np.zeros(b.size, dtype=np.int64)
+        return np.log(-b.cf[:, 1] / b.cf[:, 0]) / b.t[:, 1], np.ones(b.size, dtype=bool)
     lo, hi = _root_bounds(b)
     root = _newton(b, _initial_guess(b, lo, hi), lo, hi)
     ends_differ = np.sign(b.cf[:, 0]) != np.sign(b.at(b.n - 1)[1])
@@ -470,20 +490,56 @@ def _solve(b: _Block, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
     certain = np.zeros(b.size, dtype=bool)
     if has_root.any():
         certain[has_root] = _unique(b.rows(has_root), root[has_root])
-    check = has_root & ~certain
-    if check.any():
-        certain[check] = _unique_by_laguerre(b.rows(check), root[check])
-    check = has_root & ~certain
-    if check.any():
-        certain[check] = _unique_by_bounds(b.rows(check), root[check])
+    return root, certain
+
+
+def _settle(b: _Block, root: np.ndarray, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
+    """(x, number of roots) per row whose root (NaN: none found yet) is not known to be the
+    only one: the Laguerre and interval-bounds certificates, then the scan and `_select`."""
+    x = np.full(b.size, np.nan)
+    count = np.zeros(b.size, dtype=np.int64)
+    certain = np.zeros(b.size, dtype=bool)
+    for certificate in (_unique_by_laguerre, _unique_by_bounds):
+        check = ~np.isnan(root) & ~certain
+        if check.any():
+            certain[check] = certificate(b.rows(check), root[check])
     x[certain] = root[certain]
     count[certain] = 1
     doubt = np.flatnonzero(~certain)
     if doubt.size:
         keep = ~certain
-        found = _scan_roots(b.rows(keep), lo[keep], hi[keep], root[keep])
+        lo, hi = _root_bounds(b.rows(keep))
+        found = _scan_roots(b.rows(keep), lo, hi, root[keep])
         for i, roots in zip(doubt, found, strict=True):
             x[i], count[i] = _select(roots, near[i], horizon_days[i])
+    return x, count
+
+
+def _solve(
+    seg: np.ndarray,
+    day: np.ndarray,
+    cf: np.ndarray,
+    near: np.ndarray,
+    horizon_days: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(x, number of roots) per entity of flows (sorted by entity numbered 0..k-1, each
+    present, then day) that change sign at least once. `_first_root` block by block; the
+    rows it leaves in doubt are gathered per row width and settled together."""
+    k = int(seg[-1]) + 1
+    x = np.empty(k)
+    count = np.ones(k, dtype=np.int64)
+    doubtful: dict[int, list] = {}
+    for members, block in _blocks(seg, day, cf):
+        x[members], certain = _first_root(block)
+        if not certain.all():
+            doubt = ~certain
+            parts = doubtful.setdefault(block.t.shape[1], [])
+            parts.append((members[doubt], block.rows(doubt), x[members][doubt]))
+    for parts in doubtful.values():
+        members = np.concatenate([p[0] for p in parts])
+        block = _Block.stack([p[1] for p in parts])
+        root = np.concatenate([p[2] for p in parts])
+        x[members], count[members] = _settle(block, root, near[members], horizon_days[members])
     return x, count
 
 
@@ -629,12 +685,7 @@ def xirr_many_detailed(
         seg, kept_day, kept_cf = _compress(solve[ent], ent, day, cf)
         if not solve.all():
             seg = (np.cumsum(solve) - 1)[seg]
-        x = np.empty(int(solve.sum()))
-        count = np.empty(len(x), dtype=np.int64)
-        for members, block in _blocks(seg, kept_day, kept_cf):
-            x[members], count[members] = _solve(
-                block, near[solve][members], horizon[solve][members]
-            )
+        x, count = _solve(seg, kept_day, kept_cf, near[solve], horizon[solve])
         with np.errstate(over="ignore"):
             solved_rate = np.expm1(x)
         overflow = np.isinf(solved_rate)
