@@ -160,6 +160,14 @@ def test_missing_date_is_non_finite_input_and_other_entities_still_solve():
     assert detail.loc["a", "rate"] == pytest.approx(0.10, abs=1e-14)
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "ns"])
+def test_times_of_day_are_dropped_before_and_after_1970(unit):
+    # 18:00 on 1969-12-31 is that day (not 1970-01-01): 365 days to 1970-12-31
+    dates = pd.to_datetime(["1969-12-31 18:00", "1970-12-31 06:00"]).as_unit(unit)
+    frame = pd.DataFrame({"entity": [1, 1], "date": dates, "amount": [-100.0, 110.0]})
+    assert xirr_many(frame)[1] == pytest.approx(0.10, abs=1e-14)
+
+
 def test_empty_input_and_missing_column():
     empty = pd.DataFrame({"entity": [], "date": pd.to_datetime([]), "amount": []})
     assert xirr_many(empty).empty

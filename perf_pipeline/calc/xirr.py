@@ -589,8 +589,8 @@ def _block(
 def _factorize(entity: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(code per row, sorted distinct entities) as `pd.factorize(sort=True)`, null -> -1;
     integer labels already in order are numbered where they change."""
-    if entity.dtype.kind in "iu" and entity.is_monotonic_increasing and len(entity):
-        values = entity.to_numpy()
+    values = entity.to_numpy()
+    if values.dtype.kind in "iu" and len(values) and (values[1:] >= values[:-1]).all():
         new = np.empty(len(values), dtype=bool)
         new[0] = True
         np.not_equal(values[1:], values[:-1], out=new[1:])
@@ -603,7 +603,13 @@ def _days(dates: pd.Series) -> np.ndarray:
     stamps = pd.to_datetime(dates)
     if isinstance(stamps.dtype, pd.DatetimeTZDtype):
         stamps = stamps.dt.tz_localize(None)
-    return stamps.to_numpy().astype("datetime64[D]")
+    values = stamps.to_numpy()
+    unit, count = np.datetime_data(values.dtype)
+    days = values.view(np.int64) // (np.timedelta64(1, "D") // np.timedelta64(count, unit))
+    missing = np.isnat(values)
+    if missing.any():
+        days[missing] = np.iinfo(np.int64).min  # NaT
+    return days.view("datetime64[D]")
 
 
 def _compress(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
