@@ -673,13 +673,19 @@ def xirr_many_detailed(
         first = np.flatnonzero(np.concatenate(([True], ~repeat)))
         codes, days, amount = codes[first], days[first], np.add.reduceat(amount, first)
     ent, day, cf = _compress(amount != 0, codes, days, amount)
-    n_flows = np.bincount(ent, minlength=n)
+    bounds = np.searchsorted(ent, np.arange(n + 1))
+    n_flows = np.diff(bounds)
     positive = cf > 0
-    flip = (ent[1:] == ent[:-1]) & (positive[1:] != positive[:-1])
-    n_flips = np.bincount(ent[1:][flip], minlength=n)
+    two_signs = np.zeros(n, dtype=bool)
+    some = n_flows > 0
+    if some.any():
+        starts = bounds[:-1][some]
+        two_signs[some] = np.logical_or.reduceat(positive, starts) & np.logical_or.reduceat(
+            ~positive, starts
+        )
 
     status = np.select(
-        [bad, n_flows == 0, n_flows == 1, n_flips == 0],
+        [bad, n_flows == 0, n_flows == 1, ~two_signs],
         ["non_finite_input", "zero_flows", "too_few_flows", "no_sign_change"],
         "ok",
     ).astype(object)
