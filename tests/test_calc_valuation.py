@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from perf_pipeline.calc.calendar import business_days
-from perf_pipeline.calc.valuation import positions, value_entities
+from perf_pipeline.calc.valuation import positions, state_from_tables, value_entities
 from perf_pipeline.ingest import KINDS, RawFile, validate_inputs
 from perf_pipeline.sample_data import generate
 
@@ -114,3 +114,15 @@ def test_nothing_to_value_gives_an_empty_panel(book):
     assert panel.to_frame().empty
     later = value_entities(transactions.iloc[0:0], prices, pd.Timestamp("2024-01-05"))
     assert later.entities.empty
+
+
+def test_a_run_continues_from_the_stored_tables(book):
+    transactions, prices, as_of = book
+    full = frame(value_entities(transactions, prices, as_of))
+    middle = business_days(full["date"].min(), as_of)[150]
+    stored = value_entities(transactions, prices, middle).to_frame()
+    inception = stored.groupby(["entity_type", "entity_id"])["date"].transform("min")
+    closing = stored.assign(inception=inception).loc[stored["date"] == middle]
+    state = state_from_tables(closing, positions(transactions, middle))
+    rest = value_entities(transactions, prices, as_of, opening=state).to_frame()
+    assert_same_rows(rest, full.loc[full["date"] > middle])

@@ -30,6 +30,7 @@ from perf_pipeline.calc.valuation import (
     ValuationState,
     panel_from_frame,
     positions,
+    state_from_tables,
     value_entities,
 )
 from perf_pipeline.calc.xirr import xirr, xirr_many, xirr_many_detailed
@@ -59,6 +60,7 @@ __all__ = [
     "risk_metrics",
     "risk_metrics_array",
     "risk_metrics_many",
+    "state_from_tables",
     "value_entities",
     "xirr",
     "xirr_many",

@@ -119,6 +119,29 @@ class ValuationPanel:
         return frame
 
 
+def state_from_tables(closing: pd.DataFrame, held: pd.DataFrame) -> ValuationState:
+    """The close of one business day rebuilt from stored tables, to continue a run from it.
+
+    `closing`: the daily_valuations rows of that day, with each entity's ``inception`` (its
+    first date in daily_valuations); `held`: the positions change log up to that day. The
+    holding of a position is its last quantity, of an account its last cash balance.
+    """
+    date = pd.Timestamp(closing["date"].max())
+    last = held.loc[held["date"] <= date].groupby(["account_id", "security_id"], dropna=False,
+                                                  sort=False)["quantity"].last()
+    security = closing["security_id"].where(closing["entity_type"] == "security")
+    keys = pd.MultiIndex.from_arrays([closing["account_id"], security])
+    holding = last.reindex(keys).to_numpy(dtype=float)
+    entities = closing[ENTITY_COLUMNS].assign(
+        inception=pd.DatetimeIndex(closing["inception"]).as_unit("ns"),
+        market_value=closing["market_value"].to_numpy(dtype=float),
+        twr_index=closing["twr_index"].to_numpy(dtype=float),
+        holding=np.where(closing["entity_type"] == "portfolio", np.nan,
+                         np.nan_to_num(holding)),
+    )
+    return ValuationState(date=date, entities=entities.reset_index(drop=True))
+
+
 def effective_transactions(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """The transactions valued up to `as_of`, with their business-day ``effective_date``."""
     effective = roll_to_business_day(pd.DatetimeIndex(transactions["trade_date"]))
