@@ -92,7 +92,7 @@ _BOUND_MARGIN = 1e-3
 _ROOT_MERGE_RTOL = 1e-9
 _LAGUERRE_OFFSETS = np.array([-4.0, -2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0, 4.0])
 _BOX_POINTS = 31
-_BLOCK_SIZE = 65_536
+_BLOCK_SIZE = 65536
 _BOX_ROUNDS = 6
 _BOX_SPLIT = 4
 _BOX_CHUNK = 50_000
@@ -594,16 +594,21 @@ def _factorize(entity: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         new = np.empty(len(values), dtype=bool)
         new[0] = True
         np.not_equal(values[1:], values[:-1], out=new[1:])
-        return np.cumsum(new) - 1, values[new]
+        codes = np.cumsum(new, dtype=np.int32 if len(values) < 2**31 else np.int64)
+        codes -= 1
+        return codes, values[new]
     return pd.factorize(entity, sort=True)
 
 
 def _days(dates: pd.Series) -> np.ndarray:
     """Whole days since 1970-01-01 as datetime64[D] (NaT kept); timezones dropped."""
-    stamps = pd.to_datetime(dates)
-    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
-        stamps = stamps.dt.tz_localize(None)
-    values = stamps.to_numpy()
+    if isinstance(dates.dtype, np.dtype) and dates.dtype.kind == "M":
+        values = dates.to_numpy()  # naive datetime64 already: no parsing, no copy
+    else:
+        stamps = pd.to_datetime(dates)
+        if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+            stamps = stamps.dt.tz_localize(None)
+        values = stamps.to_numpy()
     unit, count = np.datetime_data(values.dtype)
     days = values.view(np.int64) // (np.timedelta64(1, "D") // np.timedelta64(count, unit))
     missing = np.isnat(values)
@@ -673,7 +678,7 @@ def xirr_many_detailed(
         first = np.flatnonzero(np.concatenate(([True], ~repeat)))
         codes, days, amount = codes[first], days[first], np.add.reduceat(amount, first)
     ent, day, cf = _compress(amount != 0, codes, days, amount)
-    bounds = np.searchsorted(ent, np.arange(n + 1))
+    bounds = np.searchsorted(ent, np.arange(n + 1, dtype=ent.dtype))
     n_flows = np.diff(bounds)
     positive = cf > 0
     two_signs = np.zeros(n, dtype=bool)
