@@ -37,23 +37,31 @@ flow time for x < 0: the same sign as NPV, and no exponent is ever positive, so 
 overflows. Per entity, with t in years:
 
 1. validate; two flows: closed form x = log(-CF_1 / CF_0) / t_1;
-2. Newton with the analytic derivative for all entities at once (numpy over the long flow
-   arrays, segment sums by `np.add.reduceat`), from a Modified-Dietz-like guess, steps capped
-   at 1 + |x| and kept inside the root bounds below; converged when
-   |NPV| <= 1e-10 sum_i |discounted CF_i| and the step <= 1e-11 (1 + |x|) (both relative, so
-   cents and billions behave alike);
-3. entities Newton does not settle whose first and last flows differ in sign (so NPV changes
+2. the entities' flows are laid out densely, one row per entity in time order, padded with
+   zero amounts to a width that depends only on the entity's number of flows (n rounded up
+   to 4 significant bits), so an entity's sums do not depend on the others; rows of one
+   width are solved in blocks of about 65,536 cells (cache-sized, memory reused block to
+   block);
+3. Halley's iteration (Newton's step corrected by the analytic second derivative) for all
+   rows of a block at once, from a Modified-Dietz-like guess, steps capped at 1 + |x| and
+   kept inside the root bounds below; converged when |NPV| <= 1e-10 sum_i |discounted CF_i|
+   and the step <= 1e-11 (1 + |x|) (both relative, so cents and billions behave alike);
+4. entities Halley does not settle whose first and last flows differ in sign (so NPV changes
    sign): Brent (`scipy.optimize.brentq`) on a bracket;
-4. uniqueness certificates: if every partial sum of the discounted flows, in time order and
+5. uniqueness certificates: if every partial sum of the discounted flows, in time order and
    before the last flow, has the sign of the first flow (the investment balance never changes
-   side at the root, Teichroew-Robichek-Montalbano), the root is the only one; failing that,
-   if Laguerre's rule of signs at one of a few rates c near the root bounds the number of
-   roots by 1 (sign changes of the partial sums of CF_i exp(-c t_i), forwards plus
-   backwards);
-5. the others (several roots possible, or none): a scan of NPV's sign on a 601-point grid in
+   side at the root, Teichroew-Robichek-Montalbano), the root is the only one; failing that
+   (the rows left are gathered across blocks), if Laguerre's rule of signs at one of a few
+   rates c near the root bounds the number of roots by 1 (sign changes of the partial sums
+   of CF_i exp(-c t_i), forwards plus backwards); failing that, interval bounds: the root
+   bounds are cut into intervals (refined where needed) on each of which the sums of the
+   positive and of the negative discounted flows are monotone, so their values at the ends
+   bound them; every interval must exclude a root or, for the one holding the root found,
+   show NPV monotone (`_box_settled`);
+6. the others (several roots possible, or none): a scan of NPV's sign on a 601-point grid in
    x (asinh-spaced: about 3e-4 apart near 0, then 2.5-4% of |x|, out to the root bounds below),
-   vectorized over those entities, each sign change refined by Brent, then the selection
-   rule above.
+   vectorized over those entities, each sign change refined by Brent (the interval holding
+   the root found in 3-4 keeps that root), then the selection rule above.
 
 All roots lie in [-log(S_<n / |CF_n|) / (t_n - t_{n-1}), log(S_>0 / |CF_0|) / t_1] (S = the sum
 of |CF| of the other flows), so the scan covers every root. Two roots in one grid interval
