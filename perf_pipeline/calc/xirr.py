@@ -103,6 +103,7 @@ _BOX_POINTS = 31
 _BLOCK_SIZE = 65536
 _BOX_ROUNDS = 6
 _BOX_SPLIT = 4
+_BOX_MAX_OPEN = 32
 _BOX_CHUNK = 50_000
 
 
@@ -396,7 +397,7 @@ def _unique_by_bounds(b: _Block, x: np.ndarray) -> np.ndarray:
 
     [lo, hi] (`_root_bounds`) is cut into _BOX_POINTS - 1 intervals (`_grid`); an interval
     `_box_settled` does not settle is cut in _BOX_SPLIT equal parts, up to _BOX_ROUNDS
-    times.
+    times; a row with more than _BOX_MAX_OPEN such intervals at once is given up (False).
     """
     lo, hi = _root_bounds(b)
     grid = _grid(lo, hi, _BOX_POINTS)
@@ -413,8 +414,11 @@ def _unique_by_bounds(b: _Block, x: np.ndarray) -> np.ndarray:
     row = np.repeat(np.arange(k), points - 1)
     a, c = grid[:, :-1].ravel(), grid[:, 1:].ravel()
     at_a, at_c = sums[:, :, :-2].reshape(4, -1), right.reshape(4, -1)
+    certain = np.ones(k, dtype=bool)
     for _ in range(_BOX_ROUNDS):
-        keep = ~_box_settled(a, c, at_a, at_c, x[row])
+        open_ = ~_box_settled(a, c, at_a, at_c, x[row])
+        certain[np.bincount(row[open_], minlength=k) > _BOX_MAX_OPEN] = False
+        keep = open_ & certain[row]
         row, a, c, at_a, at_c = row[keep], a[keep], c[keep], at_a[:, keep], at_c[:, keep]
         if row.size == 0:
             break
@@ -429,7 +433,6 @@ def _unique_by_bounds(b: _Block, x: np.ndarray) -> np.ndarray:
         row = np.repeat(row, _BOX_SPLIT)
         a, c = ends[:, :-1].ravel(), ends[:, 1:].ravel()
         at_a, at_c = at_ends[:, :, :-1].reshape(4, -1), at_ends[:, :, 1:].reshape(4, -1)
-    certain = np.ones(k, dtype=bool)
     certain[row] = False
     return certain
 
@@ -507,7 +510,7 @@ def _settle(b: _Block, root: np.ndarray, near: np.ndarray, horizon_days: np.ndar
     x = np.full(b.size, np.nan)
     count = np.zeros(b.size, dtype=np.int64)
     certain = np.zeros(b.size, dtype=bool)
-    for certificate in (_unique_by_laguerre, _unique_by_bounds):
+    for certificate in (_unique_by_bounds, _unique_by_laguerre):
         check = ~np.isnan(root) & ~certain
         if check.any():
             certain[check] = certificate(b.rows(check), root[check])
