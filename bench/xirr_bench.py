@@ -2,9 +2,10 @@
 
 Run: .venv/bin/python bench/xirr_bench.py [repeats]
 
-Besides the timings it reports how many series each found a root for, the largest difference
-where both did, and for that series each rate's NPV relative to the sum of |discounted flows|
-(which of the two is nearer the root).
+Besides the timings (and the 1-minute load average when they were taken: the machine may be
+shared) it reports how many series each found a root for, the largest difference where both
+did, and for that series each rate's NPV relative to the sum of |discounted flows| (which of
+the two is nearer the root).
 
 Series (fixed seed): an initial purchase, 48 contributions or withdrawals on distinct random
 dates over a horizon of 60 days to 10 years while the value follows a random walk (annual
@@ -16,6 +17,7 @@ amounts for pyxirr, and the long table for `xirr_many`, are built outside the ti
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 
@@ -114,6 +116,7 @@ def run(repeats: int = 5) -> dict:
         "xirr_many_s": ours_time,
         "pyxirr_loop_s": pyxirr_time,
         "ratio_pyxirr_over_ours": pyxirr_time / ours_time,
+        "load_average_1min": os.getloadavg()[0],
         "roots_ours": int(np.isfinite(ours).sum()),
         "roots_pyxirr": int(np.isfinite(theirs).sum()),
         "pyxirr_only": int((np.isfinite(theirs) & ~np.isfinite(ours)).sum()),

@@ -51,13 +51,13 @@ overflows. Per entity, with t in years:
 5. uniqueness certificates: if every partial sum of the discounted flows, in time order and
    before the last flow, has the sign of the first flow (the investment balance never changes
    side at the root, Teichroew-Robichek-Montalbano), the root is the only one; failing that
-   (the rows left are gathered across blocks), if Laguerre's rule of signs at one of a few
+   (the rows left are gathered across blocks), interval bounds: the root bounds are cut
+   into intervals (refined where needed) on each of which the sums of the positive and of
+   the negative discounted flows are monotone, so their values at the ends bound them;
+   every interval must exclude a root or, for the one holding the root found, show NPV
+   monotone (`_box_settled`); failing that, if Laguerre's rule of signs at one of a few
    rates c near the root bounds the number of roots by 1 (sign changes of the partial sums
-   of CF_i exp(-c t_i), forwards plus backwards); failing that, interval bounds: the root
-   bounds are cut into intervals (refined where needed) on each of which the sums of the
-   positive and of the negative discounted flows are monotone, so their values at the ends
-   bound them; every interval must exclude a root or, for the one holding the root found,
-   show NPV monotone (`_box_settled`);
+   of CF_i exp(-c t_i), forwards plus backwards);
 6. the others (several roots possible, or none): a scan of NPV's sign on a 601-point grid in
    x (asinh-spaced: about 3e-4 apart near 0, then 2.5-4% of |x|, out to the root bounds below),
    vectorized over those entities, each sign change refined by Brent (the interval holding
@@ -506,7 +506,7 @@ def _first_root(b: _Block) -> tuple[np.ndarray, np.ndarray]:
 
 def _settle(b: _Block, root: np.ndarray, near: np.ndarray, horizon_days: np.ndarray) -> tuple:
     """(x, number of roots) per row whose root (NaN: none found yet) is not known to be the
-    only one: the Laguerre and interval-bounds certificates, then the scan and `_select`."""
+    only one: the interval-bounds and Laguerre certificates, then the scan and `_select`."""
     x = np.full(b.size, np.nan)
     count = np.zeros(b.size, dtype=np.int64)
     certain = np.zeros(b.size, dtype=bool)
