@@ -126,3 +126,31 @@ def test_a_run_continues_from_the_stored_tables(book):
     state = state_from_tables(closing, positions(transactions, middle))
     rest = value_entities(transactions, prices, as_of, opening=state).to_frame()
     assert_same_rows(rest, full.loc[full["date"] > middle])
+
+
+def test_float_dust_does_not_keep_an_emptied_position_or_account_invested():
+    # Found in review: 4,905.98 + 4,786.05 - 9,692.03 is -1.8e-12 in binary floating point,
+    # and 43,078,966.44 + 46,083,842.95 + 46,752,885.84 - 135,915,695.23 is 2.98e-8.
+    rows = [
+        ("T1", "A", None, "2024-06-03", "DEPOSIT", None, None, 43078966.44),
+        ("T2", "A", None, "2024-06-03", "DEPOSIT", None, None, 46083842.95),
+        ("T3", "A", None, "2024-06-04", "DEPOSIT", None, None, 46752885.84),
+        ("T4", "A", None, "2024-06-05", "WITHDRAWAL", None, None, 135915695.23),
+        ("T5", "B", None, "2024-06-03", "DEPOSIT", None, None, 1e7),
+        ("T6", "B", "X", "2024-06-03", "BUY", 4905.98, 1000.0, None),
+        ("T7", "B", "X", "2024-06-04", "BUY", 4786.05, 1000.0, None),
+        ("T8", "B", "X", "2024-06-05", "SELL", 9692.03, 1000.0, None),
+    ]
+    tx = pd.DataFrame(rows, columns=["transaction_id", "account_id", "security_id", "trade_date",
+                                     "type", "quantity", "price", "amount"])
+    tx = tx.assign(portfolio_id="P", fee=0.0, currency="USD",
+                   trade_date=pd.to_datetime(tx["trade_date"]))
+    closes = pd.DataFrame({"security_id": "X", "currency": "USD",
+                           "date": pd.bdate_range("2024-06-03", "2024-06-14"),
+                           "close": 1000.0 * 1.05 ** np.arange(10)})
+    daily = value_entities(tx, closes, pd.Timestamp("2024-06-14")).to_frame()
+    after = daily.loc[daily["date"] > "2024-06-05"]
+    for entity in ("A", "B:X"):
+        rows = after.loc[after["entity_id"] == entity]
+        assert (rows["market_value"] == 0).all(), entity
+        assert rows["daily_return"].isna().all(), entity  # not invested: null, links as 0

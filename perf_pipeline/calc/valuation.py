@@ -63,6 +63,7 @@ POSITION_COLUMNS = [
 ]
 QUANTITY_TYPES = ("BUY", "SELL", "TRANSFER_IN", "TRANSFER_OUT")
 TRADE_TYPES = ("BUY", "SELL")
+SNAP_ULPS = 64  # a balance this many units of rounding of its turnover, or less, is 0
 
 
 STATE_COLUMNS = ["inception", "market_value", "twr_index", "holding"]
@@ -330,8 +331,8 @@ def value_entities(
         return scatter_add(n_dates, width, rows, cols, values.to_numpy(dtype=float))
 
     holding_start = carried["holding"][n_port:]
-    quantity = holding_start[n_acc:] + np.cumsum(
-        at(row[named], pos_col, effects["quantity_change"][named], n_pos), axis=0)
+    quantity = running_balance(holding_start[n_acc:],
+                               at(row[named], pos_col, effects["quantity_change"][named], n_pos))
     securities = pd.Index(pos_keys["security_id"].unique())
     price, age = _price_matrix(prices, trades, securities, dates)
     sec_of_pos = securities.get_indexer(pos_keys["security_id"])
@@ -340,8 +341,7 @@ def value_entities(
     pos_age = np.where(np.isnan(pos_price), np.nan, age[:, sec_of_pos])
 
     acc_of_pos = account_ids.get_indexer(pos_keys["account_id"])
-    cash = holding_start[:n_acc] + np.cumsum(at(row, acc_col, effects["cash_change"], n_acc),
-                                             axis=0)
+    cash = running_balance(holding_start[:n_acc], at(row, acc_col, effects["cash_change"], n_acc))
     acc_mv = cash + sum_columns_by_group(pos_mv, acc_of_pos, n_acc)
     acc_in = at(row, acc_col, effects["account_in"], n_acc)
     acc_out = at(row, acc_col, effects["account_out"], n_acc)
@@ -360,6 +360,19 @@ def value_entities(
         price_age=np.hstack([np.full((n_dates, n_port + n_acc), np.nan), pos_age]),
         holding=np.hstack([np.full((n_dates, n_port), np.nan), cash, quantity]),
     )
+
+
+def running_balance(opening: np.ndarray, changes: np.ndarray) -> np.ndarray:
+    """opening + the running sum of `changes` along axis 0, with float dust snapped to 0.
+
+    Decimal quantities are not exact in binary: buying 4,905.98 and 4,786.05 units and selling
+    9,692.03 leaves -1.8e-12, which would keep a sold-out position (or an emptied account)
+    "invested". A balance within SNAP_ULPS units of rounding of the turnover that produced it
+    (|opening| + the running sum of |changes|) is 0.
+    """
+    balance = opening + np.cumsum(changes, axis=0)
+    turnover = np.abs(opening) + np.cumsum(np.abs(changes), axis=0)
+    return np.where(np.abs(balance) <= SNAP_ULPS * np.finfo(float).eps * turnover, 0.0, balance)
 
 
 def _known_entities(opening: ValuationState | None,
