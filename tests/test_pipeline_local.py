@@ -173,6 +173,20 @@ def test_default_as_of_is_the_last_business_day_of_the_input(clean_run, tmp_path
     assert (a2["market_value"] == 2000).all()
 
 
+def test_a_rerun_at_an_earlier_as_of_leaves_nothing_of_the_later_one(clean_run, tmp_path,
+                                                                     monkeypatch):
+    root, _ = clean_run
+    store = tmp_path / "perf.duckdb"
+    run_materialize(root, store, monkeypatch)  # as of 2024-01-08
+    run_materialize(root, store, monkeypatch, as_of="2024-01-03")
+    daily = table(store, "daily_valuations")
+    metrics = table(store, "performance_metrics")
+    assert pd.to_datetime(daily["date"]).max() == pd.Timestamp("2024-01-03")
+    assert set(pd.to_datetime(metrics["calculation_date"])) == {pd.Timestamp("2024-01-03")}
+    p1 = entity_rows(daily, "P1")
+    np.testing.assert_allclose(p1["market_value"], P1_MV[:2])
+
+
 def test_cli_bad_arguments_exit_2(tmp_path):
     for args in (["run", "--as-of", "2024-02-30"], ["run", "--target", "mars"],
                  ["run", "--input", str(tmp_path / "missing")], ["launch"]):

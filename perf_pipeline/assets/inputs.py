@@ -85,12 +85,12 @@ def check_input_files_reconcile(result: ValidatedInputs) -> AssetCheckResult:
     accepted = pd.Series(0, index=files.index, dtype="int64")
     for kind in KINDS:
         table: pd.DataFrame = getattr(result, kind)
+        of_kind = files.loc[files["kind"] == kind]
         if "source_file" in table.columns:
-            accepted = accepted.add(table["source_file"].value_counts(), fill_value=0)
-        else:
-            is_kind = files["kind"] == kind
-            accepted = accepted.add(files.loc[is_kind, "rows_accepted"], fill_value=0)
-    accepted = accepted.add(files["duplicates"], fill_value=0)
+            landed = table["source_file"].value_counts()
+            accepted = accepted.add(landed, fill_value=0).add(of_kind["duplicates"], fill_value=0)
+        else:  # portfolios carry no source file: take the validator's count, duplicates included
+            accepted = accepted.add(of_kind["rows_accepted"], fill_value=0)
     rejected = result.rejected_rows["file"].value_counts().reindex(files.index, fill_value=0)
     counts = pd.DataFrame({
         "file": files.index, "rows_read": files["rows_read"].to_numpy(),

@@ -19,6 +19,7 @@ from perf_pipeline.assets.metadata import preview
 from perf_pipeline.assets.valuation import requested
 from perf_pipeline.calc.performance import performance_metrics as compute_metrics
 from perf_pipeline.calc.valuation import panel_from_frame
+from perf_pipeline.resources.duckdb_store import replaces
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
 
 REQUEST_TAG = "perf/request_id"
@@ -68,6 +69,7 @@ def performance_metrics(
                              updated_at=now)
     latest = latest_itd(metrics)
     meta = {
+        **replaces(run_request.portfolio_ids),
         "rows": len(metrics),
         "entities": int(metrics["id"].nunique()),
         "latest_itd_by_portfolio": preview(latest[SUMMARY_COLUMNS], rows=50),

@@ -18,6 +18,7 @@ from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.calc.valuation import positions as holdings
 from perf_pipeline.calc.valuation import value_entities
+from perf_pipeline.resources.duckdb_store import replaces
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
 
 SUM_TOLERANCE = 1e-6  # relative to max(1, |value|)
@@ -87,11 +88,12 @@ def valuations(
     daily = panel.to_frame()
     context.log.info("valued %d entities over %d business days up to %s",
                      len(panel.entities), len(panel.dates), as_of.date())
+    scope = replaces(run_request.portfolio_ids)
     yield Output(held, output_name="positions",
-                 metadata={"rows": len(held), **date_range(held["date"])})
+                 metadata={"rows": len(held), **date_range(held["date"]), **scope})
     yield Output(daily, output_name="daily_valuations", metadata={
         "rows": len(daily), "entities": len(panel.entities), "as_of": str(as_of.date()),
-        **date_range(daily["date"]),
+        **date_range(daily["date"]), **scope,
     })
     yield check_positions_no_negative_holdings(held)
     yield check_daily_valuations_priced(daily)

@@ -187,7 +187,7 @@ class _Context:
             frame[name] = np.where(invested, risk[name], np.nan)
         frame["benchmark_id"] = self.benchmark_id[ent]
         bench_twr = self.bench_close_at(np.full(ent.size, calc_date.to_datetime64()), ent)
-        frame["benchmark_twr"] = bench_twr / close_b - 1.0
+        frame["benchmark_twr"] = np.where(invested, bench_twr / close_b - 1.0, np.nan)
         frame.loc[~has_bench, BENCHMARK_COLUMNS] = np.nan
         frame["calculation_method"] = "daily"
         frame["_ent"], frame["_b"], frame["_e"], frame["_days"] = ent, b, e, days

@@ -8,13 +8,19 @@ shared to read), so processes of a multiprocess run queue for the file instead o
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from dagster import (
+    ConfigurableIOManager,
+    ConfigurableResource,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+)
 from pydantic import Field
 
 
@@ -59,16 +65,27 @@ def table_name(context: OutputContext | InputContext) -> str:
     return "__".join(context.asset_key.path)
 
 
+REPLACES = "replaces"
+"""Runtime output metadata naming what an output replaces: "all", or the list of values of
+the asset's ``replace_scope`` column (e.g. the portfolios a run was asked for)."""
+
+
+def replaces(values: Sequence[str] | None) -> dict[str, MetadataValue]:
+    """Output metadata saying that the output replaces these scope values (None: all rows)."""
+    return {REPLACES: MetadataValue.json(sorted(values)) if values else MetadataValue.text("all")}
+
+
 class DuckDBIOManager(ConfigurableIOManager):
     """Stores each asset's DataFrame as a DuckDB table and loads it back.
 
-    Output metadata steers the write:
-    - ``replace_scope`` (a column): only the rows whose value of that column occurs in the
-      output are replaced (a run for some portfolios leaves the others alone); without it
-      the table is replaced whole.
-    - ``keep_created_at`` (key columns): rows rewritten under the same key keep their
-      ``created_at``.
-    Date-only columns are stored as DATE.
+    The write replaces the whole table, unless the asset has a ``replace_scope`` column
+    (definition metadata) and the output names the values it replaces (``replaces`` runtime
+    metadata, see `replaces`): then only the rows of those values are replaced, including
+    values with no row in the output (a portfolio not yet born at an earlier as-of date), and
+    the rest stays. ``keep_created_at`` (key columns, definition metadata): a row rewritten
+    under the same key keeps its ``created_at``. Date-only columns are stored as DATE, and a
+    column that is null throughout as VARCHAR (DuckDB would type it NULL and refuse values
+    later).
     """
 
     store: DuckDBStore
@@ -76,9 +93,9 @@ class DuckDBIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
         table = table_name(context)
         meta = context.definition_metadata or {}
-        scope = meta.get("replace_scope")
-        keys = meta.get("keep_created_at")
-        select = _select_with_dates(obj)
+        scope, keys = meta.get("replace_scope"), meta.get("keep_created_at")
+        replaced = getattr((context.output_metadata or {}).get(REPLACES), "value", None)
+        select = _select_typed(obj)
         with self.store.connect(write=True) as con:
             con.register("frame", obj)
             exists = self.store.table_exists(con, table)
@@ -88,18 +105,17 @@ class DuckDBIOManager(ConfigurableIOManager):
                     f"SELECT n.* REPLACE (coalesce(o.created_at, n.created_at) AS created_at) "
                     f'FROM ({select}) n LEFT JOIN "{table}" o ON {join}'
                 )
+            con.execute(f"CREATE TEMP TABLE incoming AS {select}")
             con.execute("BEGIN TRANSACTION")
-            if exists and scope:
-                con.execute(f"CREATE TEMP TABLE incoming AS {select}")
-                con.execute(
-                    f'DELETE FROM "{table}" WHERE "{scope}" IN (SELECT DISTINCT "{scope}" '
-                    f"FROM incoming)"
-                )
+            if exists and scope and isinstance(replaced, list):
+                con.register("replaced", pd.DataFrame({"value": replaced}, dtype=object))
+                con.execute(f'DELETE FROM "{table}" WHERE "{scope}" IN '
+                            f"(SELECT value FROM replaced)")
                 con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
-                con.execute("DROP TABLE incoming")
             else:
-                con.execute(f'CREATE OR REPLACE TABLE "{table}" AS {select}')
+                con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM incoming')
             con.execute("COMMIT")
+            con.execute("DROP TABLE incoming")
             rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
         context.add_output_metadata({
             "table": f"{self.store.path}:{table}",
@@ -111,14 +127,17 @@ class DuckDBIOManager(ConfigurableIOManager):
         return self.store.read_table(table_name(context))
 
 
-def _select_with_dates(frame: pd.DataFrame) -> str:
-    """SELECT over the registered frame with date-only datetime columns cast to DATE."""
+def _select_typed(frame: pd.DataFrame) -> str:
+    """SELECT over the registered frame: date-only datetime columns as DATE, all-null columns
+    as VARCHAR."""
     casts = []
     for name in frame.columns:
         column = frame[name]
+        values = column.dropna()
         if pd.api.types.is_datetime64_any_dtype(column) and column.dt.tz is None:
-            values = column.dropna()
             if values.empty or (values == values.dt.normalize()).all():
                 casts.append(f'CAST("{name}" AS DATE) AS "{name}"')
+        elif values.empty and not pd.api.types.is_numeric_dtype(column):
+            casts.append(f'CAST("{name}" AS VARCHAR) AS "{name}"')
     replace = f" REPLACE ({', '.join(casts)})" if casts else ""
     return f"SELECT *{replace} FROM frame"
