@@ -382,7 +382,7 @@ def test_given_portfolio_base_currency_decides_and_rejected_portfolio_is_inferre
     )
     tx = _tx(
         _tx_row(transaction_id="T1", portfolio_id="P1", currency="USD"),
-        _tx_row(transaction_id="T2", portfolio_id="P2", currency="USD"),
+        _tx_row(transaction_id="T2", portfolio_id="P2", account_id="A2", currency="USD"),
     )
     result = _run(portfolios, tx)
     got = result.portfolios.set_index("portfolio_id")
@@ -413,3 +413,16 @@ def test_no_files_gives_empty_tables():
     assert list(result.rejected_rows.columns) == [
         "file", "kind", "line", "rule", "column", "message", "row",
     ]  # fmt: skip
+
+
+def test_an_account_under_two_portfolios_is_rejected_whole_not_merged():
+    result = _run(_tx(
+        _tx_row(transaction_id="T1", portfolio_id="P1", account_id="A"),
+        _tx_row(transaction_id="T2", portfolio_id="P2", account_id="A"),
+        _tx_row(transaction_id="T3", portfolio_id="P1", account_id="B"),
+    ))
+    assert list(result.transactions["transaction_id"]) == ["T3"]
+    rejected = result.rejected_rows
+    assert list(rejected["rule"]) == ["account_in_one_portfolio"] * 2
+    assert list(rejected["line"]) == [2, 3]
+    assert set(result.portfolios["portfolio_id"]) == {"P1"}

@@ -73,6 +73,7 @@ RULES: Final = (
     "non_negative",
     "required_for_type",
     "duplicate_conflict",
+    "account_in_one_portfolio",
     "currency_matches_portfolio",
 )
 
@@ -90,6 +91,7 @@ RULE_TEXT: Final = {
     "non_negative": "must be >= 0",
     "required_for_type": "is required for this transaction type",
     "duplicate_conflict": "the same key was delivered with different content",
+    "account_in_one_portfolio": "the account appears under more than one portfolio",
     "currency_matches_portfolio": "differs from the portfolio's base currency",
 }
 

@@ -15,6 +15,9 @@ Order of work (all vectorized over the rows of one kind):
    content are one record (the first copy is kept, the others count as ``duplicates`` of
    their file); rows with the same key and different content are all rejected
    (``duplicate_conflict``).
+   An account_id must belong to one portfolio (entities are keyed by account_id): when the
+   surviving transactions name one account under several portfolios, every row of that
+   account is rejected (``account_in_one_portfolio``), nothing merged.
 5. Portfolios: every portfolio_id of a surviving transaction that has no accepted portfolio
    row gets an inferred one (client_id = portfolio_id, no benchmark, the currency of its
    earliest transaction by trade_date then transaction_id). A portfolio whose rows were all
@@ -137,6 +140,7 @@ def validate_inputs(
     batches = {kind: _row_rules(kind, tables[kind], latest) for kind in KINDS}
     for batch in batches.values():
         _collapse_duplicates(batch)
+    _check_account_owner(batches["transactions"])
     portfolios = _portfolios(batches["portfolios"], batches["transactions"])
     _check_currency(batches["transactions"], portfolios)
 
@@ -284,6 +288,17 @@ def _collapse_duplicates(batch: _Batch) -> None:
     identical = copies[~in_conflict]
     later = identical.duplicated(subset=key, keep="first").to_numpy()
     batch.duplicate_rows = copy_rows[~in_conflict][later]
+
+
+def _check_account_owner(batch: _Batch) -> None:
+    """Step 4: reject every row of an account that surviving rows put in several portfolios."""
+    t = TransactionsModel
+    alive = np.flatnonzero(_alive(batch))
+    rows = batch.frame.iloc[alive]
+    owners = rows.groupby(t.account_id)[t.portfolio_id].transform("nunique")
+    shared = (owners > 1).to_numpy(dtype=bool)
+    _add_failures(batch, alive[shared], "account_in_one_portfolio",
+                  f"{t.account_id}+{t.portfolio_id}")
 
 
 def _accepted(batch: _Batch) -> pd.DataFrame:
