@@ -479,12 +479,12 @@ def panel_from_frame(frame: pd.DataFrame) -> ValuationPanel:
     if frame.empty:
         return _empty_panel()
     dates = business_days(frame["date"].min(), frame["date"].max())
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(frame[["entity_type", "entity_id"]]))
+    codes, n_entities = _entity_codes(frame)
     row = np.asarray(dates.searchsorted(frame["date"]))
     entities = frame.groupby(codes, sort=True).head(1)[ENTITY_COLUMNS].reset_index(drop=True)
     inception = frame["date"].groupby(codes, sort=True).min()
     entities["inception"] = pd.DatetimeIndex(inception.to_numpy()).as_unit("ns")
-    shape = (len(dates), len(uniques))
+    shape = (len(dates), n_entities)
 
     def matrix(name: str, fill: float) -> np.ndarray:
         out = np.full(shape, fill)
@@ -502,3 +502,12 @@ def panel_from_frame(frame: pd.DataFrame) -> ValuationPanel:
         price_age_days=matrix("price_age_days", np.nan),
         holding=np.full(shape, np.nan),
     )
+
+
+def _entity_codes(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Per row, the number of its (entity_type, entity_id) in order of first appearance, and
+    the number of entities (a factorization of the pair without building tuples)."""
+    type_codes, _ = pd.factorize(frame["entity_type"])
+    id_codes, ids = pd.factorize(frame["entity_id"])
+    codes, uniques = pd.factorize(type_codes.astype(np.int64) * max(len(ids), 1) + id_codes)
+    return codes, len(uniques)
