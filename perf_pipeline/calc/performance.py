@@ -115,6 +115,13 @@ class _Context:
         self.value = np.vstack([zero, panel.market_value])
         self.valid_count = np.vstack([zero, np.cumsum(~np.isnan(panel.daily_return), axis=0)])
         self.inception_row = panel.dates.searchsorted(panel.entities["inception"].to_numpy())
+        self.inception = panel.entities["inception"].to_numpy()
+        # entities x dates copies: a window's rows of a set of entities are contiguous runs
+        self.return_by_entity = np.ascontiguousarray(panel.daily_return.T)
+        ent = panel.entities
+        self.labels = {name: ent[name].to_numpy() for name in ("entity_type", "entity_id",
+                                                               "portfolio_id")}
+        self.id = (ent["entity_type"] + "#" + ent["entity_id"]).to_numpy()
 
         ports = portfolios.set_index("portfolio_id")
         ent = panel.entities
@@ -130,6 +137,7 @@ class _Context:
         prev = np.vstack([np.full((1, n_ent), np.nan), self.bench_close[:-1]])
         rows = self.bench_calendar.get_indexer(panel.dates)
         self.bench_return = (self.bench_close / prev - 1.0)[rows]
+        self.bench_return_by_entity = np.ascontiguousarray(self.bench_return.T)
 
         nonzero = (panel.inflow != 0) | (panel.outflow != 0)
         f_row, f_ent = np.nonzero(nonzero.T)[1], np.nonzero(nonzero.T)[0]
@@ -151,7 +159,7 @@ class _Context:
         alive = np.nonzero(self.inception_row <= d)[0]
         if d >= len(panel.dates) or panel.dates[d] != calc_date or alive.size == 0:
             return None
-        inception = panel.entities["inception"].to_numpy()[alive]
+        inception = self.inception[alive]
         bounds = period_bounds(np.full(alive.size, calc_date.to_datetime64()), period, inception)
         keep = bounds["reported"].to_numpy()
         ent = alive[keep]
@@ -165,34 +173,35 @@ class _Context:
         twr = self.index[e, ent] / self.index[b, ent] - 1.0
         invested = (self.valid_count[e, ent] - self.valid_count[b, ent]) > 0
         lo = int(b.min())
-        window = np.arange(lo, e)[:, None] >= b[None, :]  # panel rows after the row of b
-        r = np.where(window, panel.daily_return[lo:e][:, ent], np.nan)
+        r = self.return_by_entity[ent, lo:e]  # entities x days; NaN before each row of b
+        r[np.arange(lo, e)[None, :] < b[:, None]] = np.nan
         close_b = self.bench_close_at(base, ent)
         has_bench = ~np.isnan(close_b)
-        m = np.where(has_bench[None, :], self.bench_return[lo:e][:, ent], np.nan)
-        risk = risk_metrics_array(r, m, risk_free_rate=rf, periods_per_year=ppy, ddof=ddof)
+        m = self.bench_return_by_entity[ent, lo:e]
+        m[~has_bench] = np.nan
+        risk = risk_metrics_array(r.T, m.T, risk_free_rate=rf, periods_per_year=ppy, ddof=ddof)
+        bench_twr = self.bench_close_at(np.full(ent.size, calc_date.to_datetime64()), ent) / close_b
 
-        frame = panel.entities.iloc[ent][["entity_type", "entity_id", "portfolio_id"]]
-        frame = frame.reset_index(drop=True)
-        frame.insert(0, "id", frame["entity_type"] + "#" + frame["entity_id"])
-        frame.insert(1, "calculation_date", calc_date)
-        frame["client_id"] = self.client_id[ent]
-        frame["time_period"] = period
-        frame["start_date"] = pd.DatetimeIndex(base)
-        frame["end_date"] = calc_date
-        frame["partial_period"] = bounds["partial_period"].to_numpy()[keep]
-        frame["twr"] = np.where(invested, twr, 0.0)
-        frame["twr_annualized"] = np.where(invested, annualize(twr, days), np.nan)
-        for name in RISK_COLUMNS:
-            frame[name] = np.where(invested, risk[name], np.nan)
-        frame["benchmark_id"] = self.benchmark_id[ent]
-        bench_twr = self.bench_close_at(np.full(ent.size, calc_date.to_datetime64()), ent)
-        frame["benchmark_twr"] = np.where(invested, bench_twr / close_b - 1.0, np.nan)
-        frame.loc[~has_bench, BENCHMARK_COLUMNS] = np.nan
-        frame["calculation_method"] = "daily"
-        frame["_ent"], frame["_b"], frame["_e"], frame["_days"] = ent, b, e, days
-        frame["_invested"] = invested
-        return frame
+        def figure(values: np.ndarray, benchmark: bool = False) -> np.ndarray:
+            """values where the window is invested (and has a benchmark), else NaN."""
+            shown = invested & has_bench if benchmark else invested
+            return np.where(shown, values, np.nan)
+
+        columns = {
+            "id": self.id[ent], "calculation_date": calc_date,
+            **{name: labels[ent] for name, labels in self.labels.items()},
+            "client_id": self.client_id[ent], "time_period": period,
+            "start_date": pd.DatetimeIndex(base), "end_date": calc_date,
+            "partial_period": bounds["partial_period"].to_numpy()[keep],
+            "twr": np.where(invested, twr, 0.0),
+            "twr_annualized": figure(annualize(twr, days)),
+            **{name: figure(risk[name], name in BENCHMARK_COLUMNS) for name in RISK_COLUMNS},
+            "benchmark_id": self.benchmark_id[ent],
+            "benchmark_twr": figure(bench_twr - 1.0, benchmark=True),
+            "calculation_method": "daily",
+            "_ent": ent, "_b": b, "_e": e, "_days": days, "_invested": invested,
+        }
+        return pd.DataFrame(columns)
 
     def window_flows(self, metrics: pd.DataFrame) -> pd.DataFrame:
         """Net external flows (+ in) of every window on each of its flow days in (b, D].
