@@ -166,11 +166,13 @@ def _off(frame: pd.DataFrame) -> pd.Series:
 
 def check_daily_valuations_prices_fresh(daily: pd.DataFrame) -> AssetCheckResult:
     """Warn on held securities whose price is older than 5 business days."""
-    held = daily.loc[(daily["entity_type"] == "security") & (daily["market_value"] != 0)
-                     & daily["price_age_days"].notna()]
-    day = held["date"].to_numpy().astype("datetime64[D]")
-    source = day - held["price_age_days"].to_numpy().astype("timedelta64[D]")
-    stale = held.loc[np.busday_count(source, day) > STALE_BUSINESS_DAYS]
+    held = ((daily["entity_type"] == "security") & (daily["market_value"] != 0)
+            & daily["price_age_days"].notna()).to_numpy()
+    day = daily["date"].to_numpy()[held].astype("datetime64[D]")
+    source = day - daily["price_age_days"].to_numpy()[held].astype("timedelta64[D]")
+    late = np.zeros(len(daily), dtype=bool)
+    late[held] = np.busday_count(source, day) > STALE_BUSINESS_DAYS
+    stale = daily.loc[late]  # only the offending rows are copied
     return AssetCheckResult(
         check_name="prices_fresh", asset_key="daily_valuations", passed=stale.empty,
         severity=AssetCheckSeverity.WARN,

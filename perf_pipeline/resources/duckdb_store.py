@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 from dagster import (
     ConfigurableIOManager,
@@ -133,11 +134,12 @@ def _select_typed(frame: pd.DataFrame) -> str:
     casts = []
     for name in frame.columns:
         column = frame[name]
-        values = column.dropna()
         if pd.api.types.is_datetime64_any_dtype(column) and column.dt.tz is None:
-            if values.empty or (values == values.dt.normalize()).all():
+            stamps = column.to_numpy()
+            stamps = stamps[~np.isnat(stamps)]
+            if (stamps == stamps.astype("datetime64[D]")).all():
                 casts.append(f'CAST("{name}" AS DATE) AS "{name}"')
-        elif values.empty and not pd.api.types.is_numeric_dtype(column):
+        elif not pd.api.types.is_numeric_dtype(column) and column.isna().all():
             casts.append(f'CAST("{name}" AS VARCHAR) AS "{name}"')
     replace = f" REPLACE ({', '.join(casts)})" if casts else ""
     return f"SELECT *{replace} FROM frame"
