@@ -118,20 +118,24 @@ class _Context:
         self.inception = panel.entities["inception"].to_numpy()
         # entities x dates copies: a window's rows of a set of entities are contiguous runs
         self.return_by_entity = np.ascontiguousarray(panel.daily_return.T)
-        ent = panel.entities
-        self.labels = {name: ent[name].to_numpy() for name in ("entity_type", "entity_id",
-                                                               "portfolio_id")}
-        self.id = (ent["entity_type"] + "#" + ent["entity_id"]).to_numpy()
 
         ports = portfolios.set_index("portfolio_id")
         ent = panel.entities
-        self.client_id = ports["client_id"].reindex(ent["portfolio_id"]).to_numpy()
-        self.client_id = np.where(pd.isna(self.client_id), ent["portfolio_id"], self.client_id)
-        self.benchmark_id = ports["benchmark_id"].reindex(ent["portfolio_id"]).to_numpy()
+        client_id = ports["client_id"].reindex(ent["portfolio_id"]).to_numpy()
+        benchmark_id = ports["benchmark_id"].reindex(ent["portfolio_id"]).to_numpy()
+        # the text columns of a metrics row, per entity, typed once (a step only takes rows)
+        self.text = {name: pd.array(values, dtype="str") for name, values in {
+            "id": (ent["entity_type"] + "#" + ent["entity_id"]).to_numpy(),
+            "entity_type": ent["entity_type"].to_numpy(),
+            "entity_id": ent["entity_id"].to_numpy(),
+            "portfolio_id": ent["portfolio_id"].to_numpy(),
+            "client_id": np.where(pd.isna(client_id), ent["portfolio_id"], client_id),
+            "benchmark_id": benchmark_id,
+        }.items()}
 
         closes = benchmark_closes(benchmarks, panel.dates)
         self.bench_calendar = closes.index
-        bench_col = closes.columns.get_indexer(pd.Index(self.benchmark_id))
+        bench_col = closes.columns.get_indexer(pd.Index(benchmark_id))
         table = np.column_stack([closes.to_numpy(dtype=float), np.full(len(closes), np.nan)])
         self.bench_close = table[:, bench_col]  # column -1 (no benchmark) is all NaN
         prev = np.vstack([np.full((1, n_ent), np.nan), self.bench_close[:-1]])
@@ -188,15 +192,13 @@ class _Context:
             return np.where(shown, values, np.nan)
 
         columns = {
-            "id": self.id[ent], "calculation_date": calc_date,
-            **{name: labels[ent] for name, labels in self.labels.items()},
-            "client_id": self.client_id[ent], "time_period": period,
+            **{name: values.take(ent) for name, values in self.text.items()},
+            "calculation_date": calc_date, "time_period": period,
             "start_date": pd.DatetimeIndex(base), "end_date": calc_date,
             "partial_period": bounds["partial_period"].to_numpy()[keep],
             "twr": np.where(invested, twr, 0.0),
             "twr_annualized": figure(annualize(twr, days)),
             **{name: figure(risk[name], name in BENCHMARK_COLUMNS) for name in RISK_COLUMNS},
-            "benchmark_id": self.benchmark_id[ent],
             "benchmark_twr": figure(bench_twr - 1.0, benchmark=True),
             "calculation_method": "daily",
             "_ent": ent, "_b": b, "_e": e, "_days": days, "_invested": invested,
