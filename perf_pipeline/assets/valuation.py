@@ -136,8 +136,10 @@ def cash_by_account_day(held: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFr
 
 def check_daily_valuations_add_up(daily: pd.DataFrame, held: pd.DataFrame) -> AssetCheckResult:
     """Recompute accounts from securities + cash and portfolios from accounts, to 1e-6."""
-    by_type = {kind: daily.loc[daily["entity_type"] == kind]
-               for kind in ("portfolio", "account", "security")}
+    kind = daily["entity_type"]
+    columns = ["date", "portfolio_id", "account_id", "market_value"]  # all that is compared
+    by_type = {name: daily.loc[kind == name, columns]
+               for name in ("portfolio", "account", "security")}
     days = pd.DatetimeIndex(daily["date"].unique()).sort_values()
     securities = (by_type["security"].groupby(["date", "account_id"])["market_value"].sum()
                   .rename("securities").reset_index())
