@@ -97,9 +97,7 @@ def performance_metrics(
     if not chunks:
         return pd.DataFrame(columns=METRIC_COLUMNS), pd.DataFrame(
             columns=["id", "calculation_date", "time_period", "status"])
-    metrics = pd.concat(chunks, ignore_index=True)
-    issues = pd.concat(issues, ignore_index=True)
-    return metrics[METRIC_COLUMNS], issues
+    return pd.concat(chunks, ignore_index=True), pd.concat(issues, ignore_index=True)
 
 
 class _Context:
