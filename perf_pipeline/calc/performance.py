@@ -182,7 +182,7 @@ class _Context:
         m = self.bench_return_by_entity[ent, lo:e]
         m[~has_bench] = np.nan
         risk = risk_metrics_array(r.T, m.T, risk_free_rate=rf, periods_per_year=ppy, ddof=ddof)
-        bench_twr = self.bench_close_at(np.full(ent.size, calc_date.to_datetime64()), ent) / close_b
+        close_d = self.bench_close_at(np.full(ent.size, calc_date.to_datetime64()), ent)
 
         def figure(values: np.ndarray, benchmark: bool = False) -> np.ndarray:
             """values where the window is invested (and has a benchmark), else NaN."""
@@ -197,7 +197,7 @@ class _Context:
             "twr": np.where(invested, twr, 0.0),
             "twr_annualized": figure(annualize(twr, days)),
             **{name: figure(risk[name], name in BENCHMARK_COLUMNS) for name in RISK_COLUMNS},
-            "benchmark_twr": figure(bench_twr - 1.0, benchmark=True),
+            "benchmark_twr": figure(close_d / close_b - 1.0, benchmark=True),
             "calculation_method": "daily",
             "_ent": ent, "_b": b, "_e": e, "_days": days, "_invested": invested,
         }
