@@ -103,10 +103,21 @@ def _reject_constant(name: str) -> Any:
     raise BadRequestError("body is not valid JSON", [_issue("body", f"{name} is not JSON")])
 
 
+def _parse_int(digits: str) -> int:
+    """A JSON integer; one longer than Python's int-conversion limit (4300 digits) is a 400."""
+    try:
+        return int(digits)
+    except ValueError as exc:
+        raise BadRequestError(
+            "body is not valid JSON", [_issue("body", "integer has too many digits")]
+        ) from exc
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Parse a UTF-8 JSON object strictly: no duplicate keys, no NaN/Infinity, bounded depth.
 
-    Nesting so deep that the parser runs out of stack is a 400, not a RecursionError.
+    Nesting so deep that the parser runs out of stack, and an integer too long to convert,
+    are a 400, not a RecursionError or ValueError.
     """
     try:
         text = raw.decode("utf-8")
@@ -116,7 +127,10 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise BadRequestError("body is empty", [_issue("body", "a JSON object is required")])
     try:
         value = json.loads(
-            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
         )
     except RecursionError as exc:
         raise BadRequestError("body is nested too deeply", [_issue("body", "too deep")]) from exc

@@ -375,6 +375,16 @@ INVALID_BODIES = [
     pytest.param("null", 400, id="null"),
     pytest.param("[" * 10000 + "]" * 10000, 400, id="nested-array-10000"),
     pytest.param(_nested(10000), 400, id="nested-field-10000"),
+    pytest.param(
+        '{"portfolio_ids": ["P1"], "as_of": "2024-06-28", "x": 1' + "0" * 5000 + "}",
+        400,
+        id="int-5001-digits",
+    ),
+    pytest.param(
+        '{"portfolio_ids": ["P1"], "as_of": "2024-06-28", "request_id": -' + "9" * 4301 + "}",
+        400,
+        id="known-field-int-4301-digits",
+    ),
     pytest.param({"portfolio_ids": "P1", "as_of": "2024-06-28"}, 400, id="ids-string"),
     pytest.param({"portfolio_ids": [1], "as_of": "2024-06-28"}, 400, id="ids-int"),
     pytest.param({"portfolio_ids": [], "as_of": "2024-06-28"}, 400, id="ids-empty"),
