@@ -24,6 +24,7 @@ ENTITY_TYPES = ("portfolio", "account", "security")
 PERIODS = ("MTD", "QTD", "YTD", "1M", "3M", "6M", "1Y", "3Y", "5Y", "10Y", "ITD")
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SECURITY_ENTITY_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}:[A-Za-z0-9._-]{1,64}")
 _DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CALCULATE_FIELDS = frozenset({"portfolio_ids", "as_of", "request_id"})
 _METRICS_QUERY_FIELDS = frozenset({"date", "period"})
@@ -51,6 +52,14 @@ class MetricsQuery:
 def is_id(value: object) -> bool:
     """True for a string of 1 to 64 characters of A-Z a-z 0-9 . _ - (data.md's id pattern)."""
     return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None
+
+
+def is_entity_id(entity_type: str, value: str) -> bool:
+    """True for a metrics entity id: `{account_id}:{security_id}` (two ids) for a security,
+    a plain id for a portfolio or an account (calculations.md's entity ids)."""
+    if entity_type == "security":
+        return _SECURITY_ENTITY_ID_PATTERN.fullmatch(value) is not None
+    return is_id(value)
 
 
 def parse_date(value: object) -> date | None:
@@ -203,8 +212,13 @@ def parse_metrics_query(
     ]
     if entity_type not in ENTITY_TYPES:
         issues.append(_issue("entity_type", f"must be one of {', '.join(ENTITY_TYPES)}"))
-    if not is_id(entity_id):
-        issues.append(_issue("entity_id", "must be 1-64 characters of A-Za-z0-9._-"))
+    if not is_entity_id(entity_type, entity_id):
+        issue = (
+            "must be {account_id}:{security_id}, each 1-64 characters of A-Za-z0-9._-"
+            if entity_type == "security"
+            else "must be 1-64 characters of A-Za-z0-9._-"
+        )
+        issues.append(_issue("entity_id", issue))
     as_of = parse_date(query["date"]) if "date" in query else None
     if "date" in query and as_of is None:
         issues.append(_issue("date", "must be a real date as YYYY-MM-DD"))

@@ -692,8 +692,8 @@ def table(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             )
         batch.put_item(Item=_item("portfolio#P1", "2024-05-31", "1Y", "P1", twr=Decimal("-0.5")))
         batch.put_item(Item=_item("account#A9", "2024-06-28", "1Y", "P3", twr=Decimal("0.1")))
-        batch.put_item(Item=_item("security#S1", "2024-06-28", "1Y", "P1"))
-        batch.put_item(Item=_item("security#S1", "2024-06-28", "3Y", "P3"))
+        batch.put_item(Item=_item("security#ACC1:SEC1", "2024-06-28", "1Y", "P1"))
+        batch.put_item(Item=_item("security#ACC1:SEC1", "2024-06-28", "3Y", "P3"))
     use(monkeypatch, dynamodb_table=TABLE)
     yield created
 
@@ -721,10 +721,11 @@ def test_metrics_date_only_and_period_only_and_all(table: Any) -> None:
 
 
 def test_metrics_drop_items_of_foreign_portfolios(table: Any) -> None:
-    status, body = _metrics("/metrics/security/S1")
+    status, body = _metrics("/metrics/security/ACC1:SEC1")
     assert status == 200
+    assert body["entity_id"] == "ACC1:SEC1"
     assert [item["portfolio_id"] for item in body["items"]] == ["P1"]
-    star = _metrics("/metrics/security/S1", tok=token(portfolios=["*"]))[1]["items"]
+    star = _metrics("/metrics/security/ACC1:SEC1", tok=token(portfolios=["*"]))[1]["items"]
     assert len(star) == 2
 
 
@@ -758,6 +759,8 @@ def test_metrics_paginates(table: Any) -> None:
     [
         ("/metrics/fund/P1", None),
         ("/metrics/portfolio/P%201", None),
+        ("/metrics/security/SEC1", None),
+        ("/metrics/portfolio/ACC1:SEC1", None),
         ("/metrics/portfolio/P1", {"date": "2024-02-30"}),
         ("/metrics/portfolio/P1", {"date": "28/06/2024"}),
         ("/metrics/portfolio/P1", {"period": "2Y"}),

@@ -173,9 +173,36 @@ def test_json_object_parsing_accepts_an_object() -> None:
 def test_metrics_query_validation() -> None:
     query = parse_metrics_query("portfolio", "P1", {"date": "2024-06-28", "period": "1Y"})
     assert query == MetricsQuery("portfolio", "P1", date(2024, 6, 28), "1Y")
-    assert parse_metrics_query("security", "S.1", None) == MetricsQuery(
-        "security", "S.1", None, None
+    assert parse_metrics_query("security", "ACC.1:S-1", None) == MetricsQuery(
+        "security", "ACC.1:S-1", None, None
     )
+
+
+@pytest.mark.parametrize(
+    ("entity_type", "entity_id"),
+    [
+        ("security", "S1"),  # a security is {account_id}:{security_id}
+        ("security", ":S1"),
+        ("security", "A1:"),
+        ("security", "A1:S1:X"),
+        ("security", "A 1:S1"),
+        ("security", "A1:" + "S" * 65),
+        ("portfolio", "A1:S1"),  # only a security id has two parts
+        ("account", "A1:S1"),
+    ],
+)
+def test_metrics_entity_id_form_depends_on_entity_type(entity_type: str, entity_id: str) -> None:
+    with pytest.raises(BadRequestError) as info:
+        parse_metrics_query(entity_type, entity_id, None)
+    assert [d["field"] for d in info.value.details] == ["entity_id"]
+
+
+def test_metrics_security_id_accepts_two_ids_of_64_characters() -> None:
+    entity_id = "A" * 64 + ":" + "S" * 64
+    assert parse_metrics_query("security", entity_id, None).entity_id == entity_id
+
+
+def test_metrics_query_validation_names_every_bad_parameter() -> None:
     with pytest.raises(BadRequestError) as info:
         parse_metrics_query("fund", "P 1", {"date": "2024-13-01", "period": "2Y", "x": "1"})
     assert {d["field"] for d in info.value.details} == {
