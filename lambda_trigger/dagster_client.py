@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -157,11 +158,14 @@ class DagsterClient:
             )
         return data
 
-    def runs_with_tag(self, key: str, value: str, limit: int = 1) -> list[RunInfo]:
-        """Runs carrying tag key=value, newest first (at most `limit`)."""
+    def runs_with_tags(self, tags: Mapping[str, str], limit: int = 1) -> list[RunInfo]:
+        """Runs carrying every tag key=value of `tags`, newest first (at most `limit`)."""
         data = self._post(
             RUNS_BY_TAG_QUERY,
-            {"filter": {"tags": [{"key": key, "value": value}]}, "limit": limit},
+            {
+                "filter": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
+                "limit": limit,
+            },
         )
         result = _result(data, "runsOrError")
         if result["__typename"] != "Runs":
@@ -169,6 +173,10 @@ class DagsterClient:
                 f"runsOrError answered {result['__typename']}", request_sent=True
             )
         return [_run_info(node) for node in result["results"]]
+
+    def runs_with_tag(self, key: str, value: str, limit: int = 1) -> list[RunInfo]:
+        """Runs carrying the one tag key=value (`runs_with_tags` with a single tag)."""
+        return self.runs_with_tags({key: value}, limit)
 
     def launch_run(
         self,

@@ -63,7 +63,7 @@ def calculate() -> Response:
     body = parse_json_object(raw_body_bytes(event.body, bool(event.is_base64_encoded)))
     request = parse_calculate_request(body)
     principal.require(request.portfolio_ids)
-    submission = dependencies.trigger.submit(request)
+    submission = dependencies.trigger.submit(request, principal.subject)
     logger.info(
         "calculation submitted",
         subject=principal.subject,

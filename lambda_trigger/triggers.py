@@ -1,9 +1,14 @@
 """Turn a validated calculation request into a Dagster run, directly or through SQS.
 
-GraphqlTrigger is idempotent on request_id: it first looks for a run tagged
-`perf/request_id` = request_id and returns it; only when none exists does it launch.
+GraphqlTrigger is idempotent per caller: a run is keyed on (request_id, the token's `sub`),
+tagged `perf/request_id` and `perf/requested_by`. It first looks for a run carrying both tags
+and returns it; only when none exists does it launch. So a caller who repeats a request_id
+gets his own run back, while another caller reusing the same request_id gets a run of his
+own (never someone else's run_id).
 SqsTrigger queues a `portfolio_performance` message; the request_id in the body makes the
-SQS sensor's work idempotent (standard queues have no deduplication id).
+SQS sensor's work idempotent (standard queues have no deduplication id). The message schema
+is fixed by interfaces.md and has no requester field, so in SQS mode the key is request_id
+alone.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from lambda_trigger.errors import ServiceUnavailableError, UpstreamRejectedError
 from lambda_trigger.validation import CalculateRequest
 
 REQUEST_ID_TAG = "perf/request_id"
+REQUESTED_BY_TAG = "perf/requested_by"
 PORTFOLIO_IDS_TAG = "perf/portfolio_ids"
 NOT_LAUNCHED = "nothing was launched"
 
@@ -40,7 +46,9 @@ class Submission:
 class Trigger(Protocol):
     """Starts the performance calculation for one validated request."""
 
-    def submit(self, request: CalculateRequest) -> Submission: ...
+    def submit(self, request: CalculateRequest, requested_by: str) -> Submission:
+        """Launch or queue `request` for the caller whose token subject is `requested_by`."""
+        ...
 
 
 def run_config(request: CalculateRequest) -> dict[str, Any]:
@@ -66,6 +74,11 @@ def run_tags(request: CalculateRequest) -> dict[str, str]:
     }
 
 
+def idempotency_tags(request: CalculateRequest, requested_by: str) -> dict[str, str]:
+    """The tags that identify one caller's request: its request_id and the token's subject."""
+    return {REQUEST_ID_TAG: request.request_id, REQUESTED_BY_TAG: requested_by}
+
+
 def run_portfolio_ids(tags: dict[str, str]) -> tuple[str, ...] | None:
     """The portfolio ids a run was tagged with by this API, or None for an untagged run."""
     value = tags.get(PORTFOLIO_IDS_TAG)
@@ -85,16 +98,17 @@ def _unavailable(exc: DagsterUnreachableError) -> ServiceUnavailableError:
 
 
 class GraphqlTrigger:
-    """Launches the job through Dagster's GraphQL API, at most once per request_id."""
+    """Launches the job through Dagster's GraphQL API, at most once per (request_id, caller)."""
 
     def __init__(self, client: DagsterClient, selector: JobSelector) -> None:
         self._client = client
         self._selector = selector
 
-    def submit(self, request: CalculateRequest) -> Submission:
-        """The existing run for this request_id, or a newly launched one."""
+    def submit(self, request: CalculateRequest, requested_by: str) -> Submission:
+        """This caller's existing run for this request_id, or a newly launched one."""
+        key = idempotency_tags(request, requested_by)
         try:
-            existing = self._client.runs_with_tag(REQUEST_ID_TAG, request.request_id)
+            existing = self._client.runs_with_tags(key)
         except DagsterUnreachableError as exc:
             raise ServiceUnavailableError(
                 f"Dagster is unreachable; {NOT_LAUNCHED}", [{"reason": str(exc)}]
@@ -103,7 +117,9 @@ class GraphqlTrigger:
             run = existing[0]
             return Submission(request.request_id, run.run_id, run.status)
         try:
-            run = self._client.launch_run(self._selector, run_config(request), run_tags(request))
+            run = self._client.launch_run(
+                self._selector, run_config(request), {**run_tags(request), **key}
+            )
         except DagsterUnreachableError as exc:
             raise _unavailable(exc) from exc
         except LaunchRejectedError as exc:
@@ -131,8 +147,11 @@ class SqsTrigger:
         self._sqs = sqs_client
         self._queue_url = queue_url
 
-    def submit(self, request: CalculateRequest) -> Submission:
-        """Send one message; ServiceUnavailableError (nothing queued) when SQS fails."""
+    def submit(self, request: CalculateRequest, requested_by: str) -> Submission:
+        """Send one message; ServiceUnavailableError (nothing queued) when SQS fails.
+
+        `requested_by` is not sent: the message schema has no field for it.
+        """
         try:
             self._sqs.send_message(
                 QueueUrl=self._queue_url,

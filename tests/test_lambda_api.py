@@ -250,7 +250,12 @@ def test_calculate_sends_exact_graphql_and_answers_202(graphql: FakeDagster) -> 
     assert status == 202
     [lookup, launch] = graphql.requests
     assert lookup["variables"] == {
-        "filter": {"tags": [{"key": "perf/request_id", "value": "req-1"}]},
+        "filter": {
+            "tags": [
+                {"key": "perf/request_id", "value": "req-1"},
+                {"key": "perf/requested_by", "value": "alice"},
+            ]
+        },
         "limit": 1,
     }
     assert launch["variables"] == {
@@ -275,6 +280,7 @@ def test_calculate_sends_exact_graphql_and_answers_202(graphql: FakeDagster) -> 
                 "tags": [
                     {"key": "perf/request_id", "value": "req-1"},
                     {"key": "perf/portfolio_ids", "value": "P1,P2"},
+                    {"key": "perf/requested_by", "value": "alice"},
                 ]
             },
         }
@@ -290,6 +296,31 @@ def test_repeated_request_id_launches_once(graphql: FakeDagster) -> None:
     assert first[0] == 202
     assert len(graphql.launches()) == 1
     assert len(graphql.runs) == 1
+
+
+def test_request_id_reused_by_another_caller_launches_his_own_run(graphql: FakeDagster) -> None:
+    alice = auth(token(portfolios=["P1"], sub="alice"))
+    bob = auth(token(portfolios=["P2"], sub="bob"))
+    s1, first = post_calculate(
+        {"portfolio_ids": ["P1"], "as_of": "2024-06-28", "request_id": "r1"}, alice
+    )
+    s2, second = post_calculate(
+        {"portfolio_ids": ["P2"], "as_of": "2023-01-31", "request_id": "r1"}, bob
+    )
+    assert (s1, s2) == (202, 202)
+    assert second["run_id"] != first["run_id"]
+    assert len(graphql.launches()) == 2
+    bobs_run = graphql.runs[second["run_id"]]
+    assert {"key": "perf/requested_by", "value": "bob"} in bobs_run["tags"]
+    assert {"key": "perf/portfolio_ids", "value": "P2"} in bobs_run["tags"]
+    # each caller repeating his own request_id still gets his own run back, launching nothing
+    assert post_calculate(
+        {"portfolio_ids": ["P2"], "as_of": "2023-01-31", "request_id": "r1"}, bob
+    ) == (s2, second)
+    assert post_calculate(
+        {"portfolio_ids": ["P1"], "as_of": "2024-06-28", "request_id": "r1"}, alice
+    ) == (s1, first)
+    assert len(graphql.launches()) == 2
 
 
 def test_request_id_is_generated_when_absent(graphql: FakeDagster) -> None:
