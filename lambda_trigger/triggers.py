@@ -85,12 +85,14 @@ def run_portfolio_ids(tags: dict[str, str]) -> tuple[str, ...] | None:
     return tuple(value.split(",")) if value else None
 
 
-def _unavailable(exc: DagsterUnreachableError) -> ServiceUnavailableError:
+def _unavailable(exc: DagsterUnreachableError, request_id: str) -> ServiceUnavailableError:
+    """A 503 for a failed launch; when the launch may have happened, its details carry the
+    request_id used (possibly generated here), so the caller can retry without a duplicate."""
     if exc.request_sent:
         return ServiceUnavailableError(
             "Dagster did not confirm the launch; retrying with the same request_id "
             "will not launch a second run",
-            [{"reason": str(exc)}],
+            [{"reason": str(exc), "request_id": request_id}],
         )
     return ServiceUnavailableError(
         f"Dagster is unreachable; {NOT_LAUNCHED}", [{"reason": str(exc)}]
@@ -121,7 +123,7 @@ class GraphqlTrigger:
                 self._selector, run_config(request), {**run_tags(request), **key}
             )
         except DagsterUnreachableError as exc:
-            raise _unavailable(exc) from exc
+            raise _unavailable(exc, request.request_id) from exc
         except LaunchRejectedError as exc:
             raise UpstreamRejectedError(
                 f"Dagster refused the launch ({exc.typename}); {NOT_LAUNCHED}",

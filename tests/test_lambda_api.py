@@ -384,6 +384,65 @@ def test_hanging_dagster_is_503_within_the_read_timeout(monkeypatch: pytest.Monk
     assert elapsed < 20 * READ_TIMEOUT_S  # bounded by the timeout, not by the hang
 
 
+@pytest.fixture
+def unanswered_launch() -> Iterator[tuple[str, list[bytes]]]:
+    """A Dagster stand-in that answers the run lookup (no runs) and never answers a launch."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    received: list[bytes] = []
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += connection.recv(65536)
+            received.append(body)
+            if b"runsOrError" in body:
+                answer = json.dumps(
+                    {"data": {"runsOrError": {"__typename": "Runs", "results": []}}}
+                ).encode()
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                    + answer
+                )
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/graphql", received
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_unconfirmed_launch_is_503_naming_the_generated_request_id(
+    monkeypatch: pytest.MonkeyPatch, unanswered_launch: tuple[str, list[bytes]]
+) -> None:
+    url, received = unanswered_launch
+    use(monkeypatch, dagster_graphql_url=url)
+    status, body = post_calculate({"portfolio_ids": ["P1"], "as_of": "2024-06-28"})
+    assert status == 503
+    assert "same request_id" in body["error"]
+    [detail] = body["details"]
+    launch = json.loads(received[-1])
+    assert "launchRun" in launch["query"]
+    tags = launch["variables"]["executionParams"]["executionMetadata"]["tags"]
+    assert {"key": "perf/request_id", "value": detail["request_id"]} in tags
+    assert uuid.UUID(detail["request_id"]).version == 4
+
+
 def test_missing_graphql_url_is_500_misconfigured(monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch)
     status, body = post_calculate(VALID)
