@@ -7,9 +7,11 @@ raise DagsterUnreachableError; a launch Dagster answers but refuses raises Launc
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 from lambda_trigger.errors import ConfigurationError
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+DEFAULT_CALL_TIMEOUT_S = 7.0
 
 RUNS_BY_TAG_QUERY = """
 query RunsByTag($filter: RunsFilter, $limit: Int) {
@@ -103,16 +106,37 @@ def _result(data: dict[str, Any], name: str) -> dict[str, Any]:
     return result
 
 
-class DagsterClient:
-    """POSTs GraphQL documents to `url` with a connect timeout and a per-read timeout."""
+def _shut_down(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """Mark the call expired and end any blocking send or read on its socket at once."""
+    expired.set()
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
-    def __init__(self, url: str, connect_timeout_s: float, read_timeout_s: float) -> None:
+
+class DagsterClient:
+    """POSTs GraphQL documents to `url` under three limits: `connect_timeout_s` for the TCP
+    (and TLS) connect, `read_timeout_s` for any one socket read, and `call_timeout_s` for the
+    whole call from connect to the last body byte. The last one is what bounds a server that
+    drips bytes just faster than the read timeout: when it runs out, a timer shuts the socket
+    down and the call fails as timed out.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError("DAGSTER_GRAPHQL_URL must be an http(s) URL")
         self._parts = parts
-        self._connect_timeout_s = connect_timeout_s
-        self._read_timeout_s = read_timeout_s
+        self._connect_timeout_s = min(connect_timeout_s, call_timeout_s)
+        self._read_timeout_s = min(read_timeout_s, call_timeout_s)
+        self._call_timeout_s = call_timeout_s
 
     def _post(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """The `data` of a GraphQL response; DagsterUnreachableError on any transport problem."""
@@ -123,8 +147,14 @@ class DagsterClient:
         connection = connection_class(parts.hostname, parts.port, timeout=self._connect_timeout_s)
         payload = json.dumps({"query": query, "variables": variables}).encode()
         sent = False
+        expired = threading.Event()
+        deadline = threading.Timer(self._call_timeout_s, _shut_down, (connection, expired))
+        deadline.daemon = True
+        deadline.start()
         try:
             connection.connect()
+            if expired.is_set():  # the timer fired before the socket existed
+                raise TimeoutError("call deadline passed during connect")
             connection.sock.settimeout(self._read_timeout_s)
             connection.request(
                 "POST",
@@ -136,10 +166,14 @@ class DagsterClient:
             response = connection.getresponse()
             body = response.read(MAX_RESPONSE_BYTES + 1)
         except (OSError, http.client.HTTPException) as exc:
-            reason = "timed out" if isinstance(exc, socket.timeout) else type(exc).__name__
+            timed_out = expired.is_set() or isinstance(exc, TimeoutError)
+            reason = "timed out" if timed_out else type(exc).__name__
             raise DagsterUnreachableError(f"Dagster GraphQL {reason}", request_sent=sent) from exc
         finally:
+            deadline.cancel()
             connection.close()
+        if expired.is_set():  # a shut-down socket can end a body early without an error
+            raise DagsterUnreachableError("Dagster GraphQL timed out", request_sent=sent)
         if response.status >= 500 or len(body) > MAX_RESPONSE_BYTES:
             raise DagsterUnreachableError(
                 f"Dagster GraphQL HTTP {response.status}", request_sent=True

@@ -41,6 +41,7 @@ class Dependencies:
             self.settings.dagster_graphql_url,
             connect_timeout_s=self.settings.graphql_connect_timeout_s,
             read_timeout_s=self.settings.graphql_read_timeout_s,
+            call_timeout_s=self.settings.graphql_call_timeout_s,
         )
 
     @cached_property

@@ -443,6 +443,62 @@ def test_unconfirmed_launch_is_503_naming_the_generated_request_id(
     assert uuid.UUID(detail["request_id"]).version == 4
 
 
+def _drip_server(drip_headers: bool) -> tuple[socket.socket, threading.Event]:
+    """A Dagster stand-in that sends a valid answer one byte every 0.2 s: each read finishes
+    well inside READ_TIMEOUT_S, the whole answer would take about a minute."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+    tags = [{"key": "perf/portfolio_ids", "value": "P1"}]
+    run = {"runId": "r1", "status": "SUCCESS", "tags": tags}
+    body = json.dumps({"data": {"runOrError": {"__typename": "Run", **run}}}).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+    answer = (head + "\r\n\r\n").encode() + body
+    prefix = 0 if drip_headers else len(answer) - len(body)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                try:
+                    connection.recv(65536)
+                    connection.sendall(answer[:prefix])
+                    for byte in answer[prefix:]:
+                        if stop.wait(0.2):
+                            return
+                        connection.sendall(bytes([byte]))
+                except OSError:
+                    continue
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, stop
+
+
+@pytest.mark.parametrize("drip_headers", [True, False], ids=["headers", "body"])
+def test_dripping_dagster_is_cut_off_by_the_call_deadline(
+    monkeypatch: pytest.MonkeyPatch, drip_headers: bool
+) -> None:
+    listener, stop = _drip_server(drip_headers)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/graphql"
+    use(monkeypatch, dagster_graphql_url=url, graphql_call_timeout_s=1.0)
+    try:
+        started = time.monotonic()
+        status, body = call(rest_event("GET", "/runs/r1", headers=auth()))
+        elapsed = time.monotonic() - started
+        launch = post_calculate(VALID)
+    finally:
+        stop.set()
+        listener.close()
+    assert (status, body["details"]) == (503, [{"reason": "Dagster GraphQL timed out"}])
+    assert elapsed < 10  # the drip would take about 60 s; the call budget is 1 s
+    assert launch[0] == 503  # the run lookup timed out, so nothing was launched
+    assert "nothing was launched" in launch[1]["error"]
+
+
 def test_missing_graphql_url_is_500_misconfigured(monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch)
     status, body = post_calculate(VALID)

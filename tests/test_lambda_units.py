@@ -75,6 +75,17 @@ def test_settings_defaults_and_overrides() -> None:
         Settings.from_env({"TRIGGER_MODE": "kafka"})
 
 
+def test_default_timeouts_keep_the_worst_post_under_the_function_timeout() -> None:
+    settings = Settings.from_env({})
+    attempts = settings.aws_max_attempts
+    # botocore standard retries sleep at most min(2 ** (retry - 1), 20) s before each retry
+    backoff = sum(min(2 ** (retry - 1), 20) for retry in range(1, attempts))
+    secret_fetch = attempts * (settings.aws_connect_timeout_s + settings.aws_read_timeout_s)
+    worst_post = secret_fetch + backoff + 2 * settings.graphql_call_timeout_s  # lookup + launch
+    assert worst_post < 28  # template.yaml's Timeout, itself under API Gateway's 29 s
+    assert settings.graphql_read_timeout_s <= settings.graphql_call_timeout_s
+
+
 def test_valid_calculate_request_generates_request_id_when_absent() -> None:
     request = parse_calculate_request({"portfolio_ids": ["P1", "a.b_c-9"], "as_of": "2024-02-29"})
     assert request.portfolio_ids == ("P1", "a.b_c-9")
