@@ -104,6 +104,23 @@ def test_function_policy_is_least_privilege(template: dict[str, Any]) -> None:
     assert {"Fn::GetAtt": ["MetricsTable", "Arn"]} in by_action["dynamodb:Query"]
 
 
+def test_pipeline_policy_writes_only_its_asset_store(template: dict[str, Any]) -> None:
+    from perf_pipeline.resources.deployments import ASSET_STORE_PREFIX
+
+    statements = template["Resources"]["PipelinePolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    s3_writes = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+    writers = [s for s in statements if s3_writes & set(s["Action"])]
+    [writer] = writers  # one statement grants every S3 write
+    assert writer["Effect"] == "Allow"
+    assert set(writer["Action"]) == s3_writes
+    assert writer["Resource"] == {"Fn::Sub": f"${{InputBucket.Arn}}/{ASSET_STORE_PREFIX}/*"}
+    readers = [s for s in statements if "s3:GetObject" in s["Action"]]
+    assert readers  # the IO manager reads the tables back
+    assert all({"Fn::Sub": "${InputBucket.Arn}/*"} in r["Resource"] for r in readers)
+
+
 def test_queue_and_dead_letter_queue(template: dict[str, Any]) -> None:
     queues = _of_type(template, "AWS::SQS::Queue")
     redrive = queues["RequestQueue"]["Properties"]["RedrivePolicy"]
