@@ -35,16 +35,18 @@ def _status(on: bool) -> DefaultSensorStatus:
 
 def build_definitions(target: str, *, s3_settings: S3SensorSettings | None = None,
                       sqs_settings: SqsSensorSettings | None = None) -> Definitions:
-    """Definitions for a target (local or aws). The S3 sensor is on by default when PERF_INPUT
-    is an s3:// URI, the SQS sensor when PERF_SQS_QUEUE_URL is set; the nightly schedule is
-    off until started."""
+    """Definitions for a target (local or aws). The SQS sensor is on by default when
+    PERF_SQS_QUEUE_URL is set; the S3 sensor when PERF_INPUT is an s3:// URI and no queue is
+    set (with a queue, the bucket's event notifications arrive through it, as template.yaml
+    wires them, and both on would process each object twice); the nightly schedule is off
+    until started."""
     root, queue_url = configured("PERF_INPUT"), configured("PERF_SQS_QUEUE_URL")
     return Definitions(
         assets=[inputs, valuations, performance_metrics],
         jobs=[performance_job],
         sensors=[
-            build_s3_sensor(PERFORMANCE_JOB, default_status=_status(root.startswith("s3://")),
-                            settings=s3_settings),
+            build_s3_sensor(PERFORMANCE_JOB, settings=s3_settings, default_status=_status(
+                root.startswith("s3://") and not queue_url)),
             build_sqs_sensor(PERFORMANCE_JOB, queue_url, default_status=_status(bool(queue_url)),
                              settings=sqs_settings),
         ],

@@ -17,6 +17,8 @@ from perf_pipeline.sensors.sqs import SQS_SENSOR_NAME
     ({"PERF_INPUT": "data/input"}, False, False),
     ({"PERF_INPUT": "s3://bucket/in"}, True, False),
     ({"PERF_SQS_QUEUE_URL": "http://localhost/000000000000/q"}, False, True),
+    # With a queue, the bucket's notifications come through it: one path per object.
+    ({"PERF_INPUT": "s3://bucket/in", "PERF_SQS_QUEUE_URL": "http://localhost/0/q"}, False, True),
 ])
 def test_sensors_are_on_only_when_their_variable_is_set(monkeypatch, env, s3_on, sqs_on):
     for name in ("PERF_INPUT", "PERF_SQS_QUEUE_URL"):

@@ -1,7 +1,9 @@
 """The S3 sensor against moto's server and a real (temporary) Dagster instance."""
 
+import datetime as dt
 import hashlib
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -47,6 +49,12 @@ def digest(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
+def upload(s3, key: str, etag: str) -> str:
+    """key@etag@LastModified (to the second, UTC), read back from S3 for the run key."""
+    modified = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}")["LastModified"]
+    return f"{key}@{etag}@{modified.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
 def evaluate(instance: DagsterInstance, cursor: str | None, *, page_size: int = 1000,
              settings: S3SensorSettings | None = None):
     sensor = build_s3_sensor(PERFORMANCE_JOB, settings=settings)
@@ -65,7 +73,7 @@ def test_new_objects_share_one_run_and_the_rest_is_skipped(s3, instance, capfd):
     assert len(result.run_requests) == 1
     run = result.run_requests[0]
     expected = digest([f"{key}@{etag}" for key, etag in etags.items()])
-    assert run.run_key == f"s3-{expected}"
+    assert run.run_key == f"s3-{digest([upload(s3, k, e) for k, e in etags.items()])}"
     assert run.tags[DIGEST_TAG] == expected
     assert run.tags[OBJECTS_TAG] == "3"
     assert run.tags[KEYS_TAG] == ("portfolios/p.CSV, prices/p.parquet, "
@@ -89,8 +97,22 @@ def test_changed_object_same_key_new_etag_is_a_new_run(s3, instance):
     new_etag = put(s3, "transactions/t.csv", CSV + b"3,4\n")
     second = evaluate(instance, first.cursor)
     assert [run.run_key for run in second.run_requests] == [
-        f"s3-{digest([f'transactions/t.csv@{new_etag}'])}"]
+        f"s3-{digest([upload(s3, 'transactions/t.csv', new_etag)])}"]
     assert evaluate(instance, second.cursor).run_requests == []
+
+
+def test_an_object_rewritten_back_to_earlier_content_runs_again(s3, instance, monkeypatch):
+    # Review finding: A -> B -> A gives the first key@etag again; its run key must differ.
+    first_etag = put(s3, "transactions/t.csv")
+    first = evaluate(instance, None)
+    time.sleep(1.1)  # S3 stamps LastModified to the second
+    put(s3, "transactions/t.csv", CSV + b"3,4\n")
+    second = evaluate(instance, first.cursor)
+    time.sleep(1.1)
+    assert put(s3, "transactions/t.csv") == first_etag
+    third = evaluate(instance, second.cursor)
+    keys = [r.run_key for r in first.run_requests + second.run_requests + third.run_requests]
+    assert len(keys) == 3 and len(set(keys)) == 3
 
 
 def test_restart_from_a_saved_cursor_neither_repeats_nor_misses(s3, instance):

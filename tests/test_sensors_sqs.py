@@ -258,3 +258,37 @@ def test_a_tick_takes_a_bounded_batch(instance, queue):
     with build_sensor_context(instance=instance, sensor_name=sensor.name,
                               resources=resources) as context:
         assert len(sensor.evaluate_tick(context).run_requests) == 12
+
+
+@pytest.mark.parametrize("poison", ["[" * 1000 + "]" * 1000, '{"n": ' + "9" * 5000 + "}"])
+def test_a_poison_body_beside_valid_ones_costs_them_nothing(instance, queue, poison, capfd):
+    # Review finding: RecursionError / int-digits ValueError escaped and failed the whole tick.
+    send(queue, poison)
+    good = send(queue, {"type": "portfolio_performance", "portfolio_ids": ["P1"],
+                        "as_of": "2024-06-28", "request_id": "req-good"})
+    result = evaluate(instance, queue)
+    assert [request.run_key for request in result.run_requests] == [good]
+    assert "left for the dead-letter queue: not parseable" in capfd.readouterr().err
+
+
+def test_a_request_id_reused_for_other_portfolios_is_other_work(instance, queue):
+    send(queue, {"type": "portfolio_performance", "portfolio_ids": ["P1"], "as_of": "2024-06-28",
+                 "request_id": "req-reused"})
+    record(instance, evaluate(instance, queue).run_requests)
+    other = send(queue, {"type": "portfolio_performance", "portfolio_ids": ["P9"],
+                         "as_of": "2024-06-28", "request_id": "req-reused"})
+    again = evaluate_after_redelivery(instance, queue)
+    assert [request.run_key for request in again.run_requests] == [other]
+
+
+def test_the_same_request_twice_in_one_tick_asks_for_one_run(instance, queue):
+    body = {"type": "portfolio_performance", "portfolio_ids": ["P1"], "as_of": "2024-06-28",
+            "request_id": "req-same-tick"}
+    send(queue, body)
+    send(queue, body)
+    first = evaluate(instance, queue)
+    assert len(first.run_requests) == 1
+    record(instance, first.run_requests)
+    time.sleep(1.1)
+    assert evaluate(instance, queue).run_requests == []
+    assert in_queue(queue) == 0

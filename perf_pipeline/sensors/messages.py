@@ -131,3 +131,7 @@ def parse_message(body: str) -> Message | None:
         problems = "; ".join(f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
                              for error in exc.errors())
         raise InvalidMessageError(problems) from exc
+    except RecursionError as exc:  # json.loads on deeply nested arrays
+        raise InvalidMessageError("not parseable: nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit conversion limit
+        raise InvalidMessageError(f"not parseable: {exc}") from exc

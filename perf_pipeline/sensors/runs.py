@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 from dagster import RunRequest
@@ -43,9 +44,17 @@ def object_line(obj: InputObject) -> str:
     return f"{obj.path}@{obj.version}"
 
 
-def objects_digest(objects: Sequence[InputObject]) -> str:
-    """SHA-256 (hex) of the sorted ``key@etag`` lines joined by newlines."""
-    lines = "\n".join(sorted(object_line(obj) for obj in objects))
+def upload_line(obj: InputObject) -> str:
+    """``key@etag@last-modified`` (to the second, UTC): one upload of one object. The upload
+    time tells apart an object rewritten back to earlier content (the same ETag again),
+    which must run again although its key@etag has run before."""
+    modified = obj.modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if obj.modified else ""
+    return f"{object_line(obj)}@{modified}"
+
+
+def objects_digest(objects: Sequence[InputObject], line=object_line) -> str:
+    """SHA-256 (hex) of the sorted lines (``key@etag`` by default) joined by newlines."""
+    lines = "\n".join(sorted(line(obj) for obj in objects))
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
@@ -82,12 +91,13 @@ def request_tags(request_id: str | None) -> dict[str, str]:
 def objects_run_request(objects: Sequence[InputObject], *, run_key: str | None = None,
                         request_id: str | None = None,
                         tags: Mapping[str, str] | None = None) -> RunRequest:
-    """The run for these objects: run key ``s3-<digest>`` unless given (the SQS sensor passes
-    the message id), tags naming the objects (plus ``tags``), and the whole job."""
-    digest = objects_digest(objects)
-    tags = {OBJECTS_TAG: str(len(objects)), KEYS_TAG: keys_tag(objects), DIGEST_TAG: digest,
-            **request_tags(request_id), **(tags or {})}
-    return RunRequest(run_key=run_key or f"s3-{digest}", tags=tags,
+    """The run for these objects: run key ``s3-<digest of the uploads>`` unless given (the SQS
+    sensor passes the message id), tags naming the objects and their ``key@etag`` digest (plus
+    ``tags``), and the whole job."""
+    tags = {OBJECTS_TAG: str(len(objects)), KEYS_TAG: keys_tag(objects),
+            DIGEST_TAG: objects_digest(objects), **request_tags(request_id), **(tags or {})}
+    run_key = run_key or f"s3-{objects_digest(objects, upload_line)}"
+    return RunRequest(run_key=run_key, tags=tags,
                       run_config=run_request_config(request_id=request_id))
 
 

@@ -131,7 +131,8 @@ def build_s3_sensor(job_name: str, *,
             "transactions, prices, benchmarks; .csv or .parquet) that are new or changed "
             "(key + ETag) since the last tick start one run per "
             f"{settings.max_objects_per_run} objects; other objects are skipped with a reason. "
-            "On by default when PERF_INPUT is an s3:// URI."
+            "On by default when PERF_INPUT is an s3:// URI and no PERF_SQS_QUEUE_URL is set "
+            "(with a queue, bucket notifications arrive through the SQS sensor)."
         ),
     )
     def s3_input_sensor(context: SensorEvaluationContext, input_store: InputStore):

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from dagster import (
     DagsterInstance,
     DefaultSensorStatus,
@@ -98,12 +99,21 @@ def receive(client: Any, queue_url: str, settings: SqsSensorSettings) -> list[di
     return list(messages.values())
 
 
-def run_recorded(instance: DagsterInstance, message_id: str, request_id: str | None) -> bool:
+def request_key(request: RunRequest) -> tuple[str, str] | None:
+    """(request_id, portfolio ids) of a request that names both: the same request sent again."""
+    request_id = request.tags.get(REQUEST_TAG)
+    portfolios = request.tags.get(PORTFOLIO_IDS_TAG)
+    return (request_id, portfolios) if request_id and portfolios else None
+
+
+def run_recorded(instance: DagsterInstance, message_id: str, request: RunRequest) -> bool:
     """True when the message's work has a run in the instance: this sensor's run for the
-    message, or any run for the same request_id (a client that sent a request twice)."""
+    message, or a run for the same request_id and portfolios (a client that sent a request
+    twice; a reused request_id for other portfolios is other work)."""
     wanted = [{RUN_KEY_TAG: message_id, SENSOR_NAME_TAG: SQS_SENSOR_NAME}]
-    if request_id:
-        wanted.append({REQUEST_TAG: request_id})
+    key = request_key(request)
+    if key:
+        wanted.append({REQUEST_TAG: key[0], PORTFOLIO_IDS_TAG: key[1]})
     return any(instance.get_runs(filters=RunsFilter(tags=tags), limit=1) for tags in wanted)
 
 
@@ -205,21 +215,28 @@ def build_sqs_sensor(job_name: str, queue_url: str | None, *,
         requests: list[RunRequest] = []
         finished: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
+        requested_now: set[tuple[str, str]] = set()
         for received in receive(client, queue_url, settings):
             message_id = received["MessageId"]
             entry = {"Id": message_id, "ReceiptHandle": received["ReceiptHandle"]}
             try:
-                message = parse_message(received["Body"])
-                request = message_run(message_id, message, input_store, context.log)
+                request = message_run(message_id, parse_message(received["Body"]),
+                                      input_store, context.log)
             except InvalidMessageError as exc:
                 count = received.get("Attributes", {}).get("ApproximateReceiveCount", "?")
                 context.log.warning(f"SQS message {message_id} (receive {count}) left for the "
                                     f"dead-letter queue: {exc}")
                 continue
-            if request is None or run_recorded(context.instance, message_id,
-                                               getattr(message, "request_id", None)):
+            except (BotoCoreError, ClientError) as exc:  # S3 unreachable or refusing: retry
+                context.log.warning(f"SQS message {message_id} left for a later tick: {exc}")
+                continue
+            if request is None or run_recorded(context.instance, message_id, request):
                 finished.append(entry)
+            elif request_key(request) in requested_now:
+                continue  # the same request twice in one tick: its run is recorded first
             else:
+                if request_key(request):
+                    requested_now.add(request_key(request))
                 requests.append(request)
                 pending.append({**entry, "VisibilityTimeout": settings.redelivery_seconds})
         _batched(client, "delete_message_batch", queue_url, finished, context.log)
