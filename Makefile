@@ -25,16 +25,17 @@ lint: install
 test: install lint
 	$(BIN)/pytest
 
-$(DAGSTER_HOME):
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-demo: install | $(DAGSTER_HOME)
+demo: install $(DAGSTER_HOME)/dagster.yaml
 	rm -rf $(DEMO_INPUT)
 	$(BIN)/perf-pipeline generate --out $(DEMO_INPUT)
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/perf-pipeline run --input $(DEMO_INPUT) \
 		--store $(DEMO_STORE) --target local
 
-dev: install | $(DAGSTER_HOME)
+dev: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} \
 		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dagster dev -w workspace.yaml
 

@@ -22,10 +22,14 @@ from perf_pipeline.sensors.sqs import SqsSensorSettings, build_sqs_sensor
 
 PERFORMANCE_JOB = "performance_job"
 
+EXCLUSIVE_TAG = "perf/exclusive"
+"""Runs with the same value of this tag never overlap (dagster.yaml: tag_concurrency_limits)."""
+
 performance_job = define_asset_job(
     PERFORMANCE_JOB,
     selection=AssetSelection.all(),
     description="Input files to performance_metrics: everything the input needs.",
+    tags={EXCLUSIVE_TAG: PERFORMANCE_JOB},
 )
 
 

@@ -38,3 +38,18 @@ def test_every_asset_check_and_job_is_defined():
 def test_unknown_target_is_a_clear_error():
     with pytest.raises(ValueError, match="PERF_TARGET"):
         build_definitions("mars")
+
+
+def test_the_job_runs_one_at_a_time_under_the_shipped_instance_settings(tmp_path):
+    import shutil
+
+    from dagster import DagsterInstance
+
+    from perf_pipeline.definitions import EXCLUSIVE_TAG
+
+    assert defs().resolve_job_def(PERFORMANCE_JOB).tags[EXCLUSIVE_TAG] == PERFORMANCE_JOB
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert limits == [{"key": EXCLUSIVE_TAG, "value": {"applyLimitPerUniqueValue": True},
+                       "limit": 1}]
