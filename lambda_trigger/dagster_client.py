@@ -208,10 +208,6 @@ class DagsterClient:
             )
         return [_run_info(node) for node in result["results"]]
 
-    def runs_with_tag(self, key: str, value: str, limit: int = 1) -> list[RunInfo]:
-        """Runs carrying the one tag key=value (`runs_with_tags` with a single tag)."""
-        return self.runs_with_tags({key: value}, limit)
-
     def launch_run(
         self,
         selector: JobSelector,
