@@ -1,0 +1,232 @@
+"""deploy/: what can be checked without an AWS account.
+
+The instance file validates against Dagster's own schemas (the whole file, the run launcher's and
+the compute log manager's config types); the run queue is the repository's; the task definitions
+are accepted by ECS's RegisterTaskDefinition (botocore's parameter validation, moto's service)
+and carry every variable the instance file reads; EcsRunLauncher starts against the registered run
+worker definition; the Dockerfile and the task definitions agree on paths and commands; every
+placeholder is documented in deploy/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from dagster._config import process_config, resolve_to_config_type
+from dagster._core.errors import DagsterInvalidConfigError
+from dagster._core.instance.config import dagster_instance_config
+from dagster_aws.ecs import EcsRunLauncher
+from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+TASK_DEFINITIONS = sorted((DEPLOY / "task-definitions").glob("*.json"))
+IAM_POLICIES = sorted((DEPLOY / "iam").glob("*.json"))
+PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+WORKSPACE_IN_IMAGE = "/opt/dagster/app/workspace.yaml"
+DOCUMENTED_COMMANDS = {
+    "webserver": ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", WORKSPACE_IN_IMAGE],
+    "daemon": ["dagster-daemon", "run", "-w", WORKSPACE_IN_IMAGE],
+}
+RENDERED = {
+    "ACCOUNT_ID": "123456789012",
+    "REGION": "us-east-1",
+    "IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/perf-pipeline:1",
+    "EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/perf-pipeline-execution",
+    "WEBSERVER_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/perf-pipeline-webserver",
+    "DAEMON_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/perf-pipeline-daemon",
+    "RUN_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/perf-pipeline-run",
+    "LOG_GROUP": "/ecs/perf-pipeline",
+}
+
+
+def instance_yaml() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+
+
+def render(text: str) -> str:
+    """A template with every placeholder replaced: known ones by a realistic value, the rest
+    (URIs, names) by a plain token."""
+    return PLACEHOLDER.sub(lambda m: RENDERED.get(m[1], m[1].lower().replace("_", "-")), text)
+
+
+def env_names(node: Any) -> set[str]:
+    """Every variable a Dagster config reads through `{env: NAME}`."""
+    if isinstance(node, dict):
+        found = {node["env"]} if set(node) == {"env"} else set()
+        return found.union(*(env_names(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(env_names(item) for item in node))
+    return set()
+
+
+def container(task_definition: dict[str, Any]) -> dict[str, Any]:
+    (only,) = task_definition["containerDefinitions"]
+    return only
+
+
+def container_env(task_definition: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container(task_definition)["environment"]}
+
+
+@pytest.fixture
+def instance_env(monkeypatch) -> dict[str, str]:
+    """The environment the task definitions give, rendered."""
+    run_worker = json.loads(render((DEPLOY / "task-definitions/run-worker.json").read_text()))
+    values = {**container_env(run_worker), "DAGSTER_PG_PASSWORD": "secret"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def test_yaml_files_parse():
+    for path in (DEPLOY / "dagster.yaml", DEPLOY / "workspace.yaml"):
+        assert isinstance(yaml.safe_load(path.read_text()), dict), path
+
+
+def test_instance_file_validates_against_dagster_instance_schema(tmp_path):
+    shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
+    config, custom_class = dagster_instance_config(str(tmp_path))
+    assert custom_class is None
+    postgres = config["storage"]["postgres"]["postgres_db"]
+    assert postgres["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    assert config["run_launcher"]["class"] == "EcsRunLauncher"
+    assert config["telemetry"] == {"enabled": False}
+
+
+def test_instance_schema_check_would_catch_a_mistake(tmp_path):
+    broken = instance_yaml()
+    broken["run_queue"]["max_concurent_runs"] = 4
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(broken))
+    with pytest.raises(DagsterInvalidConfigError):
+        dagster_instance_config(str(tmp_path))
+
+
+def test_run_launcher_config_validates_against_ecs_run_launcher(instance_env):
+    section = instance_yaml()["run_launcher"]
+    assert (section["module"], section["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
+    result = process_config(resolve_to_config_type(EcsRunLauncher.config_type()),
+                            section["config"])
+    assert result.success, result.errors
+    assert result.value["task_definition"] == {"env": "DAGSTER_RUN_TASK_DEFINITION"}
+    assert result.value["container_name"] == "run"
+    assert result.value["include_sidecars"] is False
+    assert result.value["use_current_ecs_task_config"] is True
+    assert result.value["secrets_tag"] is None
+
+
+def test_run_launcher_schema_refuses_an_unknown_field():
+    config = {**instance_yaml()["run_launcher"]["config"], "secret_tags": ["dagster"]}
+    result = process_config(resolve_to_config_type(EcsRunLauncher.config_type()), config)
+    assert not result.success
+
+
+def test_compute_log_config_validates_against_s3_compute_log_manager(instance_env):
+    section = instance_yaml()["compute_logs"]
+    assert (section["module"], section["class"]) == (
+        "dagster_aws.s3.compute_log_manager", "S3ComputeLogManager")
+    result = process_config(resolve_to_config_type(S3ComputeLogManager.config_type()),
+                            section["config"])
+    assert result.success, result.errors
+    assert result.value["bucket"] == instance_env["DAGSTER_COMPUTE_LOG_BUCKET"]
+    assert result.value["prefix"] == "perf-pipeline/compute-logs"
+
+
+def test_compute_log_config_needs_its_bucket_variable(monkeypatch):
+    monkeypatch.delenv("DAGSTER_COMPUTE_LOG_BUCKET", raising=False)
+    config = instance_yaml()["compute_logs"]["config"]
+    result = process_config(resolve_to_config_type(S3ComputeLogManager.config_type()), config)
+    assert not result.success
+    assert "DAGSTER_COMPUTE_LOG_BUCKET" in str(result.errors)
+
+
+def test_run_queue_is_the_repository_one():
+    repository = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    assert instance_yaml()["run_queue"] == repository["run_queue"]
+
+
+def test_workspace_loads_the_repository_code_location():
+    deployed = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())["load_from"]
+    local = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"]
+    assert len(deployed) == 1
+    module = deployed[0]["python_module"]
+    assert module["module_name"] == local[0]["python_module"]["module_name"]
+    assert module["location_name"] == local[0]["python_module"]["location_name"] == "perf_pipeline"
+
+
+def test_dockerfile_installs_the_project_and_the_instance_files():
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.1[12]-slim$", text, re.MULTILINE)
+    assert re.search(r"^RUN pip install \. \"dagster-postgres>=0\.29,<0\.30\"$", text, re.MULTILINE)
+    assert "COPY pyproject.toml README.md ./" in text
+    assert "COPY perf_pipeline ./perf_pipeline" in text
+    assert "COPY deploy/dagster.yaml ${DAGSTER_HOME}/dagster.yaml" in text
+    assert "WORKDIR /opt/dagster/app" in text
+    assert "COPY deploy/workspace.yaml ./workspace.yaml" in text
+    assert f"CMD {json.dumps(DOCUMENTED_COMMANDS['webserver'])}" in text
+    for command in DOCUMENTED_COMMANDS.values():
+        assert " ".join(command) in text
+
+
+@pytest.mark.parametrize("path", TASK_DEFINITIONS, ids=lambda p: p.name)
+def test_task_definition_carries_everything_the_instance_reads(path):
+    task_definition = json.loads(path.read_text())
+    env = container_env(task_definition)
+    secrets = {item["name"] for item in container(task_definition).get("secrets", [])}
+    missing = env_names(instance_yaml()) - set(env) - secrets
+    assert not missing, f"{path.name} lacks {sorted(missing)}"
+    assert "DAGSTER_PG_PASSWORD" in secrets
+    assert "DAGSTER_PG_PASSWORD" not in env
+    assert env["PERF_TARGET"] == "aws"
+    for name in ("PERF_INPUT", "PERF_ASSET_STORE", "PERF_DYNAMODB_TABLE",
+                 "PERF_TIMESTREAM_DATABASE", "PERF_TIMESTREAM_TABLE", "PERF_SQS_QUEUE_URL"):
+        assert name in env, name
+    assert env["DAGSTER_RUN_TASK_DEFINITION"] == "perf-pipeline-run"
+
+
+def test_task_definitions_share_one_environment():
+    environments = [container_env(json.loads(path.read_text())) for path in TASK_DEFINITIONS]
+    assert [path.name for path in TASK_DEFINITIONS] == [
+        "daemon.json", "run-worker.json", "webserver.json"]
+    assert environments[0] == environments[1] == environments[2]
+
+
+def test_task_definition_commands_are_the_documented_ones():
+    for name, command in DOCUMENTED_COMMANDS.items():
+        task_definition = json.loads((DEPLOY / f"task-definitions/{name}.json").read_text())
+        assert container(task_definition)["command"] == command
+    run_worker = json.loads((DEPLOY / "task-definitions/run-worker.json").read_text())
+    assert "command" not in container(run_worker)
+    assert container(run_worker)["name"] == instance_yaml()["run_launcher"]["config"][
+        "container_name"]
+    assert run_worker["family"] == "perf-pipeline-run"
+
+
+@pytest.mark.parametrize("path", [*TASK_DEFINITIONS, *IAM_POLICIES], ids=lambda p: p.name)
+def test_every_placeholder_is_documented(path):
+    readme = (DEPLOY / "README.md").read_text()
+    names = set(PLACEHOLDER.findall(path.read_text()))
+    assert names or path.parent.name == "iam", f"{path.name} has no placeholder"
+    undocumented = {name for name in names if f"`${{{name}}}`" not in readme}
+    assert not undocumented, f"{path.name}: {sorted(undocumented)} not in deploy/README.md"
+    json.loads(render(path.read_text()))
+
+
+def test_task_definitions_register_and_the_launcher_starts(aws, instance_env):
+    ecs = boto3.client("ecs", endpoint_url=aws)
+    for path in TASK_DEFINITIONS:
+        registered = ecs.register_task_definition(**json.loads(render(path.read_text())))
+        assert registered["taskDefinition"]["status"] == "ACTIVE"
+    config = process_config(resolve_to_config_type(EcsRunLauncher.config_type()),
+                            instance_yaml()["run_launcher"]["config"]).value
+    launcher = EcsRunLauncher(**config)
+    assert launcher.task_definition.endswith(":task-definition/perf-pipeline-run:1")
+    assert launcher.container_name == "run"
+    assert launcher.secrets_tags == []
