@@ -42,12 +42,6 @@ class ForbiddenError(ApiError):
     status = 403
 
 
-class NotFoundError(ApiError):
-    """Unknown route or unknown run."""
-
-    status = 404
-
-
 class MethodNotAllowedError(ApiError):
     """Known path, method not supported on it."""
 

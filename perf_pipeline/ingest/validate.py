@@ -68,7 +68,6 @@ DEFAULTS: Final = {"transactions": {TransactionsModel.fee: 0.0}}
 """Values given to null cells of nullable columns after parsing (data.md: fee default 0)."""
 
 _ROW: Final = "_row"
-_FAILURE_COLUMNS: Final = [_ROW, "rule", "column"]
 _VALUE_PREVIEW: Final = 40
 
 

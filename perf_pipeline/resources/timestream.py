@@ -66,8 +66,6 @@ RESERVED_NAMES = frozenset({"measure_name", "measure_value", "time"})
 MEASURE_TYPES = frozenset({"DOUBLE", "BIGINT", "VARCHAR", "BOOLEAN", "TIMESTAMP"})
 COMMON_KEYS = ("MeasureName", "MeasureValueType", "TimeUnit")
 _EPOCH = pd.Timestamp("1970-01-01")
-_RETRYABLE = "retryable"
-
 Record = dict[str, Any]
 
 
