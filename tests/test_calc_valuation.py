@@ -154,3 +154,8 @@ def test_float_dust_does_not_keep_an_emptied_position_or_account_invested():
         rows = after.loc[after["entity_id"] == entity]
         assert (rows["market_value"] == 0).all(), entity
         assert rows["daily_return"].isna().all(), entity  # not invested: null, links as 0
+    # The positions table tells the same: the position and the account's cash end at 0 exactly.
+    log = positions(tx, pd.Timestamp("2024-06-14"))
+    cash_a = log.loc[(log["account_id"] == "A") & log["security_id"].isna(), "quantity"]
+    units_x = log.loc[(log["account_id"] == "B") & (log["security_id"] == "X"), "quantity"]
+    assert cash_a.iloc[-1] == 0 and units_x.iloc[-1] == 0

@@ -238,7 +238,10 @@ def positions(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         .groupby(keys, sort=True, as_index=False)["quantity_change"]
         .sum()
     )
-    changes["quantity"] = changes.groupby(keys[:3], sort=False)["quantity_change"].cumsum()
+    running = changes.assign(turnover=changes["quantity_change"].abs()).groupby(
+        keys[:3], sort=False)[["quantity_change", "turnover"]].cumsum()
+    changes["quantity"] = snap_dust(running["quantity_change"].to_numpy(),
+                                    running["turnover"].to_numpy())
     changes["security_id"] = changes["security_id"].replace("", None)
     return changes[POSITION_COLUMNS]
 
@@ -362,17 +365,21 @@ def value_entities(
     )
 
 
-def running_balance(opening: np.ndarray, changes: np.ndarray) -> np.ndarray:
-    """opening + the running sum of `changes` along axis 0, with float dust snapped to 0.
+def snap_dust(balance: np.ndarray, turnover: np.ndarray) -> np.ndarray:
+    """`balance` with float dust snapped to 0: the one rule for every holding and cash balance.
 
     Decimal quantities are not exact in binary: buying 4,905.98 and 4,786.05 units and selling
     9,692.03 leaves -1.8e-12, which would keep a sold-out position (or an emptied account)
     "invested". A balance within SNAP_ULPS units of rounding of the turnover that produced it
-    (|opening| + the running sum of |changes|) is 0.
+    (the sum of the absolute changes, and of the opening balance) is 0.
     """
-    balance = opening + np.cumsum(changes, axis=0)
-    turnover = np.abs(opening) + np.cumsum(np.abs(changes), axis=0)
     return np.where(np.abs(balance) <= SNAP_ULPS * np.finfo(float).eps * turnover, 0.0, balance)
+
+
+def running_balance(opening: np.ndarray, changes: np.ndarray) -> np.ndarray:
+    """opening + the running sum of `changes` along axis 0, dust snapped (`snap_dust`)."""
+    return snap_dust(opening + np.cumsum(changes, axis=0),
+                     np.abs(opening) + np.cumsum(np.abs(changes), axis=0))
 
 
 def _known_entities(opening: ValuationState | None,
