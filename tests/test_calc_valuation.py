@@ -154,8 +154,19 @@ def test_float_dust_does_not_keep_an_emptied_position_or_account_invested():
         rows = after.loc[after["entity_id"] == entity]
         assert (rows["market_value"] == 0).all(), entity
         assert rows["daily_return"].isna().all(), entity  # not invested: null, links as 0
-    # The positions table tells the same: the position and the account's cash end at 0 exactly.
-    log = positions(tx, pd.Timestamp("2024-06-14"))
-    cash_a = log.loc[(log["account_id"] == "A") & log["security_id"].isna(), "quantity"]
-    units_x = log.loc[(log["account_id"] == "B") & (log["security_id"] == "X"), "quantity"]
-    assert cash_a.iloc[-1] == 0 and units_x.iloc[-1] == 0
+
+
+
+def test_the_positions_log_snaps_float_dust_too():
+    # Even pandas' compensated running sum leaves 1.16e-10 here: 62,717.92 + 825,487.81 units
+    # bought, 888,205.73 sold. The positions table must show the sold-out position at 0.
+    tx = pd.DataFrame({
+        "transaction_id": ["T1", "T2", "T3"], "portfolio_id": "P", "account_id": "B",
+        "security_id": "X", "trade_date": pd.to_datetime(["2024-06-03", "2024-06-04",
+                                                          "2024-06-05"]),
+        "type": ["BUY", "BUY", "SELL"], "quantity": [62717.92, 825487.81, 888205.73],
+        "price": 1.0, "amount": np.nan, "fee": 0.0, "currency": "USD",
+    })
+    log = positions(tx, pd.Timestamp("2024-06-05"))
+    units = log.loc[log["security_id"] == "X", "quantity"].tolist()
+    assert units == [62717.92, 62717.92 + 825487.81, 0.0]
