@@ -40,6 +40,7 @@ METRIC_COLUMNS = [
     "alpha", "tracking_error", "information_ratio", "correlation", "var_95", "cvar_95",
     "calculation_method",
 ]
+ISSUE_COLUMNS = ["id", "calculation_date", "time_period", "status"]
 RISK_COLUMNS = [name for name in RISK_METRICS if name in METRIC_COLUMNS]
 BENCHMARK_COLUMNS = ["benchmark_twr", "beta", "alpha", "tracking_error", "information_ratio",
                      "correlation"]
@@ -77,11 +78,10 @@ def performance_metrics(
     `portfolios` gives client_id and benchmark_id per portfolio_id; `benchmarks` holds the
     validated closes. `dates` restricts the calculation dates (default: every month-end
     business day in the panel and its last date). Returns (metrics, mwr_issues); metrics has
-    METRIC_COLUMNS, mwr_issues has id, calculation_date, time_period, status.
+    METRIC_COLUMNS, mwr_issues ISSUE_COLUMNS.
     """
     if panel.market_value.size == 0:
-        return pd.DataFrame(columns=METRIC_COLUMNS), pd.DataFrame(
-            columns=["id", "calculation_date", "time_period", "status"])
+        return _nothing()
     ctx = _Context(panel, portfolios, benchmarks)
     if dates is None:
         dates = calculation_dates(panel.dates[0], panel.dates[-1])
@@ -95,9 +95,13 @@ def performance_metrics(
             issues.append(ctx.attach_money_weighted(day))
             chunks.append(day[METRIC_COLUMNS])
     if not chunks:
-        return pd.DataFrame(columns=METRIC_COLUMNS), pd.DataFrame(
-            columns=["id", "calculation_date", "time_period", "status"])
+        return _nothing()
     return pd.concat(chunks, ignore_index=True), pd.concat(issues, ignore_index=True)
+
+
+def _nothing() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The empty result: no metrics, no MWR issues."""
+    return pd.DataFrame(columns=METRIC_COLUMNS), pd.DataFrame(columns=ISSUE_COLUMNS)
 
 
 class _Context:
@@ -138,8 +142,7 @@ class _Context:
         self.bench_close = table[:, bench_col]  # column -1 (no benchmark) is all NaN
         prev = np.vstack([np.full((1, n_ent), np.nan), self.bench_close[:-1]])
         rows = self.bench_calendar.get_indexer(panel.dates)
-        self.bench_return = (self.bench_close / prev - 1.0)[rows]
-        self.bench_return_by_entity = np.ascontiguousarray(self.bench_return.T)
+        self.bench_return_by_entity = np.ascontiguousarray((self.bench_close / prev - 1.0)[rows].T)
 
         nonzero = (panel.inflow != 0) | (panel.outflow != 0)
         f_row, f_ent = np.nonzero(nonzero.T)[1], np.nonzero(nonzero.T)[0]
