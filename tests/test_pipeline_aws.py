@@ -178,3 +178,21 @@ def test_aws_init_without_a_bucket_is_a_usage_error(monkeypatch):
     done = subprocess.run([sys.executable, "-m", "perf_pipeline.cli", "aws-init"],
                           capture_output=True, text=True, timeout=120, env={**os.environ})
     assert done.returncode == 2
+
+
+def test_the_input_store_builds_one_s3_client_for_all_its_calls(aws_input, monkeypatch):
+    from dagster_aws.s3 import S3Resource
+
+    from perf_pipeline.assets.inputs import read_input_files
+    from perf_pipeline.resources.input_store import InputStore
+
+    built = []
+    original = S3Resource.get_client
+
+    def counting(self):
+        built.append(1)
+        return original(self)
+
+    monkeypatch.setattr(S3Resource, "get_client", counting)  # still talks to moto's server
+    files = read_input_files(InputStore(root=f"s3://{BUCKET}/in"))
+    assert len(files) == 4 and len(built) == 1

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 INPUT_SUFFIXES = (".csv", ".parquet")
 
@@ -48,6 +48,7 @@ class InputStore(ConfigurableResource):
     page_size: int = Field(
         default=1000, description="Keys per S3 ListObjectsV2 page (S3's maximum is 1,000).",
     )
+    _s3_client: Any = PrivateAttr(default=None)
 
     @property
     def is_s3(self) -> bool:
@@ -57,6 +58,17 @@ class InputStore(ConfigurableResource):
         """(bucket, key prefix without slashes) of an s3:// root."""
         bucket, _, prefix = self.root[len("s3://"):].partition("/")
         return bucket, prefix.strip("/")
+
+    def _key(self, path: str) -> tuple[str, str]:
+        """(bucket, key) of a path relative to the s3:// root."""
+        bucket, prefix = self.bucket_prefix()
+        return bucket, f"{prefix}/{path}" if prefix else path
+
+    def _client(self) -> Any:
+        """One S3 client for this resource's life (a run, a sensor tick), not one per call."""
+        if self._s3_client is None:
+            self._s3_client = self.s3.get_client()
+        return self._s3_client
 
     def list_files(self, kind: str) -> list[InputObject]:
         """Every file of `kind`, sorted by path."""
@@ -84,9 +96,9 @@ class InputStore(ConfigurableResource):
 
     def _s3_objects(self, sub_prefix: str, kind: str | None) -> Iterator[InputObject]:
         """Paginated listing of the objects below ``<root>/<sub_prefix>`` (folder markers out)."""
-        bucket, prefix = self.bucket_prefix()
-        key_prefix = f"{prefix}/{sub_prefix}" if prefix else sub_prefix
-        paginator = self.s3.get_client().get_paginator("list_objects_v2")
+        bucket, key_prefix = self._key(sub_prefix)
+        prefix = self.bucket_prefix()[1]
+        paginator = self._client().get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=bucket, Prefix=key_prefix,
                                    PaginationConfig={"PageSize": self.page_size})
         for page in pages:
@@ -104,24 +116,22 @@ class InputStore(ConfigurableResource):
     def stat_s3(self, path: str) -> InputObject:
         """The object at ``path`` (relative to the s3:// root), from HeadObject; kind is its
         first folder. FileNotFoundError names the URI when there is no such object."""
-        bucket, prefix = self.bucket_prefix()
-        key = f"{prefix}/{path}" if prefix else path
+        bucket, key = self._key(path)
         try:
-            head = self.s3.get_client().head_object(Bucket=bucket, Key=key)
+            head = self._client().head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 raise FileNotFoundError(f"no object at s3://{bucket}/{key}") from exc
             raise
         item = {"Key": key, "ETag": head["ETag"], "Size": head["ContentLength"],
                 "LastModified": head["LastModified"]}
-        return self._s3_object(item, prefix, None)
+        return self._s3_object(item, self.bucket_prefix()[1], None)
 
     def read(self, obj: InputObject) -> bytes:
         """The file's bytes."""
         if self.is_s3:
-            bucket, prefix = self.bucket_prefix()
-            key = f"{prefix}/{obj.path}" if prefix else obj.path
-            return self.s3.get_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            bucket, key = self._key(obj.path)
+            return self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
         return (Path(self.root) / obj.path).read_bytes()
 
     def uri(self, obj: InputObject) -> str:
