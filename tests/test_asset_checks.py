@@ -2,7 +2,16 @@
 
 import datetime as dt
 
+import pandas as pd
+
 from perf_pipeline.assets.inputs import check_input_files_reconcile
+from perf_pipeline.assets.valuation import (
+    check_daily_valuations_add_up,
+    check_daily_valuations_priced,
+    check_daily_valuations_prices_fresh,
+    check_daily_valuations_returns_bounded,
+    check_positions_no_negative_holdings,
+)
 from perf_pipeline.ingest import RawFile, validate_inputs
 
 PORTFOLIOS = b"portfolio_id,client_id,base_currency,benchmark_id\nP1,C1,USD,\nP2,C1,USD,\n"
@@ -35,3 +44,51 @@ def test_reconcile_fails_when_an_accepted_row_goes_missing():
     assert not check.passed
     assert check.metadata["files_off"].value == 1  # the file the kept copy came from
     assert "transactions/a.csv" in check.metadata["offending_files"].value
+
+
+def valuations_of_one_day(account_value: float = 100.0, price_age: float = 0.0,
+                          security_value: float = 60.0, daily_return: float = 0.01):
+    """P holds account A: cash 40 + position A:S; values and ages as given (2024-06-14)."""
+    day = pd.Timestamp("2024-06-14")  # a Friday
+    daily = pd.DataFrame({
+        "date": [day] * 3, "entity_type": ["portfolio", "account", "security"],
+        "entity_id": ["P", "A", "A:S"], "portfolio_id": "P", "account_id": [None, "A", "A"],
+        "security_id": [None, None, "S"],
+        "market_value": [account_value, account_value, security_value],
+        "daily_return": daily_return, "price_age_days": [None, None, price_age],
+    })
+    held = pd.DataFrame({"portfolio_id": "P", "account_id": "A", "security_id": [None, "S"],
+                         "date": [day, day], "quantity_change": [40.0, 6.0],
+                         "quantity": [40.0, 6.0]})
+    return daily, held
+
+
+def test_values_add_up_fails_when_an_account_is_not_its_parts():
+    assert check_daily_valuations_add_up(*valuations_of_one_day()).passed
+    daily, held = valuations_of_one_day(security_value=60.001)  # 40 + 60.001 != 100
+    check = check_daily_valuations_add_up(daily, held)
+    assert not check.passed and check.metadata["rows"].value == 1
+    assert "100" in check.metadata["offending_rows"].value
+
+
+def test_every_holding_priced_fails_on_a_value_without_a_price():
+    assert check_daily_valuations_priced(valuations_of_one_day()[0]).passed
+    check = check_daily_valuations_priced(valuations_of_one_day(security_value=float("nan"))[0])
+    assert not check.passed and "A:S" in check.metadata["offending_rows"].value
+
+
+def test_prices_fresh_counts_business_days():
+    # Friday 06-14: a close from Friday 06-07 is 5 business days old (fine), from Thursday
+    # 06-06 six (stale), although both are under 9 calendar days.
+    assert check_daily_valuations_prices_fresh(valuations_of_one_day(price_age=7)[0]).passed
+    stale = check_daily_valuations_prices_fresh(valuations_of_one_day(price_age=8)[0])
+    assert not stale.passed and stale.metadata["securities"].value == 1
+
+
+def test_no_negative_holdings_and_returns_within_bounds_warn_on_their_fault():
+    daily, held = valuations_of_one_day()
+    assert check_positions_no_negative_holdings(held).passed
+    assert not check_positions_no_negative_holdings(held.assign(quantity=[40.0, -1.0])).passed
+    assert check_daily_valuations_returns_bounded(daily).passed
+    wild = check_daily_valuations_returns_bounded(valuations_of_one_day(daily_return=-0.6)[0])
+    assert not wild.passed and wild.metadata["rows"].value == 3
