@@ -17,11 +17,11 @@ The server runs in this process, so a test may also inspect moto's backends dire
 from __future__ import annotations
 
 import os
-import socket
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from dagster_services import free_port
 from moto.server import ThreadedMotoServer
 
 FAKE_AWS_ENV = {
@@ -33,11 +33,6 @@ FAKE_AWS_ENV = {
     "AWS_REGION": "us-east-1",
 }
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,7 +55,7 @@ def moto_endpoint() -> Iterator[str]:
     saved = {key: os.environ.get(key) for key in [*FAKE_AWS_ENV, "AWS_PROFILE"]}
     os.environ.update(FAKE_AWS_ENV)
     os.environ.pop("AWS_PROFILE", None)
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

@@ -199,7 +199,8 @@ def wait_until_loaded(services: DagsterServices, timeout_s: float) -> None:
     )
 
 
-def _start(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`command` in its own process group (stop it with `stop`), output to `log`."""
     with log.open("wb") as out:
         return subprocess.Popen(
             command,
@@ -255,7 +256,7 @@ def dagster_services(
     with ExitStack() as stack:
         processes: dict[str, subprocess.Popen[bytes]] = {}
         for name, command in commands.items():
-            processes[name] = _start(command, full_env, logs[name])
+            processes[name] = start(command, full_env, logs[name])
             stack.callback(stop, processes[name])
         services = DagsterServices(
             graphql_url=f"http://127.0.0.1:{port}/graphql",

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 import jwt
 import pytest
+from dagster_services import free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -233,10 +234,7 @@ def logs() -> Iterator[Collect]:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/graphql"
+    return f"http://127.0.0.1:{free_port()}/graphql"
 
 
 VALID = {"portfolio_ids": ["P1", "P2"], "as_of": "2024-06-28", "request_id": "req-1"}

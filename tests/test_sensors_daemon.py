@@ -7,9 +7,6 @@ successful run whose performance_metrics are in the store.
 
 import math
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import boto3
 import duckdb
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.storage.tags import SENSOR_NAME_TAG
+from dagster_services import BIN, start, stop, write_instance, write_workspace
 from handmade import P1_R, write_input
 
 from perf_pipeline.sensors.runs import OBJECTS_TAG
@@ -60,24 +58,17 @@ def test_daemon_turns_dropped_objects_into_one_successful_run(aws, tmp_path):
     for path in files:
         s3.upload_file(str(path), BUCKET, f"{PREFIX}/{path.relative_to(root).as_posix()}")
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    home = write_instance(tmp_path / "dagster_home")
     (tmp_path / "location.py").write_text(WORKSPACE_MODULE)
-    (tmp_path / "workspace.yaml").write_text(
-        f"load_from:\n  - python_file:\n      relative_path: location.py\n"
-        f"      working_directory: {tmp_path}\n")
+    workspace = write_workspace(tmp_path / "workspace.yaml", module="location",
+                                location="perf_pipeline", working_directory=tmp_path)
     store = tmp_path / "perf.duckdb"
     env = {**os.environ, "DAGSTER_HOME": str(home), "PERF_TARGET": "local",
            "PERF_INPUT": f"s3://{BUCKET}/{PREFIX}", "PERF_STORE": str(store),
            "AWS_ENDPOINT_URL": aws}
     env.pop("PERF_SQS_QUEUE_URL", None)
     log = tmp_path / "daemon.log"
-    daemon = Path(sys.executable).with_name("dagster-daemon")
-    with log.open("w") as out:
-        process = subprocess.Popen([str(daemon), "run", "-w", str(tmp_path / "workspace.yaml")],
-                                   cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    process = start([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, log)
     try:
         instance = DagsterInstance.from_config(str(home))
         deadline = time.monotonic() + DEADLINE_SECONDS
@@ -97,12 +88,7 @@ def test_daemon_turns_dropped_objects_into_one_successful_run(aws, tmp_path):
         assert len(instance.get_runs(
             filters=RunsFilter(tags={SENSOR_NAME_TAG: S3_SENSOR_NAME}))) == 1
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop(process)
 
     with duckdb.connect(str(store), read_only=True) as con:
         rows = con.execute(
