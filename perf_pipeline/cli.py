@@ -15,6 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DAGSTER_EVENT_SETTINGS = {
+    # A ranged run records one materialization per (day, shard) partition: written in
+    # batches, and planned as one event per asset (a failed run then marks no partition
+    # failed; the next plan finds them stale all the same).
+    "DAGSTER_EVENT_BATCH_SIZE": "1000",
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+}
 TARGET_VARIABLES = {"input": "PERF_INPUT", "store": "PERF_STORE", "target": "PERF_TARGET"}
 
 
@@ -26,6 +33,13 @@ def iso_date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not a date written YYYY-MM-DD: {text!r}") from None
 
 
+def positive(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="perf-pipeline", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -34,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--store", help="DuckDB file of the local target (PERF_STORE)")
     run.add_argument("--target", choices=("local", "aws"), help="PERF_TARGET (default local)")
     run.add_argument("--as-of", type=iso_date, help="value up to this date (default: latest)")
+    run.add_argument("--processes", type=positive, default=1,
+                     help="run the stale partitions in this many processes (default 1)")
     init = commands.add_parser(
         "aws-init", help="create the bucket, table, Timestream table and queue (dev or emulator)")
     init.add_argument("--bucket", help="input bucket (default: the bucket of PERF_INPUT)")
@@ -96,69 +112,131 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Materialize the inputs, then every stale partition up to the as-of date: one ranged
+    run per set of shards with the same stale range, in `--processes` processes."""
     for option, variable in TARGET_VARIABLES.items():
         if getattr(args, option):
             os.environ[variable] = getattr(args, option)
+    for variable, value in DAGSTER_EVENT_SETTINGS.items():
+        os.environ.setdefault(variable, value)
     root = os.environ.get("PERF_INPUT", "data/input")
     if not root.startswith("s3://") and not Path(root).is_dir():
         print(f"perf-pipeline: input root {root!r} is not a folder", file=sys.stderr)
         return EXIT_USAGE
 
-    from dagster import DagsterInstance
+    from perf_pipeline.definitions import INPUTS_JOB, build_definitions
+    from perf_pipeline.planning import PlanError, default_as_of, plan
 
-    from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions
-
+    target = os.environ.get("PERF_TARGET", "local")
     try:
-        defs = build_definitions(os.environ.get("PERF_TARGET", "local"))
+        defs = build_definitions(target)
     except (ValueError, NotImplementedError) as error:
         print(f"perf-pipeline: {error}", file=sys.stderr)
         return EXIT_USAGE
-    run_config = {
-        "resources": {"run_request": {"config": {"as_of": args.as_of}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
-    home = os.environ.get("DAGSTER_HOME")
-    if home:
-        Path(home).mkdir(parents=True, exist_ok=True)
-    instance = DagsterInstance.get() if home else DagsterInstance.ephemeral()
-    result = defs.resolve_job_def(PERFORMANCE_JOB).execute_in_process(
-        run_config=run_config, instance=instance, raise_on_error=False)
+    instance = _instance()
+    result = defs.resolve_job_def(INPUTS_JOB).execute_in_process(
+        run_config=QUIET, instance=instance, raise_on_error=False)
     if not result.success:
         print_failure(result)
         return EXIT_FAILED
-    print(summary(result))
+    inputs = {name: result.output_for_node("inputs", name)
+              for name in ("input_files", "input_digests", "transactions", "prices")}
+    as_of = (pd.Timestamp(args.as_of) if args.as_of
+             else default_as_of(inputs["transactions"], inputs["prices"]))
+    store = defs.resources["partition_store"].process_config_and_initialize()
+    try:
+        runs = plan(inputs["input_digests"], store, as_of, workers=args.processes) \
+            if as_of is not None else []
+    except PlanError as error:
+        print(f"perf-pipeline: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    failed = _execute(target, runs, args.processes)
+    if failed:
+        for message in failed:
+            print(message, file=sys.stderr)
+        return EXIT_FAILED
+    print(summary(result.run_id, inputs["input_files"], runs, store, as_of))
     return EXIT_OK
 
 
-def print_failure(result) -> None:
-    print(f"perf-pipeline: run {result.run_id} failed", file=sys.stderr)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        Path(home).mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.get() if home else DagsterInstance.ephemeral()
+
+
+def run_partitions(target: str, tags: dict[str, str]) -> list[str]:
+    """Run performance_job over one partition range in this process; the failure lines."""
+    from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions
+
+    job = build_definitions(target).resolve_job_def(PERFORMANCE_JOB)
+    result = job.execute_in_process(run_config=QUIET, instance=_instance(), tags=tags,
+                                    raise_on_error=False)
+    return [] if result.success else failure_lines(result)
+
+
+def _execute(target: str, runs: list, processes: int) -> list[str]:
+    """Run the planned ranges, one after another or in a pool of `processes` processes
+    (spawned: each imports its own Dagster and opens its own store connections)."""
+    tags = [run.range_tags() for run in runs]
+    if processes == 1 or len(runs) < 2:
+        return [line for t in tags for line in run_partitions(target, t)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        results = pool.map(run_partitions, [target] * len(tags), tags)
+        return [line for lines in results for line in lines]
+
+
+def failure_lines(result) -> list[str]:
+    """The failed steps and failed checks of a run, a line each."""
+    lines = [f"perf-pipeline: run {result.run_id} failed"]
     for event in result.all_events:
-        if event.is_failure or event.event_type_value == "ASSET_CHECK_EVALUATION":
+        if event.is_failure:
+            lines.append(f"  {event.step_key}: {event.message}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
-            if event.is_failure:
-                print(f"  {event.step_key}: {event.message}", file=sys.stderr)
-            elif not data.passed:
-                print(f"  check {data.check_name} on {data.asset_key.to_user_string()} failed",
-                      file=sys.stderr)
+            if not data.passed and data.severity.value == "ERROR":
+                lines.append(f"  check {data.check_name} on "
+                             f"{data.asset_key.to_user_string()} failed")
+    return lines
 
 
-def summary(result) -> str:
-    """Entities, rows accepted and rejected, and the ITD TWR of each portfolio."""
+def print_failure(result) -> None:
+    for line in failure_lines(result):
+        print(line, file=sys.stderr)
+
+
+def summary(run_id: str, files: pd.DataFrame, runs: list, store, as_of) -> str:
+    """Rows accepted and rejected, the runs, the entities and each portfolio's ITD TWR."""
     from perf_pipeline.assets.performance import latest_itd
+    from perf_pipeline.partitions import SHARDS
 
-    files = result.output_for_node("inputs", "input_files")
-    daily = result.output_for_node("valuations", "daily_valuations")
-    metrics = result.output_for_node("performance_metrics")
-    kinds = daily.drop_duplicates(["entity_type", "entity_id"])["entity_type"].value_counts()
     lines = [
-        f"perf-pipeline: run {result.run_id} succeeded",
+        f"perf-pipeline: inputs run {run_id} succeeded, then {len(runs)} partition run(s)",
         f"  files read: {len(files):,} ({int((files['status'] != 'ok').sum()):,} rejected whole)",
         f"  rows accepted: {int(files['rows_accepted'].sum()):,}, rejected: "
         f"{int(files['rows_rejected'].sum()):,}",
-        f"  entities: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} portfolios, "
-        f"{int(kinds.get('account', 0))} accounts, {int(kinds.get('security', 0))} positions)",
     ]
-    latest = latest_itd(metrics)
+    lines += [f"  recomputed {', '.join(run.shards)}: {run.start:%Y-%m-%d} .. {run.end:%Y-%m-%d}"
+              for run in runs[:10]]
+    if as_of is None:
+        return "\n".join(lines)
+    day = pd.Timestamp(as_of).date()
+    kinds = store.read("daily_valuations", SHARDS, day, day,
+                       columns=["entity_type"])["entity_type"].value_counts()
+    lines.append(f"  entities on {day}: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} "
+                 f"portfolios, {int(kinds.get('account', 0))} accounts, "
+                 f"{int(kinds.get('security', 0))} positions)")
+    latest = latest_itd(store.read("performance_metrics", SHARDS, day, day))
     if not latest.empty:
         lines.append("  ITD TWR per portfolio:")
     for row in latest.itertuples():

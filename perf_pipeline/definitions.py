@@ -12,24 +12,33 @@ from dagster import (
     definitions,
 )
 
+from perf_pipeline.assets.groups import INPUTS, PERFORMANCE, VALUATION
 from perf_pipeline.assets.inputs import inputs
 from perf_pipeline.assets.performance import performance_metrics
-from perf_pipeline.assets.valuation import valuations
+from perf_pipeline.assets.valuation import daily_valuations, positions
 from perf_pipeline.resources.deployments import configured, resources_for
 from perf_pipeline.sensors.s3 import S3SensorSettings, build_s3_sensor
 from perf_pipeline.sensors.schedules import build_nightly_schedule
 from perf_pipeline.sensors.sqs import SqsSensorSettings, build_sqs_sensor
 
+INPUTS_JOB = "inputs_job"
 PERFORMANCE_JOB = "performance_job"
 
 EXCLUSIVE_TAG = "perf/exclusive"
 """Runs with the same value of this tag never overlap (dagster.yaml: tag_concurrency_limits)."""
 
+inputs_job = define_asset_job(
+    INPUTS_JOB,
+    selection=AssetSelection.groups(INPUTS) | AssetSelection.assets("positions"),
+    description="Read and validate every input file, and digest what each shard and day "
+                "depends on; the stale partitions follow (perf-pipeline run, the "
+                "stale_partitions sensor).",
+    tags={EXCLUSIVE_TAG: INPUTS_JOB},
+)
 performance_job = define_asset_job(
     PERFORMANCE_JOB,
-    selection=AssetSelection.all(),
-    description="Input files to performance_metrics: everything the input needs.",
-    tags={EXCLUSIVE_TAG: PERFORMANCE_JOB},
+    selection=AssetSelection.groups(VALUATION, PERFORMANCE) - AssetSelection.assets("positions"),
+    description="Valuations and performance metrics of a range of business days x shards.",
 )
 
 
@@ -46,15 +55,15 @@ def build_definitions(target: str, *, s3_settings: S3SensorSettings | None = Non
     until started."""
     root, queue_url = configured("PERF_INPUT"), configured("PERF_SQS_QUEUE_URL")
     return Definitions(
-        assets=[inputs, valuations, performance_metrics],
-        jobs=[performance_job],
+        assets=[inputs, positions, daily_valuations, performance_metrics],
+        jobs=[inputs_job, performance_job],
         sensors=[
-            build_s3_sensor(PERFORMANCE_JOB, settings=s3_settings, default_status=_status(
+            build_s3_sensor(INPUTS_JOB, settings=s3_settings, default_status=_status(
                 root.startswith("s3://") and not queue_url)),
-            build_sqs_sensor(PERFORMANCE_JOB, queue_url, default_status=_status(bool(queue_url)),
+            build_sqs_sensor(INPUTS_JOB, queue_url, default_status=_status(bool(queue_url)),
                              settings=sqs_settings),
         ],
-        schedules=[build_nightly_schedule(PERFORMANCE_JOB)],
+        schedules=[build_nightly_schedule(INPUTS_JOB)],
         resources=resources_for(target),
     )
 

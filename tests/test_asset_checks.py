@@ -6,11 +6,11 @@ import pandas as pd
 
 from perf_pipeline.assets.inputs import check_input_files_reconcile
 from perf_pipeline.assets.valuation import (
-    check_daily_valuations_add_up,
-    check_daily_valuations_priced,
-    check_daily_valuations_prices_fresh,
-    check_daily_valuations_returns_bounded,
-    check_positions_no_negative_holdings,
+    negative_holdings,
+    stale_prices,
+    sums_off,
+    unpriced_holdings,
+    wild_returns,
 )
 from perf_pipeline.ingest import RawFile, validate_inputs
 
@@ -56,6 +56,7 @@ def valuations_of_one_day(account_value: float = 100.0, price_age: float = 0.0,
         "security_id": [None, None, "S"],
         "market_value": [account_value, account_value, security_value],
         "daily_return": daily_return, "price_age_days": [None, None, price_age],
+        "holding": [None, 40.0, 6.0],
     })
     held = pd.DataFrame({"portfolio_id": "P", "account_id": "A", "security_id": [None, "S"],
                          "date": [day, day], "quantity_change": [40.0, 6.0],
@@ -64,31 +65,35 @@ def valuations_of_one_day(account_value: float = 100.0, price_age: float = 0.0,
 
 
 def test_values_add_up_fails_when_an_account_is_not_its_parts():
-    assert check_daily_valuations_add_up(*valuations_of_one_day()).passed
-    daily, held = valuations_of_one_day(security_value=60.001)  # 40 + 60.001 != 100
-    check = check_daily_valuations_add_up(daily, held)
-    assert not check.passed and check.metadata["rows"].value == 1
-    assert "100" in check.metadata["offending_rows"].value
+    assert sums_off(valuations_of_one_day()[0]).empty
+    off = sums_off(valuations_of_one_day(security_value=60.001)[0])  # 40 + 60.001 != 100
+    assert off["entity_id"].tolist() == ["A"] and off["expected"].iloc[0] == 100.001
+    off = sums_off(valuations_of_one_day()[0].assign(holding=[None, 41.0, 6.0]))  # cash 41
+    assert off["entity_id"].tolist() == ["A"]
+
+
+def test_values_add_up_fails_when_a_portfolio_is_not_its_accounts():
+    daily = valuations_of_one_day()[0]
+    daily.loc[0, "market_value"] = 100.5
+    assert sums_off(daily)["entity_id"].tolist() == ["P"]
 
 
 def test_every_holding_priced_fails_on_a_value_without_a_price():
-    assert check_daily_valuations_priced(valuations_of_one_day()[0]).passed
-    check = check_daily_valuations_priced(valuations_of_one_day(security_value=float("nan"))[0])
-    assert not check.passed and "A:S" in check.metadata["offending_rows"].value
+    assert unpriced_holdings(valuations_of_one_day()[0]).empty
+    found = unpriced_holdings(valuations_of_one_day(security_value=float("nan"))[0])
+    assert found["entity_id"].tolist() == ["A:S"]
 
 
 def test_prices_fresh_counts_business_days():
     # Friday 06-14: a close from Friday 06-07 is 5 business days old (fine), from Thursday
     # 06-06 six (stale), although both are under 9 calendar days.
-    assert check_daily_valuations_prices_fresh(valuations_of_one_day(price_age=7)[0]).passed
-    stale = check_daily_valuations_prices_fresh(valuations_of_one_day(price_age=8)[0])
-    assert not stale.passed and stale.metadata["securities"].value == 1
+    assert stale_prices(valuations_of_one_day(price_age=7)[0]).empty
+    assert stale_prices(valuations_of_one_day(price_age=8)[0])["entity_id"].tolist() == ["A:S"]
 
 
 def test_no_negative_holdings_and_returns_within_bounds_warn_on_their_fault():
     daily, held = valuations_of_one_day()
-    assert check_positions_no_negative_holdings(held).passed
-    assert not check_positions_no_negative_holdings(held.assign(quantity=[40.0, -1.0])).passed
-    assert check_daily_valuations_returns_bounded(daily).passed
-    wild = check_daily_valuations_returns_bounded(valuations_of_one_day(daily_return=-0.6)[0])
-    assert not wild.passed and wild.metadata["rows"].value == 3
+    assert negative_holdings(held).empty
+    assert len(negative_holdings(held.assign(quantity=[40.0, -1.0]))) == 1
+    assert wild_returns(daily).empty
+    assert len(wild_returns(valuations_of_one_day(daily_return=-0.6)[0])) == 3

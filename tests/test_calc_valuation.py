@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from perf_pipeline.calc.calendar import business_days
-from perf_pipeline.calc.valuation import positions, state_from_tables, value_entities
+from perf_pipeline.calc.valuation import positions, state_from_closing, value_entities
 from perf_pipeline.ingest import KINDS, RawFile, validate_inputs
 from perf_pipeline.sample_data import generate
 
@@ -121,10 +121,15 @@ def test_a_run_continues_from_the_stored_tables(book):
     full = frame(value_entities(transactions, prices, as_of))
     middle = business_days(full["date"].min(), as_of)[150]
     stored = value_entities(transactions, prices, middle).to_frame()
-    inception = stored.groupby(["entity_type", "entity_id"])["date"].transform("min")
-    closing = stored.assign(inception=inception).loc[stored["date"] == middle]
-    state = state_from_tables(closing, positions(transactions, middle))
-    rest = value_entities(transactions, prices, as_of, opening=state).to_frame()
+    first_day = stored.groupby(["entity_type", "entity_id"])["date"].transform("min")
+    assert (stored["inception"] == first_day).all()
+    closing = stored.loc[stored["date"] == middle]
+    held = positions(transactions, middle).groupby(["account_id", "security_id"])["quantity"]
+    units = closing.loc[closing["entity_type"] == "security"].set_index(
+        ["account_id", "security_id"])["holding"]
+    assert np.allclose(units, held.last().reindex(units.index), rtol=0, atol=1e-9)
+    rest = value_entities(transactions, prices, as_of,
+                          opening=state_from_closing(closing)).to_frame()
     assert_same_rows(rest, full.loc[full["date"] > middle])
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey
 
-from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions, defs
+from perf_pipeline.definitions import INPUTS_JOB, PERFORMANCE_JOB, build_definitions, defs
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {"portfolios", "transactions", "prices", "benchmarks", "rejected_rows",
           "rejected_files", "input_files", "positions", "daily_valuations",
-          "performance_metrics"}
+          "performance_metrics", "input_digests"}
 
 
 def test_dagster_definitions_validate_passes():
@@ -40,16 +40,29 @@ def test_unknown_target_is_a_clear_error():
         build_definitions("mars")
 
 
-def test_the_job_runs_one_at_a_time_under_the_shipped_instance_settings(tmp_path):
+def test_the_inputs_job_runs_one_at_a_time_under_the_shipped_instance_settings(tmp_path):
     import shutil
 
     from dagster import DagsterInstance
 
     from perf_pipeline.definitions import EXCLUSIVE_TAG
 
-    assert defs().resolve_job_def(PERFORMANCE_JOB).tags[EXCLUSIVE_TAG] == PERFORMANCE_JOB
+    assert defs().resolve_job_def(INPUTS_JOB).tags[EXCLUSIVE_TAG] == INPUTS_JOB
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert limits == [{"key": EXCLUSIVE_TAG, "value": {"applyLimitPerUniqueValue": True},
                        "limit": 1}]
+
+
+def test_valuations_on_are_partitioned_by_business_day_and_shard_within_dagster_advice():
+    graph = defs().resolve_asset_graph()
+    partitioned = {key.to_user_string() for key in graph.get_all_asset_keys()
+                   if graph.get(key).partitions_def is not None}
+    assert partitioned == {"daily_valuations", "performance_metrics"}
+    definition = graph.get(AssetKey("daily_valuations")).partitions_def
+    keys = definition.get_partition_keys()
+    assert len(keys) < 100_000
+    days = {key.split("|")[0] for key in keys}
+    assert "2024-06-28" in days and "2024-06-29" not in days  # a Friday, then a Saturday
+    assert {key.split("|")[1] for key in keys} == {f"s{i:02d}" for i in range(16)}

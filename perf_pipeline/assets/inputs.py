@@ -18,8 +18,11 @@ from dagster import (
 
 from perf_pipeline.assets.groups import INPUTS
 from perf_pipeline.assets.metadata import date_range, preview
+from perf_pipeline.increments import input_digests
 from perf_pipeline.ingest import KINDS, RawFile, ValidatedInputs, validate_inputs
+from perf_pipeline.partitions import SHARD_COUNT
 from perf_pipeline.resources.input_store import InputStore
+from perf_pipeline.resources.settings import CalculationSettings
 
 DESCRIPTIONS = {
     "portfolios": "Validated portfolios, plus those inferred from transactions (inferred=true).",
@@ -31,8 +34,12 @@ DESCRIPTIONS = {
                      "and column.",
     "rejected_files": "Every input file that could not be read at all, with the reason.",
     "input_files": "Every file read: rows read, accepted, rejected and duplicates.",
+    "input_digests": "Per portfolio shard and business day, a digest of every input row that "
+                     "moves its figures from that day on: what decides which partitions are "
+                     "stale (perf_pipeline.increments).",
 }
-DATE_COLUMNS = {"transactions": "trade_date", "prices": "date", "benchmarks": "date"}
+DATE_COLUMNS = {"transactions": "trade_date", "prices": "date", "benchmarks": "date",
+                "input_digests": "date"}
 RECONCILE = "rows_reconcile"
 
 
@@ -55,12 +62,16 @@ def read_input_files(store: InputStore) -> list[RawFile]:
     retry_policy=RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
                              jitter=Jitter.PLUS_MINUS),
 )
-def inputs(context: AssetExecutionContext, input_store: InputStore):
+def inputs(context: AssetExecutionContext, input_store: InputStore,
+           calculation_settings: CalculationSettings):
     """Read every input file and validate it (data.md); rejects are kept, never dropped."""
     files = read_input_files(input_store)
     result = validate_inputs(files, today=dt.datetime.now(dt.UTC).date())
+    digests = input_digests(result.portfolios, result.transactions, result.prices,
+                            result.benchmarks, shards=SHARD_COUNT,
+                            settings=calculation_settings.fingerprint())
     for name in DESCRIPTIONS:
-        frame: pd.DataFrame = getattr(result, name)
+        frame: pd.DataFrame = digests if name == "input_digests" else getattr(result, name)
         meta: dict = {"rows": len(frame)}
         if name in DATE_COLUMNS:
             meta |= date_range(frame[DATE_COLUMNS[name]])

@@ -1,4 +1,10 @@
-"""Performance metrics of every entity, calculation date and period."""
+"""Performance metrics of every entity, calculation date and period.
+
+Partitioned like daily_valuations; a run computes the calculation dates of its range (each
+month-end business day in it, and its last day, the as-of date) from the stored daily
+valuations of each period's window, and records the input digests its partitions were
+computed from.
+"""
 
 import datetime as dt
 
@@ -9,17 +15,26 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
+    BackfillPolicy,
+    MaterializeResult,
     MetadataValue,
-    Output,
     asset,
 )
 
 from perf_pipeline.assets.groups import PERFORMANCE
 from perf_pipeline.assets.metadata import preview
-from perf_pipeline.assets.valuation import requested
+from perf_pipeline.assets.valuation import portfolio_shards, shard_chunks
+from perf_pipeline.calc.calendar import (
+    business_days,
+    month_end_business_days,
+    previous_business_day,
+)
 from perf_pipeline.calc.performance import performance_metrics as compute_metrics
 from perf_pipeline.calc.valuation import panel_from_frame
-from perf_pipeline.resources.duckdb_store import replaces
+from perf_pipeline.increments import DIGEST_COLUMNS
+from perf_pipeline.partitions import PARTITION_START, daily_shards, partition_scope
+from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
 
 REQUEST_TAG = "perf/request_id"
@@ -27,6 +42,9 @@ METRIC_KEY = ["id", "calculation_date", "time_period"]
 TWR_BOUNDS = (-1.0, 100.0)  # a period return outside these is impossible or implausible
 SUMMARY_COLUMNS = ["entity_id", "calculation_date", "twr", "twr_annualized", "mwr",
                    "volatility", "sharpe_ratio", "max_drawdown", "benchmark_twr"]
+HISTORY_COLUMNS = ["date", "entity_type", "entity_id", "portfolio_id", "account_id",
+                   "security_id", "market_value", "inflow", "outflow", "daily_return",
+                   "twr_index", "price_age_days"]
 
 
 def request_id(context: AssetExecutionContext, request: RunRequest) -> str:
@@ -41,10 +59,37 @@ def latest_itd(metrics: pd.DataFrame) -> pd.DataFrame:
     return latest.sort_values("entity_id")
 
 
+def range_calculation_dates(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """The calculation dates a run over start..end computes: its month-end business days and
+    its last day (data.md: month-ends from inception, plus the latest date)."""
+    return month_end_business_days(start, end).union(pd.DatetimeIndex([end]))
+
+
+def superseded_days(start: pd.Timestamp) -> tuple[dt.date, ...]:
+    """The business day before `start` when it is not a month-end: it was the latest date of
+    the run before, and stops being a calculation date once a later day is computed."""
+    before = pd.Timestamp(previous_business_day(start))
+    if before < PARTITION_START or len(month_end_business_days(before, before)):
+        return ()
+    return (before.date(),)
+
+
+def computed_digests(digests: pd.DataFrame, shards: tuple[str, ...], start: pd.Timestamp,
+                     end: pd.Timestamp) -> pd.DataFrame:
+    """The digest every partition of `shards` x start..end was computed from (0: no input)."""
+    days = business_days(start, end)
+    grid = pd.MultiIndex.from_product([list(shards), days], names=["shard", "date"])
+    current = digests.set_index(["shard", "date"])["digest"]
+    return (current.reindex(grid, fill_value=0).astype("int64").reset_index()[DIGEST_COLUMNS])
+
+
 @asset(
     group_name=PERFORMANCE,
-    io_manager_key="metrics_io_manager",
-    metadata={"replace_scope": "portfolio_id", "keep_created_at": METRIC_KEY},
+    partitions_def=daily_shards,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=["daily_valuations"],
+    ins={"portfolios": AssetIn(), "benchmarks": AssetIn(), "transactions": AssetIn(),
+         "input_digests": AssetIn()},
     check_specs=[AssetCheckSpec(
         "twr_within_bounds", asset="performance_metrics",
         description="Every period TWR above -100% and below +10,000% (warning).",
@@ -52,44 +97,70 @@ def latest_itd(metrics: pd.DataFrame) -> pd.DataFrame:
 )
 def performance_metrics(
     context: AssetExecutionContext,
-    daily_valuations: pd.DataFrame,
     portfolios: pd.DataFrame,
     benchmarks: pd.DataFrame,
+    transactions: pd.DataFrame,
+    input_digests: pd.DataFrame,
     calculation_settings: CalculationSettings,
     run_request: RunRequest,
+    partition_store: PartitionStore,
 ):
     """TWR, MWR, Modified Dietz and risk metrics per entity, calculation date and period."""
-    panel = panel_from_frame(requested(daily_valuations, run_request))
-    metrics, mwr_issues = compute_metrics(
-        panel, portfolios, benchmarks,
-        risk_free_rate=calculation_settings.annual_risk_free_rate(),
-    )
+    shards, start, end = partition_scope(context.partition_keys)
+    dates = range_calculation_dates(start, end)
+    rf = calculation_settings.annual_risk_free_rate()
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    metrics = metrics.assign(request_id=request_id(context, run_request), created_at=now,
-                             updated_at=now)
-    latest = latest_itd(metrics)
+    stamp = {"request_id": request_id(context, run_request), "created_at": now,
+             "updated_at": now}
+    owners = portfolio_shards(transactions)
+    latest, wild, issues, rows = [], [], [], 0
+    for chunk, _ in shard_chunks(shards, owners):
+        history = partition_store.read("daily_valuations", chunk, end=end.date(),
+                                       columns=HISTORY_COLUMNS)
+        panel = panel_from_frame(history)
+        metrics, mwr_issues = compute_metrics(panel, portfolios, benchmarks, risk_free_rate=rf,
+                                              dates=dates[dates >= panel.dates.min()])
+        metrics = metrics.assign(shard=metrics["portfolio_id"].map(
+            owners.set_index("portfolio_id")["shard"]).to_numpy(), **stamp)
+        partition_store.replace(
+            "performance_metrics", metrics,
+            Slice(chunk, start.date(), end.date(), superseded_days(start)),
+            keep_created_at=METRIC_KEY)
+        partition_store.replace("computed_from",
+                                computed_digests(input_digests, chunk, start, end),
+                                Slice(chunk, start.date(), end.date()))
+        rows += len(metrics)
+        latest.append(latest_itd(metrics))
+        wild.append(twr_out_of_bounds(metrics))
+        issues.append(mwr_issues)
+    latest = pd.concat(latest) if latest else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    issues = pd.concat(issues) if issues else pd.DataFrame()
     meta = {
-        **replaces(run_request.portfolio_ids),
-        "rows": len(metrics),
-        "entities": int(metrics["id"].nunique()),
+        "rows": rows, "shards": ",".join(shards),
+        "calculation_dates": f"{len(dates)} from {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}",
         "latest_itd_by_portfolio": preview(latest[SUMMARY_COLUMNS], rows=50),
-        "mwr_without_root": len(mwr_issues),
-        "mwr_issues": preview(mwr_issues),
+        "mwr_without_root": len(issues),
+        "mwr_issues": preview(issues),
     }
     for row in latest.itertuples():
         meta[f"itd_twr/{row.entity_id}"] = MetadataValue.float(float(row.twr))
-    yield Output(metrics, metadata=meta)
-    yield check_performance_metrics_twr_bounded(metrics)
+    yield MaterializeResult(metadata=meta)
+    yield check_twr_bounded(pd.concat(wild) if wild else pd.DataFrame(columns=METRIC_KEY))
 
 
-def check_performance_metrics_twr_bounded(metrics: pd.DataFrame) -> AssetCheckResult:
-    """Warn on period TWRs at or below -100% or above +10,000%."""
+def twr_out_of_bounds(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Period TWRs at or below -100%, above +10,000%, or not finite."""
     low, high = TWR_BOUNDS
     twr = metrics["twr"].to_numpy(dtype=float)
-    wild = metrics.loc[(twr <= low) | (twr > high) | ~np.isfinite(twr)]
+    return metrics.loc[(twr <= low) | (twr > high) | ~np.isfinite(twr), [*METRIC_KEY, "twr"]]
+
+
+def check_twr_bounded(wild: pd.DataFrame) -> AssetCheckResult:
+    """Warn on period TWRs outside TWR_BOUNDS."""
+    low, high = TWR_BOUNDS
     return AssetCheckResult(
         check_name="twr_within_bounds", asset_key="performance_metrics", passed=wild.empty,
         severity=AssetCheckSeverity.WARN,
         metadata={"rows": len(wild), "lower": low, "upper": high,
-                  "offending_rows": preview(wild[[*METRIC_KEY, "twr"]])},
+                  "offending_rows": preview(wild)},
     )

@@ -1,4 +1,11 @@
-"""Positions and daily valuations of every security position, account and portfolio."""
+"""Positions and daily valuations of every security position, account and portfolio.
+
+daily_valuations is partitioned by business day x portfolio shard; a run covers a 2-D range
+of both and values it in one vectorized pass per chunk of shards (at most CHUNK_PORTFOLIOS portfolios, which
+bounds memory), continuing from the stored close of the business day before its range.
+"""
+
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -8,60 +15,100 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetOut,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
     Output,
-    multi_asset,
+    asset,
 )
 
 from perf_pipeline.assets.groups import VALUATION
 from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.calc.valuation import positions as holdings
-from perf_pipeline.calc.valuation import value_entities
-from perf_pipeline.resources.duckdb_store import replaces
-from perf_pipeline.resources.settings import CalculationSettings, RunRequest
+from perf_pipeline.calc.valuation import state_from_closing, value_entities
+from perf_pipeline.increments import shard_of
+from perf_pipeline.partitions import SHARD_COUNT, daily_shards, partition_scope
+from perf_pipeline.resources.partition_store import PartitionStore, Slice
+from perf_pipeline.resources.settings import CalculationSettings
 
 SUM_TOLERANCE = 1e-6  # relative to max(1, |value|)
 STALE_BUSINESS_DAYS = 5
 RETURN_BOUNDS = (-0.5, 1.0)  # a daily return outside these is worth a look
+CHUNK_PORTFOLIOS = 100  # portfolios valued in one pass: about 2 GB over 5 years
 
 
-def resolve_as_of(request: RunRequest, transactions: pd.DataFrame,
-                  prices: pd.DataFrame) -> pd.Timestamp | None:
-    """The requested as-of date, else the last business day on or before the latest input date."""
-    if request.as_of:
-        return pd.Timestamp(request.as_of)
-    latest = pd.concat([transactions["trade_date"], prices["date"]]).max()
-    if pd.isna(latest):
-        return None
-    return pd.Timestamp(previous_business_day(pd.Timestamp(latest) + pd.Timedelta(days=1)))
+def shard_chunks(shards: Sequence[str], owners: pd.DataFrame,
+                 limit: int = CHUNK_PORTFOLIOS) -> Iterator[tuple[tuple[str, ...], list[str]]]:
+    """Consecutive groups of `shards` holding at most `limit` portfolios (a shard is never
+    split), each with its portfolio ids; `owners` maps portfolio_id to shard."""
+    group: list[str] = []
+    members: list[str] = []
+    for shard in shards:
+        ids = owners.loc[owners["shard"] == shard, "portfolio_id"].tolist()
+        if group and len(members) + len(ids) > limit:
+            yield tuple(group), members
+            group, members = [], []
+        group.append(shard)
+        members.extend(ids)
+    if group:
+        yield tuple(group), members
 
 
-def requested(frame: pd.DataFrame, request: RunRequest) -> pd.DataFrame:
-    """The rows of the requested portfolios (all rows when none are named)."""
-    if not request.portfolio_ids:
-        return frame
-    return frame.loc[frame["portfolio_id"].isin(request.portfolio_ids)]
+def portfolio_shards(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Each portfolio with transactions, and its shard."""
+    ids = pd.unique(transactions["portfolio_id"])
+    return pd.DataFrame({"portfolio_id": ids, "shard": shard_of(ids, SHARD_COUNT)})
 
 
-@multi_asset(
-    outs={
-        "positions": AssetOut(
-            group_name=VALUATION, metadata={"replace_scope": "portfolio_id"},
-            description="Holdings as a change log: quantity (cash for security_id null) held "
-                        "from each effective date.",
-        ),
-        "daily_valuations": AssetOut(
-            group_name=VALUATION, metadata={"replace_scope": "portfolio_id"},
-            io_manager_key="series_io_manager",
-            description="One row per entity and business day: market value, flows, daily "
-                        "return, performance index, price age.",
-        ),
-    },
+def opening_state(store: PartitionStore, shards: tuple[str, ...], start: pd.Timestamp,
+                  transactions: pd.DataFrame, members: list[str]):
+    """The stored close of the business day before `start`, or None when the shards have no
+    input before `start`; a Failure naming the first day to materialize when they have input
+    before it but no stored close."""
+    before = pd.Timestamp(previous_business_day(start))
+    closing = store.read("daily_valuations", shards, before.date(), before.date())
+    if not closing.empty:
+        return state_from_closing(closing)
+    mine = transactions.loc[transactions["portfolio_id"].isin(members), "trade_date"]
+    first = mine.min()
+    if pd.notna(first) and pd.Timestamp(first) <= before:
+        raise Failure(
+            f"shards {', '.join(shards)} have transactions from {first:%Y-%m-%d} but no stored "
+            f"valuations for {before:%Y-%m-%d}, the day before this run's range: materialize "
+            f"their partitions from {first:%Y-%m-%d} on (perf-pipeline run plans this).")
+    return None
+
+
+@asset(
+    group_name=VALUATION,
+    check_specs=[AssetCheckSpec("no_negative_holdings", asset="positions",
+                                description="No position or cash balance below zero "
+                                            "(warning).")],
+)
+def positions(transactions: pd.DataFrame):
+    """Holdings as a change log: quantity (cash for security_id null) held from each effective
+    date. Unpartitioned: it is one cheap pass over the transactions, and the daily state the
+    partitions carry is in daily_valuations (holding)."""
+    latest = transactions["trade_date"].max()
+    as_of = pd.Timestamp(latest) + pd.Timedelta(days=7) if pd.notna(latest) else pd.Timestamp(0)
+    held = holdings(transactions, as_of)
+    negative = negative_holdings(held)
+    yield Output(held, metadata={"rows": len(held), **date_range(held["date"])})
+    yield AssetCheckResult(
+        check_name="no_negative_holdings", asset_key="positions", passed=negative.empty,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"rows": len(negative), "threshold": 0.0, "offending_rows": preview(negative)})
+
+
+@asset(
+    group_name=VALUATION,
+    partitions_def=daily_shards,
+    backfill_policy=BackfillPolicy.single_run(),
     ins={"transactions": AssetIn(), "prices": AssetIn()},
+    description="One row per entity and business day: market value, flows, daily return, "
+                "performance index, price age, holding, inception.",
     check_specs=[
-        AssetCheckSpec("no_negative_holdings", asset="positions",
-                       description="No position or cash balance below zero (warning)."),
         AssetCheckSpec("every_holding_priced", asset="daily_valuations", blocking=True,
                        description="Every held security has a close or a trade price."),
         AssetCheckSpec("values_add_up", asset="daily_valuations", blocking=True,
@@ -73,125 +120,104 @@ def requested(frame: pd.DataFrame, request: RunRequest) -> pd.DataFrame:
                        description="Daily returns between -50% and +100% (warning)."),
     ],
 )
-def valuations(
+def daily_valuations(
     context: AssetExecutionContext,
     transactions: pd.DataFrame,
     prices: pd.DataFrame,
     calculation_settings: CalculationSettings,
-    run_request: RunRequest,
+    partition_store: PartitionStore,
 ):
-    """Value every entity on every business day from inception to the as-of date."""
-    as_of = resolve_as_of(run_request, transactions, prices) or pd.Timestamp("1900-01-01")
-    held = holdings(requested(transactions, run_request), as_of)
-    panel = value_entities(transactions, prices, as_of, timing=calculation_settings.timing,
-                           portfolios=run_request.portfolio_ids)
-    daily = panel.to_frame()
-    context.log.info("valued %d entities over %d business days up to %s",
-                     len(panel.entities), len(panel.dates), as_of.date())
-    scope = replaces(run_request.portfolio_ids)
-    yield Output(held, output_name="positions",
-                 metadata={"rows": len(held), **date_range(held["date"]), **scope})
-    yield Output(daily, output_name="daily_valuations", metadata={
-        "rows": len(daily), "entities": len(panel.entities), "as_of": str(as_of.date()),
-        **date_range(daily["date"]), **scope,
-    })
-    yield check_positions_no_negative_holdings(held)
-    yield check_daily_valuations_priced(daily)
-    yield check_daily_valuations_add_up(daily, held)
-    yield check_daily_valuations_prices_fresh(daily)
-    yield check_daily_valuations_returns_bounded(daily)
+    """Value every entity of the run's shards on every business day of its range."""
+    shards, start, end = partition_scope(context.partition_keys)
+    owners = portfolio_shards(transactions)
+    found: dict[str, list[pd.DataFrame]] = {name: [] for name in CHECKS}
+    days = []
+    for chunk, members in shard_chunks(shards, owners):
+        opening = opening_state(partition_store, chunk, start, transactions, members)
+        panel = value_entities(transactions, prices, end, timing=calculation_settings.timing,
+                               portfolios=members, opening=opening)
+        daily = panel.to_frame()
+        daily["shard"] = _shard_column(daily, owners)
+        partition_store.replace("daily_valuations", daily,
+                                Slice(chunk, start.date(), end.date()))
+        days.append(daily["date"])
+        for name, (_, find) in CHECKS.items():
+            found[name].append(find(daily))
+        context.log.info("valued shards %s: %d entities over %d business days",
+                         ",".join(chunk), len(panel.entities), len(panel.dates))
+    days = pd.concat(days) if days else pd.Series(dtype="datetime64[ns]")
+    yield MaterializeResult(metadata={"rows": len(days), "shards": ",".join(shards),
+                                      **date_range(days)})
+    for name, (severity, _) in CHECKS.items():
+        offending = pd.concat(found[name]) if found[name] else pd.DataFrame()
+        yield AssetCheckResult(
+            check_name=name, asset_key="daily_valuations", passed=offending.empty,
+            severity=severity,
+            metadata={"rows": len(offending), **CHECK_METADATA.get(name, {}),
+                      "offending_rows": preview(offending)})
 
 
-def check_positions_no_negative_holdings(held: pd.DataFrame) -> AssetCheckResult:
-    """Warn on any holding that goes below zero (a short position or an overdraft)."""
-    negative = held.loc[held["quantity"] < -SUM_TOLERANCE]
-    return AssetCheckResult(
-        check_name="no_negative_holdings", asset_key="positions", passed=negative.empty,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"rows": len(negative), "threshold": 0.0, "offending_rows": preview(negative)},
-    )
+def _shard_column(frame: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
+    return frame["portfolio_id"].map(owners.set_index("portfolio_id")["shard"]).to_numpy()
 
 
-def check_daily_valuations_priced(daily: pd.DataFrame) -> AssetCheckResult:
-    """Fail when a held security has no price at all (its value would be unknown)."""
-    unpriced = daily.loc[daily["market_value"].isna()]
-    return AssetCheckResult(
-        check_name="every_holding_priced", asset_key="daily_valuations",
-        passed=unpriced.empty, severity=AssetCheckSeverity.ERROR,
-        metadata={"rows": len(unpriced), "offending_rows": preview(unpriced)},
-    )
+def negative_holdings(held: pd.DataFrame) -> pd.DataFrame:
+    """Holdings below zero (a short position or an overdraft)."""
+    return held.loc[held["quantity"] < -SUM_TOLERANCE]
 
 
-def cash_by_account_day(held: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
-    """Each account's cash balance on each of `days` (long: date, account_id, cash)."""
-    cash = held.loc[held["security_id"].isna()]
-    if cash.empty:
-        return pd.DataFrame(columns=["date", "account_id", "cash"])
-    wide = cash.pivot_table(index="date", columns="account_id", values="quantity",
-                            aggfunc="last")
-    wide = wide.reindex(wide.index.union(days)).ffill().fillna(0.0).loc[days]
-    wide.index.name = "date"
-    return wide.stack().rename("cash").reset_index()
+def unpriced_holdings(daily: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose value is unknown: a held security with no price at all."""
+    return daily.loc[daily["market_value"].isna()]
 
 
-def check_daily_valuations_add_up(daily: pd.DataFrame, held: pd.DataFrame) -> AssetCheckResult:
-    """Recompute accounts from securities + cash and portfolios from accounts, to 1e-6."""
+def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
+    """Accounts whose value is not their securities + cash (their holding), and portfolios
+    whose value is not the sum of their accounts, beyond SUM_TOLERANCE x max(1, |expected|)."""
     kind = daily["entity_type"]
-    columns = ["date", "portfolio_id", "account_id", "market_value"]  # all that is compared
-    by_type = {name: daily.loc[kind == name, columns]
-               for name in ("portfolio", "account", "security")}
-    days = pd.DatetimeIndex(daily["date"].unique()).sort_values()
-    securities = (by_type["security"].groupby(["date", "account_id"])["market_value"].sum()
-                  .rename("securities").reset_index())
-    accounts = (by_type["account"][["date", "account_id", "market_value"]]
-                .merge(securities, on=["date", "account_id"], how="left")
-                .merge(cash_by_account_day(held, days), on=["date", "account_id"], how="left")
-                .fillna({"securities": 0.0, "cash": 0.0}))
-    accounts["expected"] = accounts["securities"] + accounts["cash"]
-    totals = (by_type["account"].groupby(["date", "portfolio_id"])["market_value"].sum()
-              .rename("expected").reset_index())
-    portfolios = by_type["portfolio"][["date", "portfolio_id", "market_value"]].merge(
-        totals, on=["date", "portfolio_id"], how="left").fillna({"expected": 0.0})
-    off = pd.concat([frame.loc[_off(frame)] for frame in (accounts, portfolios)])
-    return AssetCheckResult(
-        check_name="values_add_up", asset_key="daily_valuations", passed=off.empty,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"rows": len(off), "tolerance": SUM_TOLERANCE, "offending_rows": preview(off)},
-    )
+    keys = {"account": ["date", "account_id"], "portfolio": ["date", "portfolio_id"]}
+    parts = {"account": "security", "portfolio": "account"}
+    off = []
+    for level, part in parts.items():
+        totals = (daily.loc[kind == part].groupby(keys[level])["market_value"].sum()
+                  .rename("expected").reset_index())
+        rows = daily.loc[kind == level, [*keys[level], "entity_id", "market_value", "holding"]]
+        rows = rows.merge(totals, on=keys[level], how="left").fillna({"expected": 0.0})
+        if level == "account":
+            rows["expected"] += rows["holding"].fillna(0.0)
+        scale = np.maximum(1.0, np.abs(rows["expected"]))
+        off.append(rows.loc[~(np.abs(rows["market_value"] - rows["expected"])
+                              <= SUM_TOLERANCE * scale)])
+    return pd.concat(off, ignore_index=True)
 
 
-def _off(frame: pd.DataFrame) -> pd.Series:
-    value, expected = frame["market_value"], frame["expected"]
-    scale = np.maximum(1.0, np.abs(expected))
-    return ~(np.abs(value - expected) <= SUM_TOLERANCE * scale)
-
-
-def check_daily_valuations_prices_fresh(daily: pd.DataFrame) -> AssetCheckResult:
-    """Warn on held securities whose price is older than 5 business days."""
+def stale_prices(daily: pd.DataFrame) -> pd.DataFrame:
+    """Held securities whose price is more than STALE_BUSINESS_DAYS business days old."""
     held = ((daily["entity_type"] == "security") & (daily["market_value"] != 0)
             & daily["price_age_days"].notna()).to_numpy()
     day = daily["date"].to_numpy()[held].astype("datetime64[D]")
     source = day - daily["price_age_days"].to_numpy()[held].astype("timedelta64[D]")
     late = np.zeros(len(daily), dtype=bool)
     late[held] = np.busday_count(source, day) > STALE_BUSINESS_DAYS
-    stale = daily.loc[late]  # only the offending rows are copied
-    return AssetCheckResult(
-        check_name="prices_fresh", asset_key="daily_valuations", passed=stale.empty,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"rows": len(stale), "threshold_business_days": STALE_BUSINESS_DAYS,
-                  "securities": int(stale["security_id"].nunique()),
-                  "offending_rows": preview(stale)},
-    )
+    return daily.loc[late]  # only the offending rows are copied
 
 
-def check_daily_valuations_returns_bounded(daily: pd.DataFrame) -> AssetCheckResult:
-    """Warn on daily returns outside RETURN_BOUNDS (likely a bad price or a missing flow)."""
+def wild_returns(daily: pd.DataFrame) -> pd.DataFrame:
+    """Daily returns outside RETURN_BOUNDS (likely a bad price or a missing flow)."""
     low, high = RETURN_BOUNDS
     r = daily["daily_return"]
-    wild = daily.loc[(r < low) | (r > high)]
-    return AssetCheckResult(
-        check_name="returns_within_bounds", asset_key="daily_valuations", passed=wild.empty,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"rows": len(wild), "lower": low, "upper": high,
-                  "offending_rows": preview(wild)},
-    )
+    return daily.loc[(r < low) | (r > high)]
+
+
+WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
+CHECKS = {  # checks of daily_valuations: (severity, finder of offending rows)
+    "every_holding_priced": (ERROR, unpriced_holdings),
+    "values_add_up": (ERROR, sums_off),
+    "prices_fresh": (WARN, stale_prices),
+    "returns_within_bounds": (WARN, wild_returns),
+}
+CHECK_METADATA = {
+    "values_add_up": {"tolerance": SUM_TOLERANCE},
+    "prices_fresh": {"threshold_business_days": STALE_BUSINESS_DAYS},
+    "returns_within_bounds": {"lower": RETURN_BOUNDS[0], "upper": RETURN_BOUNDS[1]},
+}

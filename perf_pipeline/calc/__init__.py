@@ -30,7 +30,7 @@ from perf_pipeline.calc.valuation import (
     ValuationState,
     panel_from_frame,
     positions,
-    state_from_tables,
+    state_from_closing,
     value_entities,
 )
 from perf_pipeline.calc.xirr import xirr, xirr_many, xirr_many_detailed
@@ -60,7 +60,7 @@ __all__ = [
     "risk_metrics",
     "risk_metrics_array",
     "risk_metrics_many",
-    "state_from_tables",
+    "state_from_closing",
     "value_entities",
     "xirr",
     "xirr_many",

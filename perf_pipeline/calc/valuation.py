@@ -52,7 +52,11 @@ VALUATION_COLUMNS = [
     "daily_return",
     "twr_index",
     "price_age_days",
+    "holding",
+    "inception",
 ]
+"""daily_valuations: ``holding`` (units of a position, cash of an account, null for a
+portfolio) and ``inception`` make any day's rows the full state to continue from."""
 POSITION_COLUMNS = [
     "portfolio_id",
     "account_id",
@@ -115,32 +119,22 @@ class ValuationPanel:
         col, row = np.nonzero(alive.T)
         frame = self.entities.iloc[col][ENTITY_COLUMNS].reset_index(drop=True)
         frame.insert(0, "date", self.dates[row])
-        for name in VALUATION_COLUMNS[6:]:
+        for name in VALUATION_COLUMNS[6:-1]:
             frame[name] = getattr(self, name)[row, col]
+        frame["inception"] = self.entities["inception"].to_numpy()[col]
         return frame
 
 
-def state_from_tables(closing: pd.DataFrame, held: pd.DataFrame) -> ValuationState:
-    """The close of one business day rebuilt from stored tables, to continue a run from it.
-
-    `closing`: the daily_valuations rows of that day, with each entity's ``inception`` (its
-    first date in daily_valuations); `held`: the positions change log up to that day. The
-    holding of a position is its last quantity, of an account its last cash balance.
-    """
-    date = pd.Timestamp(closing["date"].max())
-    last = held.loc[held["date"] <= date].groupby(["account_id", "security_id"], dropna=False,
-                                                  sort=False)["quantity"].last()
-    security = closing["security_id"].where(closing["entity_type"] == "security")
-    keys = pd.MultiIndex.from_arrays([closing["account_id"], security])
-    holding = last.reindex(keys).to_numpy(dtype=float)
+def state_from_closing(closing: pd.DataFrame) -> ValuationState:
+    """The close of one business day rebuilt from its daily_valuations rows (VALUATION_COLUMNS,
+    with holding and inception), to continue valuing from the next business day."""
     entities = closing[ENTITY_COLUMNS].assign(
         inception=pd.DatetimeIndex(closing["inception"]).as_unit("ns"),
-        market_value=closing["market_value"].to_numpy(dtype=float),
-        twr_index=closing["twr_index"].to_numpy(dtype=float),
-        holding=np.where(closing["entity_type"] == "portfolio", np.nan,
-                         np.nan_to_num(holding)),
+        **{name: closing[name].to_numpy(dtype=float)
+           for name in ("market_value", "twr_index", "holding")},
     )
-    return ValuationState(date=date, entities=entities.reset_index(drop=True))
+    return ValuationState(date=pd.Timestamp(closing["date"].max()),
+                          entities=entities.reset_index(drop=True))
 
 
 def effective_transactions(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:

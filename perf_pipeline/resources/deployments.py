@@ -35,6 +35,8 @@ DEFAULTS = {
     "PERF_TIMESTREAM_TABLE": "performance_metrics",
     "PERF_SQS_QUEUE_URL": None,
     "AWS_ENDPOINT_URL": None,
+    "PERF_SHARDS": "16",
+    "PERF_PARTITION_START": "2015-01-01",
 }
 ASSET_STORE_PREFIX = "_perf_pipeline/assets"
 
@@ -77,9 +79,8 @@ def common_resources() -> dict[str, Any]:
 def local_resources() -> dict[str, Any]:
     """Everything in one DuckDB file (PERF_STORE)."""
     store = DuckDBStore(path=setting("PERF_STORE"))
-    io_manager = DuckDBIOManager(store=store)
-    return {**common_resources(), "io_manager": io_manager,
-            "series_io_manager": io_manager, "metrics_io_manager": io_manager}
+    return {**common_resources(), "io_manager": DuckDBIOManager(store=store),
+            "partition_store": store}
 
 
 def aws_resources() -> dict[str, Any]:

@@ -7,6 +7,7 @@ shared to read), so processes of a multiprocess run queue for the file instead o
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,16 +18,16 @@ import numpy as np
 import pandas as pd
 from dagster import (
     ConfigurableIOManager,
-    ConfigurableResource,
     InputContext,
-    MetadataValue,
     OutputContext,
 )
 from pydantic import Field
 
+from perf_pipeline.resources.partition_store import DATE_COLUMNS, PartitionStore, Slice
 
-class DuckDBStore(ConfigurableResource):
-    """The DuckDB file of the local target."""
+
+class DuckDBStore(PartitionStore):
+    """The DuckDB file of the local target; partitioned tables carry a ``shard`` column."""
 
     path: str = Field(description="DuckDB file (PERF_STORE).")
 
@@ -60,68 +61,92 @@ class DuckDBStore(ConfigurableResource):
                 return pd.DataFrame()
             return con.execute(f'SELECT * FROM "{table}"').df()
 
+    def replace(self, table: str, frame: pd.DataFrame, where: Slice,
+                keep_created_at: Sequence[str] = ()) -> int:
+        condition, params = _slice_condition(table, where)
+        with self.connect(write=True) as con:
+            return _write(con, self, table, frame, condition, params, keep_created_at)
+
+    def read(self, table: str, shards: Sequence[str], start: dt.date | None = None,
+             end: dt.date | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        condition, params = _slice_condition(table, Slice(tuple(shards), start, end))
+        chosen = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        with self.connect() as con:
+            if not self.table_exists(con, table):
+                return pd.DataFrame(columns=list(columns or []))
+            return con.execute(f'SELECT {chosen} FROM "{table}" WHERE {condition} '
+                               f'ORDER BY "{DATE_COLUMNS[table]}"', params).df()
+
+
+def _slice_condition(table: str, where: Slice) -> tuple[str, list]:
+    """SQL and parameters selecting the rows of a slice of a partitioned table."""
+    day = DATE_COLUMNS[table]
+    shards = ", ".join("?" for _ in where.shards) or "NULL"
+    parts, params = [f"shard IN ({shards})"], list(where.shards)
+    window = []
+    if where.start is not None:
+        window.append(f'"{day}" >= ?')
+        params.append(where.start)
+    if where.end is not None:
+        window.append(f'"{day}" <= ?')
+        params.append(where.end)
+    in_window = " AND ".join(window) or "TRUE"
+    if where.extra_days:
+        in_window = (f"(({in_window}) OR \"{day}\" IN "
+                     f"({', '.join('?' for _ in where.extra_days)}))")
+        params.extend(where.extra_days)
+    parts.append(in_window)
+    return " AND ".join(parts), params
+
+
+def _write(con: duckdb.DuckDBPyConnection, store: DuckDBStore, table: str, frame: pd.DataFrame,
+           condition: str | None, params: list, keep_created_at: Sequence[str]) -> int:
+    """Replace the rows of `table` matching `condition` (all rows when None) by `frame`, in
+    one transaction; rows rewritten under the same `keep_created_at` key keep created_at.
+    Returns the table's row count."""
+    select = _select_typed(frame)
+    con.register("frame", frame)
+    exists = store.table_exists(con, table)
+    if exists and keep_created_at:
+        join = " AND ".join(f'n."{k}" = o."{k}"' for k in keep_created_at)
+        select = (
+            f"SELECT n.* REPLACE (coalesce(o.created_at, n.created_at) AS created_at) "
+            f'FROM ({select}) n LEFT JOIN "{table}" o ON {join}'
+        )
+    con.execute(f"CREATE TEMP TABLE incoming AS {select}")
+    con.execute("BEGIN TRANSACTION")
+    if exists and condition is not None:
+        con.execute(f'DELETE FROM "{table}" WHERE {condition}', params)
+        con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
+    else:
+        con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM incoming')
+    con.execute("COMMIT")
+    con.execute("DROP TABLE incoming")
+    con.unregister("frame")
+    return int(con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+
 
 def table_name(context: OutputContext | InputContext) -> str:
     """The table of an asset: its whole key joined by '__' (no two assets collide)."""
     return "__".join(context.asset_key.path)
 
 
-REPLACES = "replaces"
-"""Runtime output metadata naming what an output replaces: "all", or the list of values of
-the asset's ``replace_scope`` column (e.g. the portfolios a run was asked for)."""
-
-
-def replaces(values: Sequence[str] | None) -> dict[str, MetadataValue]:
-    """Output metadata saying that the output replaces these scope values (None: all rows)."""
-    return {REPLACES: MetadataValue.json(sorted(values)) if values else MetadataValue.text("all")}
-
-
 class DuckDBIOManager(ConfigurableIOManager):
-    """Stores each asset's DataFrame as a DuckDB table and loads it back.
-
-    The write replaces the whole table, unless the asset has a ``replace_scope`` column
-    (definition metadata) and the output names the values it replaces (``replaces`` runtime
-    metadata, see `replaces`): then only the rows of those values are replaced, including
-    values with no row in the output (a portfolio not yet born at an earlier as-of date), and
-    the rest stays. ``keep_created_at`` (key columns, definition metadata): a row rewritten
-    under the same key keeps its ``created_at``. Date-only columns are stored as DATE, and a
-    column that is null throughout as VARCHAR (DuckDB would type it NULL and refuse values
-    later).
-    """
+    """Stores each unpartitioned asset's DataFrame as a DuckDB table (the whole table is
+    replaced) and loads it back. Date-only columns are stored as DATE, and a column that is
+    null throughout as VARCHAR (DuckDB would type it NULL and refuse values later). The
+    partitioned assets write through the store itself (`PartitionStore`)."""
 
     store: DuckDBStore
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
         table = table_name(context)
-        meta = context.definition_metadata or {}
-        scope, keys = meta.get("replace_scope"), meta.get("keep_created_at")
-        replaced = getattr((context.output_metadata or {}).get(REPLACES), "value", None)
-        select = _select_typed(obj)
         with self.store.connect(write=True) as con:
-            con.register("frame", obj)
-            exists = self.store.table_exists(con, table)
-            if exists and keys:
-                join = " AND ".join(f'n."{k}" = o."{k}"' for k in keys)
-                select = (
-                    f"SELECT n.* REPLACE (coalesce(o.created_at, n.created_at) AS created_at) "
-                    f'FROM ({select}) n LEFT JOIN "{table}" o ON {join}'
-                )
-            con.execute(f"CREATE TEMP TABLE incoming AS {select}")
-            con.execute("BEGIN TRANSACTION")
-            if exists and scope and isinstance(replaced, list):
-                con.register("replaced", pd.DataFrame({"value": replaced}, dtype=object))
-                con.execute(f'DELETE FROM "{table}" WHERE "{scope}" IN '
-                            f"(SELECT value FROM replaced)")
-                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM incoming')
-            else:
-                con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM incoming')
-            con.execute("COMMIT")
-            con.execute("DROP TABLE incoming")
-            rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            rows = _write(con, self.store, table, obj, None, [], ())
         context.add_output_metadata({
             "table": f"{self.store.path}:{table}",
             "dagster/row_count": len(obj),
-            "table_rows": int(rows),
+            "table_rows": rows,
         })
 
     def load_input(self, context: InputContext) -> pd.DataFrame:

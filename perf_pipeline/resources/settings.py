@@ -31,6 +31,10 @@ class CalculationSettings(ConfigurableResource):
                              f"{self.risk_free_rate!r}")
         return rate
 
+    def fingerprint(self) -> str:
+        """The settings as text: a change of any of them makes every partition stale."""
+        return f"timing={self.timing};risk_free_rate={self.annual_risk_free_rate()!r}"
+
 
 class RunRequest(ConfigurableResource):
     """What one run is asked to do: set per run in run config (CLI, sensors, Lambda)."""

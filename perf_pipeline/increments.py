@@ -1,0 +1,195 @@
+"""What changed in the input, per portfolio shard and business day, and what to recompute.
+
+Change detection works on *digests*: for every shard and business day, a 64-bit sum of the
+hashes of every input row that can move that shard's figures from that day on. A shard's
+partitions are stale from the first business day whose digest differs from the digest they
+were computed from (or that was never computed) up to the as-of date, since every day's
+valuation carries the state of the day before. What moves a shard on day d:
+
+- its portfolios' transactions effective on d (their trade date rolled to a business day);
+- closes dated on d (rolled) of every security its portfolios ever trade, and BUY/SELL trades
+  of those securities in *any* portfolio (the trade-price fallback sees every portfolio);
+- closes on d of its portfolios' benchmarks;
+- its portfolios' own rows and the calculation settings, which count from each portfolio's
+  first transaction.
+
+Pure pandas and numpy: the assets, the CLI and the sensors share it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from perf_pipeline.calc.calendar import business_days, roll_to_business_day
+
+DIGEST_COLUMNS = ["shard", "date", "digest"]
+RANGE_COLUMNS = ["shard", "start", "end"]
+TRANSACTION_FIELDS = ["transaction_id", "portfolio_id", "account_id", "security_id",
+                      "trade_date", "type", "quantity", "price", "amount", "fee", "currency"]
+TRADE_PRICE_FIELDS = ["security_id", "trade_date", "transaction_id", "type", "price"]
+
+
+def shard_names(count: int) -> list[str]:
+    """The shard keys s00, s01, ... (zero-padded, so text order is numeric order)."""
+    if count < 1:
+        raise ValueError(f"the number of shards must be at least 1, not {count}")
+    width = max(2, len(str(count - 1)))
+    return [f"s{i:0{width}d}" for i in range(count)]
+
+
+def shard_of(portfolio_ids: Iterable[str], count: int) -> np.ndarray:
+    """The shard of each portfolio id: CRC-32 of its UTF-8 bytes modulo `count`.
+
+    Stable across processes, machines and Python versions (unlike ``hash``), so a portfolio
+    stays in its shard for as long as the number of shards is unchanged.
+    """
+    names = np.asarray(shard_names(count), dtype=object)
+    codes = [zlib.crc32(str(pid).encode()) % count for pid in portfolio_ids]
+    return names[np.asarray(codes, dtype=np.int64)]
+
+
+def _row_hashes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    present = [c for c in columns if c in frame.columns]
+    return pd.util.hash_pandas_object(frame[present], index=False).to_numpy(dtype=np.uint64)
+
+
+def _days(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    return np.asarray(roll_to_business_day(pd.DatetimeIndex(dates)), dtype="datetime64[ns]")
+
+
+def _broadcast(keys: np.ndarray, days: np.ndarray, hashes: np.ndarray,
+               key_shards: pd.DataFrame) -> pd.DataFrame:
+    """Rows keyed by `keys` (a security or benchmark id), summed into every shard that uses the
+    key: a (days x keys) matrix of hash sums times the (keys x shards) incidence matrix."""
+    if len(keys) == 0 or key_shards.empty:
+        return pd.DataFrame(columns=DIGEST_COLUMNS)
+    key_index = pd.Index(key_shards["key"].unique())
+    col = key_index.get_indexer(keys)
+    used = col >= 0
+    day_index, row = np.unique(days[used], return_inverse=True)
+    sums = np.zeros((len(day_index), len(key_index)), dtype=np.uint64)
+    np.add.at(sums, (row, col[used]), hashes[used])
+    shard_index = pd.Index(sorted(key_shards["shard"].unique()))
+    incidence = np.zeros((len(key_index), len(shard_index)), dtype=np.uint64)
+    incidence[key_index.get_indexer(key_shards["key"]),
+              shard_index.get_indexer(key_shards["shard"])] = 1
+    by_shard = sums @ incidence  # integer matmul wraps modulo 2**64, as the sums do
+    day_pos, shard_pos = np.nonzero(np.ones_like(by_shard, dtype=bool))
+    return pd.DataFrame({"shard": shard_index[shard_pos], "date": day_index[day_pos],
+                         "digest": by_shard[day_pos, shard_pos]})
+
+
+def input_digests(
+    portfolios: pd.DataFrame,
+    transactions: pd.DataFrame,
+    prices: pd.DataFrame,
+    benchmarks: pd.DataFrame,
+    shards: int,
+    settings: str = "",
+) -> pd.DataFrame:
+    """The digest of every (shard, business day) that has input (module docstring).
+
+    `settings` is any text naming the calculation settings. Returns DIGEST_COLUMNS, digest as
+    int64 (the bits of the unsigned sum), sorted by shard and date.
+    """
+    tx_shard = shard_of(transactions["portfolio_id"], shards)
+    tx_days = _days(transactions["trade_date"])
+    owners = (pd.DataFrame({"portfolio_id": transactions["portfolio_id"].to_numpy(),
+                            "shard": tx_shard, "date": tx_days})
+              .groupby(["portfolio_id", "shard"], sort=False)["date"].min().reset_index())
+    described = owners.merge(portfolios, on="portfolio_id", how="left")
+    named = transactions["security_id"].notna().to_numpy()
+    securities = pd.DataFrame({"key": transactions["security_id"].to_numpy()[named],
+                               "shard": tx_shard[named]}).drop_duplicates()
+    trades = transactions.loc[named & transactions["type"].isin(["BUY", "SELL"]).to_numpy()]
+    bench_of = portfolios[["portfolio_id", "benchmark_id"]].dropna().merge(owners)
+    bench_shards = bench_of.rename(columns={"benchmark_id": "key"})[["key", "shard"]]
+    salt = np.uint64(zlib.crc32(settings.encode()))
+    parts = [
+        pd.DataFrame({"shard": tx_shard, "date": tx_days,
+                      "digest": _row_hashes(transactions, TRANSACTION_FIELDS)}),
+        pd.DataFrame({"shard": described["shard"], "date": described["date"],
+                      "digest": _row_hashes(described, list(portfolios.columns)) + salt}),
+        _broadcast(prices["security_id"].to_numpy(), _days(prices["date"]),
+                   _row_hashes(prices, ["security_id", "date", "close"]), securities),
+        _broadcast(trades["security_id"].to_numpy(), _days(trades["trade_date"]),
+                   _row_hashes(trades, TRADE_PRICE_FIELDS), securities),
+        _broadcast(benchmarks["benchmark_id"].to_numpy(), _days(benchmarks["date"]),
+                   _row_hashes(benchmarks, ["benchmark_id", "date", "close"]), bench_shards),
+    ]
+    rows = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    summed = (rows.assign(digest=rows["digest"].to_numpy(dtype=np.uint64))
+              .groupby(["shard", "date"], sort=True)["digest"].sum().reset_index())
+    summed["digest"] = summed["digest"].to_numpy(dtype=np.uint64).view(np.int64)
+    return summed[DIGEST_COLUMNS]
+
+
+def stale_ranges(current: pd.DataFrame, computed: pd.DataFrame,
+                 as_of: pd.Timestamp) -> pd.DataFrame:
+    """Per shard, the business days to recompute: from the first day up to `as_of` whose
+    current digest differs from the one its partition was computed from (a day without input
+    has digest 0; a day never computed differs), through `as_of`.
+
+    `current`: input_digests; `computed`: the (shard, date, digest) each computed partition
+    was computed from. A shard's days run from its first day with input. Returns
+    RANGE_COLUMNS, one row per stale shard.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    current = current.loc[current["date"] <= as_of]
+    found = []
+    for shard, days in current.groupby("shard", sort=True):
+        calendar = business_days(days["date"].min(), as_of)
+        now = days.set_index("date")["digest"].reindex(calendar, fill_value=0)
+        done = computed.loc[computed["shard"] == shard].set_index("date")["digest"]
+        then = done.reindex(calendar)
+        differs = then.isna().to_numpy() | (then.to_numpy() != now.to_numpy())
+        if differs.any():
+            found.append((shard, calendar[int(np.argmax(differs))], as_of))
+    return pd.DataFrame(found, columns=RANGE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One ranged run: the business days start..end of the contiguous shards first..last."""
+
+    shards: tuple[str, ...]
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    def range_tags(self) -> dict[str, str]:
+        """Dagster's partition-range tags: keys are 'date|shard', a 2-D range of both."""
+        first, last = self.shards[0], self.shards[-1]
+        return {"dagster/asset_partition_range_start": f"{self.start:%Y-%m-%d}|{first}",
+                "dagster/asset_partition_range_end": f"{self.end:%Y-%m-%d}|{last}"}
+
+
+def plan_runs(ranges: pd.DataFrame, all_shards: Sequence[str], fresh: Iterable[str] = (),
+              workers: int = 1) -> list[PlannedRun]:
+    """Ranged runs covering `ranges` exactly: shards with the same range that are contiguous
+    in `all_shards` share a run (a run's partitions are a 2-D range, and Dagster records each
+    one, so a run never spans a shard it does not recompute), cut into `workers` runs of
+    similar size when there is more than one worker. A
+    `fresh` shard (nothing computed yet) may start earlier than its first input at no cost,
+    so fresh shards take the earliest start among them.
+    """
+    if ranges.empty:
+        return []
+    ranges = ranges.copy()
+    fresh = ranges["shard"].isin(list(fresh))
+    if fresh.any():
+        ranges.loc[fresh, "start"] = ranges.loc[fresh, "start"].min()
+    position = {name: i for i, name in enumerate(all_shards)}
+    ranges["position"] = ranges["shard"].map(position)
+    ranges = ranges.sort_values("position")
+    runs: list[PlannedRun] = []
+    for (start, end), group in ranges.groupby(["start", "end"], sort=True):
+        breaks = np.flatnonzero(np.diff(group["position"].to_numpy()) != 1) + 1
+        for block in np.split(group["shard"].to_numpy(), breaks):
+            for part in np.array_split(block, min(max(workers, 1), len(block))):
+                runs.append(PlannedRun(tuple(part), pd.Timestamp(start), pd.Timestamp(end)))
+    return runs

@@ -1,0 +1,46 @@
+"""Which ranged runs of performance_job bring the stored partitions up to date."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from perf_pipeline.calc.calendar import previous_business_day
+from perf_pipeline.increments import DIGEST_COLUMNS, PlannedRun, plan_runs, stale_ranges
+from perf_pipeline.partitions import PARTITION_START, SHARDS, business_days_partitions
+from perf_pipeline.resources.partition_store import PartitionStore
+
+
+class PlanError(ValueError):
+    """The input cannot be partitioned as configured (the message says what to change)."""
+
+
+def default_as_of(transactions: pd.DataFrame, prices: pd.DataFrame) -> pd.Timestamp | None:
+    """The last business day on or before the latest input date (None without input)."""
+    latest = pd.concat([transactions["trade_date"], prices["date"]]).max()
+    if pd.isna(latest):
+        return None
+    return pd.Timestamp(previous_business_day(pd.Timestamp(latest) + pd.Timedelta(days=1)))
+
+
+def plan(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
+         shards: Sequence[str] | None = None, workers: int = 1) -> list[PlannedRun]:
+    """The runs that recompute exactly the stale partitions of `shards` (default: all) up to
+    `as_of`: per shard, from the first business day whose input changed since it was computed
+    (increments.stale_ranges). A PlanError when the input starts before the first partition
+    or `as_of` is past the last one."""
+    as_of = pd.Timestamp(as_of).normalize()
+    last = pd.Timestamp(business_days_partitions.get_last_partition_key())
+    if as_of > last:
+        raise PlanError(f"as-of {as_of:%Y-%m-%d} is after the last partition {last:%Y-%m-%d}")
+    chosen = list(shards) if shards else SHARDS
+    digests = digests.loc[digests["shard"].isin(chosen)]
+    first = digests["date"].min()
+    if pd.notna(first) and first < PARTITION_START:
+        raise PlanError(f"the input starts on {first:%Y-%m-%d}, before the first partition "
+                        f"{PARTITION_START:%Y-%m-%d}: set PERF_PARTITION_START earlier")
+    computed = store.read("computed_from", chosen, columns=DIGEST_COLUMNS)
+    ranges = stale_ranges(digests, computed, as_of)
+    fresh = set(chosen) - set(computed["shard"]) if not computed.empty else set(chosen)
+    return plan_runs(ranges, SHARDS, fresh=fresh, workers=workers)
