@@ -26,7 +26,7 @@ RUNS_BY_TAG_QUERY = """
 query RunsByTag($filter: RunsFilter, $limit: Int) {
   runsOrError(filter: $filter, limit: $limit) {
     __typename
-    ... on Runs { results { runId status tags { key value } } }
+    ... on Runs { results { runId jobName status tags { key value } } }
     ... on Error { message }
   }
 }
@@ -36,7 +36,7 @@ LAUNCH_RUN_MUTATION = """
 mutation LaunchRun($executionParams: ExecutionParams!) {
   launchRun(executionParams: $executionParams) {
     __typename
-    ... on LaunchRunSuccess { run { runId status } }
+    ... on LaunchRunSuccess { run { runId jobName status } }
     ... on RunConfigValidationInvalid { errors { message } }
     ... on Error { message }
   }
@@ -47,7 +47,7 @@ RUN_QUERY = """
 query Run($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
-    ... on Run { runId status tags { key value } }
+    ... on Run { runId jobName status tags { key value } }
     ... on Error { message }
   }
 }
@@ -82,6 +82,7 @@ class RunInfo:
     run_id: str
     status: str
     tags: dict[str, str] = field(default_factory=dict)
+    job: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ class JobSelector:
 
 def _run_info(node: dict[str, Any]) -> RunInfo:
     tags = {tag["key"]: tag["value"] for tag in node.get("tags") or []}
-    return RunInfo(run_id=node["runId"], status=node["status"], tags=tags)
+    return RunInfo(run_id=node["runId"], status=node["status"], tags=tags,
+                   job=node.get("jobName") or "")
 
 
 def _result(data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from lambda_trigger.auth import Principal, authenticate
 from lambda_trigger.dagster_client import DagsterUnreachableError, RunNotFoundError
 from lambda_trigger.dependencies import Dependencies
 from lambda_trigger.errors import ApiError, ConfigurationError, MethodNotAllowedError
+from lambda_trigger.request_status import request_status
 from lambda_trigger.settings import Settings
 from lambda_trigger.triggers import run_portfolio_ids
 from lambda_trigger.validation import (
@@ -81,7 +82,8 @@ def calculate() -> Response:
 
 @app.get(_RUN)
 def get_run(run_id: str) -> dict[str, str]:
-    """The status of a run the token may see (its portfolio tag must be allowed)."""
+    """The status of a run the token may see (its portfolio tag must be allowed); for a run
+    of the inputs job, the status of the whole request (request_status.py)."""
     principal = _principal()
     run = dependencies.dagster.get_run(parse_run_id(run_id))
     portfolio_ids = run_portfolio_ids(run.tags)
@@ -89,7 +91,8 @@ def get_run(run_id: str) -> dict[str, str]:
         principal.require_all_portfolios()
     else:
         principal.require(portfolio_ids)
-    return {"run_id": run.run_id, "status": run.status}
+    status = request_status(dependencies.dagster, run, dependencies.settings.dagster_job)
+    return {"run_id": run.run_id, "status": status}
 
 
 @app.get(_METRICS)

@@ -33,7 +33,7 @@ class Settings:
     dagster_graphql_url: str | None = None
     dagster_location: str = "perf_pipeline"
     dagster_repository: str = "__repository__"
-    dagster_job: str = "performance_job"
+    dagster_job: str = "inputs_job"
     trigger_mode: TriggerMode = "graphql"
     sqs_queue_url: str | None = None
     dynamodb_table: str = "performance-metrics"
@@ -59,7 +59,7 @@ class Settings:
             dagster_graphql_url=env.get("DAGSTER_GRAPHQL_URL") or None,
             dagster_location=env.get("DAGSTER_LOCATION") or "perf_pipeline",
             dagster_repository=env.get("DAGSTER_REPOSITORY") or "__repository__",
-            dagster_job=env.get("DAGSTER_JOB") or "performance_job",
+            dagster_job=env.get("DAGSTER_JOB") or "inputs_job",
             trigger_mode=mode,  # type: ignore[arg-type]
             sqs_queue_url=env.get("PERF_SQS_QUEUE_URL") or None,
             dynamodb_table=env.get("PERF_DYNAMODB_TABLE") or "performance-metrics",

@@ -1,5 +1,7 @@
 """Turn a validated calculation request into a Dagster run, directly or through SQS.
 
+GraphqlTrigger launches the inputs job; Dagster's stale_partitions sensor then starts the
+partition runs (request_status.py reports on all of them).
 GraphqlTrigger is idempotent per caller: a run is keyed on (request_id, the token's `sub`),
 tagged `perf/request_id` and `perf/requested_by`. It first looks for a run carrying both tags
 and returns it; only when none exists does it launch. So a caller who repeats a request_id
@@ -26,11 +28,13 @@ from lambda_trigger.dagster_client import (
     LaunchRejectedError,
 )
 from lambda_trigger.errors import ServiceUnavailableError, UpstreamRejectedError
+from lambda_trigger.request_status import request_status
 from lambda_trigger.validation import CalculateRequest
 
 REQUEST_ID_TAG = "perf/request_id"
 REQUESTED_BY_TAG = "perf/requested_by"
 PORTFOLIO_IDS_TAG = "perf/portfolio_ids"
+AS_OF_TAG = "perf/as_of"
 NOT_LAUNCHED = "nothing was launched"
 
 
@@ -67,10 +71,12 @@ def run_config(request: CalculateRequest) -> dict[str, Any]:
 
 
 def run_tags(request: CalculateRequest) -> dict[str, str]:
-    """Tags that make a run findable by request id and authorizable by portfolio."""
+    """Tags that make a run findable by request id and authorizable by portfolio, and the
+    as-of date Dagster's stale_partitions sensor plans the partition runs to."""
     return {
         REQUEST_ID_TAG: request.request_id,
         PORTFOLIO_IDS_TAG: ",".join(request.portfolio_ids),
+        AS_OF_TAG: request.as_of.isoformat(),
     }
 
 
@@ -107,17 +113,19 @@ class GraphqlTrigger:
         self._selector = selector
 
     def submit(self, request: CalculateRequest, requested_by: str) -> Submission:
-        """This caller's existing run for this request_id, or a newly launched one."""
+        """This caller's existing run for this request_id (with the status of the whole
+        request), or a newly launched one."""
         key = idempotency_tags(request, requested_by)
         try:
             existing = self._client.runs_with_tags(key)
+            if existing:
+                run = existing[0]
+                status = request_status(self._client, run, self._selector.job)
+                return Submission(request.request_id, run.run_id, status)
         except DagsterUnreachableError as exc:
             raise ServiceUnavailableError(
                 f"Dagster is unreachable; {NOT_LAUNCHED}", [{"reason": str(exc)}]
             ) from exc
-        if existing:
-            run = existing[0]
-            return Submission(request.request_id, run.run_id, run.status)
         try:
             run = self._client.launch_run(
                 self._selector, run_config(request), {**run_tags(request), **key}

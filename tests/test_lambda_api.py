@@ -140,12 +140,14 @@ class FakeDagster:
                 return {"data": {"launchRun": self.launch_answer}}
             params = variables["executionParams"]
             run_id = str(uuid.uuid4())
+            job = params["selector"]["jobName"]
             self.runs[run_id] = {
                 "runId": run_id,
+                "jobName": job,
                 "status": "QUEUED",
                 "tags": params["executionMetadata"]["tags"],
             }
-            run = {"runId": run_id, "status": "QUEUED"}
+            run = {"runId": run_id, "jobName": job, "status": "QUEUED"}
             return {"data": {"launchRun": {"__typename": "LaunchRunSuccess", "run": run}}}
         if "runsOrError" in query:
             wanted = {(t["key"], t["value"]) for t in variables["filter"]["tags"]}
@@ -261,7 +263,7 @@ def test_calculate_sends_exact_graphql_and_answers_202(graphql: FakeDagster) -> 
             "selector": {
                 "repositoryLocationName": "perf_pipeline",
                 "repositoryName": "__repository__",
-                "jobName": "performance_job",
+                "jobName": "inputs_job",
             },
             "runConfigData": {
                 "resources": {
@@ -278,6 +280,7 @@ def test_calculate_sends_exact_graphql_and_answers_202(graphql: FakeDagster) -> 
                 "tags": [
                     {"key": "perf/request_id", "value": "req-1"},
                     {"key": "perf/portfolio_ids", "value": "P1,P2"},
+                    {"key": "perf/as_of", "value": "2024-06-28"},
                     {"key": "perf/requested_by", "value": "alice"},
                 ]
             },
@@ -641,6 +644,60 @@ def test_get_run_returns_status(graphql: FakeDagster) -> None:
     _, launched = post_calculate(VALID)
     status, body = call(rest_event("GET", f"/runs/{launched['run_id']}", headers=auth()))
     assert (status, body) == (200, {"run_id": launched["run_id"], "status": "QUEUED"})
+
+
+def add_partition_runs(fake: FakeDagster, parent: str, *statuses: str) -> None:
+    """Partition runs of `parent`, as the stale_partitions sensor starts them."""
+    for i, status in enumerate(statuses):
+        fake.runs[f"{parent}-part-{i}"] = {
+            "runId": f"{parent}-part-{i}", "jobName": "performance_job", "status": status,
+            "tags": [{"key": "perf/parent_run", "value": parent},
+                     {"key": "perf/portfolio_ids", "value": "P1,P2"}],
+        }
+
+
+def plan(fake: FakeDagster, run_id: str, partition_runs: int) -> None:
+    """The inputs run succeeded and the sensor tagged it with its partition runs' count."""
+    run = fake.runs[run_id]
+    run["status"] = "SUCCESS"
+    run["tags"] = [*run["tags"], {"key": "perf/partition_runs", "value": str(partition_runs)}]
+
+
+def test_get_run_reports_the_whole_request(graphql: FakeDagster) -> None:
+    _, launched = post_calculate(VALID)
+    run_id = launched["run_id"]
+
+    def status() -> str:
+        code, body = call(rest_event("GET", f"/runs/{run_id}", headers=auth()))
+        assert (code, body["run_id"]) == (200, run_id)
+        return body["status"]
+
+    graphql.runs[run_id]["status"] = "SUCCESS"
+    assert status() == "STARTED"  # the sensor has not planned it yet
+    plan(graphql, run_id, 2)
+    add_partition_runs(graphql, run_id, "SUCCESS")
+    assert status() == "STARTED"  # one of two partition runs not created yet
+    add_partition_runs(graphql, run_id, "SUCCESS", "STARTED")
+    assert status() == "STARTED"
+    graphql.runs[f"{run_id}-part-1"]["status"] = "FAILURE"
+    assert status() == "FAILURE"
+    graphql.runs[f"{run_id}-part-1"]["status"] = "SUCCESS"
+    assert status() == "SUCCESS"
+    lookup = graphql.requests[-1]["variables"]
+    assert lookup == {"filter": {"tags": [{"key": "perf/parent_run", "value": run_id}]},
+                      "limit": 2}
+    # A partition run asked for directly reports its own status.
+    code, body = call(rest_event("GET", f"/runs/{run_id}-part-0", headers=auth()))
+    assert (code, body["status"]) == (200, "SUCCESS")
+
+
+def test_repeated_request_reports_the_whole_request(graphql: FakeDagster) -> None:
+    _, launched = post_calculate(VALID)
+    plan(graphql, launched["run_id"], 1)
+    add_partition_runs(graphql, launched["run_id"], "FAILURE")
+    code, again = post_calculate(VALID)
+    assert (code, again) == (202, {**launched, "status": "FAILURE"})
+    assert len(graphql.launches()) == 1
 
 
 def test_get_run_of_foreign_portfolio_is_403(graphql: FakeDagster) -> None:

@@ -13,6 +13,7 @@ import jwt
 import pytest
 
 from lambda_trigger.auth import Principal, authenticate, bearer_token
+from lambda_trigger.dagster_client import RunInfo
 from lambda_trigger.errors import (
     BadRequestError,
     ConfigurationError,
@@ -21,6 +22,7 @@ from lambda_trigger.errors import (
     UnauthorizedError,
 )
 from lambda_trigger.metrics_reader import plain, query_arguments
+from lambda_trigger.request_status import combined_status
 from lambda_trigger.settings import Settings
 from lambda_trigger.validation import (
     MetricsQuery,
@@ -59,7 +61,7 @@ def test_settings_defaults_and_overrides() -> None:
     assert (defaults.dagster_location, defaults.dagster_repository, defaults.dagster_job) == (
         "perf_pipeline",
         "__repository__",
-        "performance_job",
+        "inputs_job",
     )
     assert defaults.trigger_mode == "graphql"
     assert defaults.dynamodb_table == "performance-metrics"
@@ -333,3 +335,38 @@ def test_secret_is_not_fetched_without_a_bearer_header() -> None:
     with pytest.raises(UnauthorizedError):
         authenticate(None, secret)
     assert bearer_token("Bearer abc") == "abc"
+
+
+# --- the status of a whole request (inputs run + partition runs) ---------------------------
+
+
+def _parent(status: str = "SUCCESS", **tags: str) -> RunInfo:
+    return RunInfo("p", status, {k.replace("_", "/", 1): v for k, v in tags.items()}, "inputs_job")
+
+
+def _children(*statuses: str) -> list[RunInfo]:
+    return [RunInfo(f"c{i}", s, {"perf/parent_run": "p"}, "performance_job")
+            for i, s in enumerate(statuses)]
+
+
+@pytest.mark.parametrize(("parent", "children", "expected"), [
+    (_parent("QUEUED"), [], "QUEUED"),  # the inputs run itself still waits
+    (_parent("STARTED"), [], "STARTED"),
+    (_parent("FAILURE"), [], "FAILURE"),
+    (_parent("CANCELED"), [], "CANCELED"),
+    (_parent(), [], "STARTED"),  # succeeded, not planned yet
+    (_parent(perf_partition_runs="0"), [], "SUCCESS"),  # nothing was stale
+    (_parent(perf_partition_runs="0", perf_plan_error="as-of after the last"), [], "FAILURE"),
+    (_parent(perf_partition_runs="2"), _children("SUCCESS"), "STARTED"),  # one not created
+    (_parent(perf_partition_runs="2"), _children("SUCCESS", "QUEUED"), "STARTED"),
+    (_parent(perf_partition_runs="2"), _children("FAILURE", "STARTED"), "STARTED"),
+    (_parent(perf_partition_runs="2"), _children("FAILURE", "SUCCESS"), "FAILURE"),
+    (_parent(perf_partition_runs="2"), _children("CANCELED", "SUCCESS"), "CANCELED"),
+    (_parent(perf_partition_runs="2"), _children("CANCELED", "FAILURE"), "FAILURE"),
+    (_parent(perf_partition_runs="2"), _children("SUCCESS", "SUCCESS"), "SUCCESS"),
+    (_parent(perf_partition_runs="x"), _children("SUCCESS"), "STARTED"),  # unreadable tag
+])
+def test_request_status_combines_the_inputs_run_and_its_partition_runs(
+    parent: RunInfo, children: list[RunInfo], expected: str
+) -> None:
+    assert combined_status(parent, children) == expected
