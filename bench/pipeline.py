@@ -1,91 +1,332 @@
-"""The whole pipeline beside its I/O floor, in one run.
+"""The partitioned pipeline's backfill, increment and two-process backfill, in one run.
 
-    python bench/pipeline.py --portfolios 100 --years 5 [--workdir /tmp/perf-bench]
+    python bench/pipeline.py --portfolios 1000 --years 5 [--workdir /tmp/perf-bench]
 
-1. writes the input with the sample generator (kept when it is already there);
-2. runs `perf-pipeline run` on the local target in a child process: wall time and peak memory;
-3. the I/O floor, in this process: DuckDB alone reads the same input files (its CSV reader)
-   and writes the same rows the run wrote (every table of the run's store, from memory into a
-   fresh DuckDB file);
-4. prints both and the ratio (issue goal at 1,000 portfolios x 5 years: <= 3x, <= 8 GB).
+1. writes the input with the sample generator, ending on --end (a business day), once, and
+   derives the "base" root: the same files minus every row dated on that last day
+   (transactions trade_date, prices date, benchmarks date), so the full input is the base
+   plus exactly one more business day;
+2. backfill: `perf-pipeline run --input base --store A` in a child process (ephemeral Dagster
+   instance): wall time, peak resident memory of the largest process and of the whole process
+   tree; then the I/O floor in this process: DuckDB alone reads the same input files and
+   writes the same rows the run wrote;
+3. increment: a copy of store A, run on the full input: wall time, ratio to the backfill and
+   the partition runs it made;
+4. two processes: `perf-pipeline run --processes 2 --input base --store B`: wall time, peaks,
+   ratio to the backfill, and whether A and B hold the same daily_valuations and
+   performance_metrics (to 1e-12 relative, ignoring request_id, created_at, updated_at);
+5. prints every figure beside the issue's goals (at 1,000 portfolios x 5 years: backfill
+   <= 3x the floor and <= 8 GB, increment <= 2 % of the backfill, two processes <= 0.65x).
+
+The 1-minute load average is sampled every 0.5 s during each measurement (the benchmark's
+own processes count in it: about 1 for one process, 2 for two).
 """
 
+from __future__ import annotations
+
 import argparse
+import csv
 import os
-import resource
+import re
+import shutil
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+import perf_pipeline
 from perf_pipeline.ingest import KINDS
 from perf_pipeline.sample_data import generate
 
 BIN = Path(sys.executable).parent
+DATE_FIELD = {"transactions": "trade_date", "prices": "date", "benchmarks": "date"}
+IGNORED = ("request_id", "created_at", "updated_at")
+COMPARED = ("daily_valuations", "performance_metrics")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+GIB = 2**30
 
 
-def ensure_input(root: Path, portfolios: int, years: float) -> None:
-    marker = root / f".generated-{portfolios}-{years}"
+@dataclass
+class Measured:
+    """One timed child process: wall seconds, peaks in GiB, load average while it ran."""
+
+    wall: float
+    peak_process: float
+    peak_tree: float
+    load: float
+    load_max: float
+    stdout: str = ""
+    rss_timeline: list[tuple[float, float]] = field(default_factory=list)
+
+
+def ensure_input(full: Path, base: Path, portfolios: int, years: float, end: str) -> None:
+    """The full root (generated, ending on `end`) and the base root without `end`'s rows."""
+    marker = full / f".generated-{portfolios}-{years}-{end}"
     if not marker.exists():
         started = time.perf_counter()
-        counts = generate(root, portfolios=portfolios, years=years)
+        counts = generate(full, portfolios=portfolios, years=years, end=end)
         marker.touch()
-        print(f"generated {counts} in {time.perf_counter() - started:.1f} s")
+        print(f"generated {counts} in {time.perf_counter() - started:.1f} s", flush=True)
+    base_marker = base / marker.name
+    if not base_marker.exists():
+        dropped = without_day(full, base, end)
+        base_marker.touch()
+        print(f"base input: the full input minus {dropped} on {end}", flush=True)
 
 
-def run_pipeline(root: Path, store: Path) -> tuple[float, float]:
-    """(wall seconds, peak resident GiB) of `perf-pipeline run` in a child process."""
-    store.unlink(missing_ok=True)
-    env = {**os.environ, "DAGSTER_HOME": ""}
+def without_day(full: Path, base: Path, day: str) -> dict[str, int]:
+    """Copy every input file of `full` to `base`, leaving out the rows dated `day` (the
+    other lines are copied byte for byte); the rows left out per kind."""
+    if base.exists():
+        shutil.rmtree(base)
+    dropped = dict.fromkeys(DATE_FIELD, 0)
+    for source in sorted(full.rglob("*.csv")):
+        target = base / source.relative_to(full)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        kind = source.relative_to(full).parts[0]
+        if kind not in DATE_FIELD:
+            shutil.copyfile(source, target)
+            continue
+        with open(source, newline="") as lines, open(target, "w", newline="") as out:
+            header = next(lines)
+            column = next(csv.reader([header])).index(DATE_FIELD[kind])
+            out.write(header)
+            for line in lines:
+                if next(csv.reader([line]))[column] == day:
+                    dropped[kind] += 1
+                else:
+                    out.write(line)
+    return dropped
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of `root` and every descendant, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def run_cli(label: str, arguments: list[str], log: Path) -> Measured:
+    """Run `perf-pipeline run ...` in a child process and measure it."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    command = [str(BIN / "perf-pipeline"), "run", "--target", "local", *arguments]
+    print(f"[{label}] {' '.join(command)}", flush=True)
+    samples: list[tuple[float, float, float]] = []
     started = time.perf_counter()
-    done = subprocess.run([str(BIN / "perf-pipeline"), "run", "--input", str(root),
-                           "--store", str(store), "--target", "local"],
-                          env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"perf-pipeline run failed:\n{done.stderr[-3000:]}")
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, peak_kib / 2**20
+    with open(log, "w") as out:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        stop = threading.Event()
+
+        def sample() -> None:
+            last_print = 0.0
+            while not stop.wait(0.5):
+                elapsed = time.perf_counter() - started
+                rss = tree_rss(child.pid) / GIB
+                samples.append((elapsed, rss, os.getloadavg()[0]))
+                if elapsed - last_print >= 60:
+                    last_print = elapsed
+                    print(f"[{label}] {elapsed:6.0f} s  tree RSS {rss:5.2f} GiB  "
+                          f"load {samples[-1][2]:.2f}", flush=True)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        stop.set()
+        sampler.join()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    stdout = log.read_text()
+    if child.returncode != 0:
+        sys.exit(f"[{label}] perf-pipeline run failed ({child.returncode}):\n{stdout[-3000:]}")
+    loads = [load for _, _, load in samples] or [os.getloadavg()[0]]
+    return Measured(
+        wall=wall,
+        peak_process=usage.ru_maxrss * 1024 / GIB,  # KiB on Linux; max over the tree's processes
+        peak_tree=max((rss for _, rss, _ in samples), default=float("nan")),
+        load=sum(loads) / len(loads),
+        load_max=max(loads),
+        stdout=stdout,
+        rss_timeline=[(t, rss) for t, rss, _ in samples],
+    )
 
 
-def io_floor(root: Path, store: Path, scratch: Path) -> float:
-    """Seconds for DuckDB to read the input files and write the run's rows, nothing else."""
-    with duckdb.connect(str(store), read_only=True) as source:
-        tables = {name: source.execute(f'SELECT * FROM "{name}"').df()
-                  for (name,) in source.execute("SHOW TABLES").fetchall()}
+def io_floor(root: Path, store: Path, scratch: Path) -> tuple[float, float]:
+    """(seconds, mean load) for DuckDB alone to read the input files and write the rows the
+    run's store holds (every table), into a fresh DuckDB file.
+
+    The rows are first copied, untimed, into an in-memory DuckDB database; the timed part is
+    reading the CSV files with DuckDB's reader and writing those tables to the new file.
+    """
     scratch.unlink(missing_ok=True)
+    con = duckdb.connect(":memory:")
+    con.execute(f"ATTACH '{store}' AS source (READ_ONLY)")
+    tables = [name for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'source'"
+    ).fetchall()]
+    for name in tables:
+        con.execute(f'CREATE TABLE memory."{name}" AS SELECT * FROM source."{name}"')
+    con.execute("DETACH source")
+    load = [os.getloadavg()[0]]
     started = time.perf_counter()
-    with duckdb.connect(str(scratch)) as con:
-        for kind in KINDS:
-            pattern = str(root / kind / "**" / "*.csv")
-            con.execute(f"CREATE TABLE input_{kind} AS SELECT * FROM read_csv('{pattern}', "
-                        "all_varchar = true)")
-        for name, frame in tables.items():
-            con.register("frame", frame)
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
-            con.unregister("frame")
-    return time.perf_counter() - started
+    con.execute(f"ATTACH '{scratch}' AS floor")
+    for kind in KINDS:
+        pattern = str(root / kind / "**" / "*.csv")
+        con.execute(f"CREATE TABLE floor.input_{kind} AS SELECT * FROM read_csv('{pattern}', "
+                    "all_varchar = true)")
+    for name in tables:
+        con.execute(f'CREATE TABLE floor."{name}" AS SELECT * FROM memory."{name}"')
+    con.execute("DETACH floor")
+    elapsed = time.perf_counter() - started
+    load.append(os.getloadavg()[0])
+    con.close()
+    scratch.unlink(missing_ok=True)
+    return elapsed, sum(load) / len(load)
+
+
+def compare_stores(left: Path, right: Path, table: str, rtol: float = 1e-12) -> str:
+    """Whether `table` holds the same rows in both stores, ignoring IGNORED columns: rows are
+    matched on every non-floating column; floating columns agree when both are null/NaN or
+    |a - b| <= rtol * max(|a|, |b|). A line saying what differs (empty when nothing)."""
+    con = duckdb.connect(":memory:")
+    con.execute(f"ATTACH '{left}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{right}' AS b (READ_ONLY)")
+    types = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = 'a' AND table_name = ? ORDER BY ordinal_position", [table]
+    ).fetchall()
+    other = {name for (name,) in con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_catalog = 'b' AND table_name = ?", [table]).fetchall()}
+    columns = [(n, t) for n, t in types if n not in IGNORED]
+    mismatched = {n for n, _ in columns} ^ (other - set(IGNORED))
+    if mismatched:
+        return f"{table}: columns differ: {sorted(mismatched)}"
+    floats = [n for n, t in columns if t in ("DOUBLE", "FLOAT", "REAL")]
+    keys = [n for n, _ in columns if n not in floats]
+    counts = [con.execute(f'SELECT count(*), count(DISTINCT ({", ".join(keys)})) FROM {s}."{table}"'
+                          ).fetchone() for s in ("a", "b")]
+    if counts[0] != counts[1] or counts[0][0] != counts[0][1]:
+        return f"{table}: rows / distinct keys {counts[0]} vs {counts[1]}"
+    on = " AND ".join(f'a."{k}" IS NOT DISTINCT FROM b."{k}"' for k in keys)
+    agree = [
+        f'(isnan(coalesce(a."{f}", \'nan\'::DOUBLE)) AND isnan(coalesce(b."{f}", \'nan\'::DOUBLE)))'
+        f' OR abs(a."{f}" - b."{f}") <= {rtol} * greatest(abs(a."{f}"), abs(b."{f}"))'
+        for f in floats
+    ]
+    sums = ", ".join(f"count(*) FILTER (WHERE NOT coalesce({cond}, false))" for cond in agree)
+    worst = ", ".join(
+        f'max(abs(a."{f}" - b."{f}") / nullif(greatest(abs(a."{f}"), abs(b."{f}")), 0))'
+        for f in floats)
+    found = con.execute(
+        f'SELECT count(a."{keys[0]}"), count(b."{keys[0]}"), count(*), {sums}, {worst} '
+        f'FROM a."{table}" a FULL OUTER JOIN b."{table}" b ON {on}'
+    ).fetchone()
+    con.close()
+    matched, total = found[0] + found[1] - found[2], counts[0][0]
+    bad = {f: n for f, n in zip(floats, found[3:3 + len(floats)], strict=True) if n}
+    worst_rel = max((w for w in found[3 + len(floats):] if w is not None), default=0.0)
+    if matched != total or bad:
+        return (f"{table}: {total - matched:,} rows unmatched, floating columns differing: "
+                f"{bad}, worst relative difference {worst_rel:.1e}")
+    print(f"  {table}: {total:,} rows identical (worst relative difference {worst_rel:.1e})")
+    return ""
+
+
+def copy_store(source: Path, target: Path) -> None:
+    for suffix in ("", ".wal"):
+        origin = Path(f"{source}{suffix}")
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+        if origin.exists():
+            shutil.copyfile(origin, f"{target}{suffix}")
+
+
+def fresh_store(path: Path) -> Path:
+    for suffix in ("", ".wal", ".lock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def partition_runs(stdout: str) -> int:
+    found = re.search(r"then (\d+) partition run", stdout)
+    return int(found.group(1)) if found else -1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--portfolios", type=int, default=100)
     parser.add_argument("--years", type=float, default=5)
+    parser.add_argument("--end", default="2024-07-01", help="the extra business day")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/perf-bench"))
     args = parser.parse_args()
-    root = args.workdir / f"input-{args.portfolios}x{args.years:g}"
-    ensure_input(root, args.portfolios, args.years)
-    wall, peak = run_pipeline(root, args.workdir / "perf.duckdb")
-    floor = io_floor(root, args.workdir / "perf.duckdb", args.workdir / "floor.duckdb")
-    with duckdb.connect(str(args.workdir / "perf.duckdb"), read_only=True) as con:
+    size = f"{args.portfolios}x{args.years:g}"
+    full, base = args.workdir / f"input-{size}-{args.end}", args.workdir / f"base-{size}-{args.end}"
+    print(f"code under test: {Path(perf_pipeline.__file__).parent}", flush=True)
+    ensure_input(full, base, args.portfolios, args.years, args.end)
+    store_a, store_b = (fresh_store(args.workdir / f"{name}-{size}.duckdb") for name in "AB")
+    store_inc = fresh_store(args.workdir / f"A-plus-day-{size}.duckdb")
+
+    backfill = run_cli("backfill", ["--input", str(base), "--store", str(store_a)],
+                       args.workdir / f"backfill-{size}.log")
+    print(f"[backfill] {backfill.wall:.1f} s", flush=True)
+    floor, floor_load = io_floor(base, store_a, args.workdir / "floor.duckdb")
+    print(f"[floor] {floor:.1f} s", flush=True)
+
+    copy_store(store_a, store_inc)
+    increment = run_cli("increment", ["--input", str(full), "--store", str(store_inc)],
+                        args.workdir / f"increment-{size}.log")
+    print(f"[increment] {increment.wall:.1f} s", flush=True)
+
+    two = run_cli("2 processes", ["--processes", "2", "--input", str(base),
+                                  "--store", str(store_b)], args.workdir / f"two-{size}.log")
+    print(f"[2 processes] {two.wall:.1f} s", flush=True)
+    print("A (one process) vs B (two processes):")
+    differences = [line for table in COMPARED if (line := compare_stores(store_a, store_b, table))]
+    for line in differences:
+        print(f"  {line}")
+
+    with duckdb.connect(str(store_a), read_only=True) as con:
         rows = con.execute("SELECT count(*) FROM daily_valuations").fetchone()[0]
-    print(f"{args.portfolios} portfolios x {args.years:g} years, {rows:,} valuation rows, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"perf-pipeline run   {wall:7.1f} s   peak {peak:.2f} GiB (goal <= 8)")
-    print(f"I/O floor (DuckDB)  {floor:7.1f} s")
-    print(f"ratio               {wall / floor:7.1f}x (goal <= 3)")
+        entities = con.execute("SELECT count(DISTINCT (entity_type, entity_id)) "
+                               "FROM daily_valuations").fetchone()[0]
+    print(f"\n{args.portfolios} portfolios x {args.years:g} years: {entities:,} entities, "
+          f"{rows:,} valuation rows; base input ends the business day before {args.end}")
+    print("peak: largest single process (getrusage) / whole process tree (/proc, 0.5 s)")
+    print("| step | wall | peak process / tree | figure | goal | load 1 min mean (max) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, m, figure, goal in (
+        ("backfill, 1 process", backfill, f"{backfill.wall / floor:.1f}x the floor",
+         "<= 3x, <= 8 GB"),
+        (f"increment, +1 day ({partition_runs(increment.stdout)} partition runs)", increment,
+         f"{increment.wall / backfill.wall:.1%} of backfill", "<= 2 %"),
+        (f"backfill, 2 processes ({partition_runs(two.stdout)} partition runs)", two,
+         f"{two.wall / backfill.wall:.2f}x one process", "<= 0.65x, identical"),
+    ):
+        print(f"| {label} | {m.wall:.1f} s | {m.peak_process:.2f} / {m.peak_tree:.2f} GiB "
+              f"| {figure} | {goal} | {m.load:.2f} ({m.load_max:.2f}) |")
+    print(f"| I/O floor (DuckDB alone) | {floor:.1f} s | | | | {floor_load:.2f} |")
+    print("results of 1 and 2 processes: "
+          + ("identical to 1e-12 relative" if not differences else "DIFFERENT"))
 
 
 if __name__ == "__main__":
