@@ -4,8 +4,11 @@ The instance file validates against Dagster's own schemas (the whole file, the r
 the compute log manager's config types); the run queue is the repository's; the task definitions
 are accepted by ECS's RegisterTaskDefinition (botocore's parameter validation, moto's service)
 and carry every variable the instance file reads; EcsRunLauncher starts against the registered run
-worker definition; the Dockerfile and the task definitions agree on paths and commands; every
-placeholder is documented in deploy/README.md.
+worker definition and a run launched through it gets exactly that definition's environment
+(PERF_SHARDS, PERF_PARTITION_START and the event settings, the same in all three definitions);
+a single-run backfill over many days x every shard is one run per shard; the Dockerfile and the
+task definitions agree on paths and commands; every placeholder is documented in
+deploy/README.md.
 """
 
 from __future__ import annotations
@@ -19,11 +22,27 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from dagster import AssetKey, BackfillPolicy, DagsterRun, instance_for_test
 from dagster._config import process_config, resolve_to_config_type
+from dagster._core.code_pointer import ModuleCodePointer
+from dagster._core.definitions.automation_tick_evaluation_context import (
+    build_run_requests_with_backfill_policies,
+)
+from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.instance.config import dagster_instance_config
+from dagster._core.launcher import LaunchRunContext
+from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from dagster_aws.ecs import EcsRunLauncher
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+
+from perf_pipeline.cli import DAGSTER_EVENT_SETTINGS
+from perf_pipeline.partitions import SHARDS, business_days_partitions
+from perf_pipeline.resources.deployments import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -44,7 +63,10 @@ RENDERED = {
     "DAEMON_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/perf-pipeline-daemon",
     "RUN_TASK_ROLE_ARN": "arn:aws:iam::123456789012:role/perf-pipeline-run",
     "LOG_GROUP": "/ecs/perf-pipeline",
+    "PERF_SHARDS": "16",
+    "PERF_PARTITION_START": "2015-01-01",
 }
+PARTITION_VARIABLES = ("PERF_SHARDS", "PERF_PARTITION_START")
 
 
 def instance_yaml() -> dict[str, Any]:
@@ -147,9 +169,14 @@ def test_compute_log_config_needs_its_bucket_variable(monkeypatch):
     assert "DAGSTER_COMPUTE_LOG_BUCKET" in str(result.errors)
 
 
-def test_run_queue_is_the_repository_one():
-    repository = yaml.safe_load((ROOT / "dagster.yaml").read_text())
-    assert instance_yaml()["run_queue"] == repository["run_queue"]
+def test_run_queue_keeps_the_repository_exclusivity_and_fans_out_to_every_shard():
+    repository = yaml.safe_load((ROOT / "dagster.yaml").read_text())["run_queue"]
+    queue = instance_yaml()["run_queue"]
+    assert queue["tag_concurrency_limits"] == repository["tag_concurrency_limits"] == [
+        {"key": "perf/exclusive", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert queue["max_concurrent_runs"] >= int(DEFAULTS["PERF_SHARDS"])
+    assert "perf/exclusive" in instance_yaml()["run_launcher"]["config"]["propagate_tags"][
+        "allow_list"]
 
 
 def test_workspace_loads_the_repository_code_location():
@@ -188,6 +215,10 @@ def test_task_definition_carries_everything_the_instance_reads(path):
     for name in ("PERF_INPUT", "PERF_ASSET_STORE", "PERF_DYNAMODB_TABLE",
                  "PERF_TIMESTREAM_DATABASE", "PERF_TIMESTREAM_TABLE", "PERF_SQS_QUEUE_URL"):
         assert name in env, name
+    for name in PARTITION_VARIABLES:
+        assert env[name] == f"${{{name}}}", name
+    for name, value in DAGSTER_EVENT_SETTINGS.items():
+        assert env[name] == value, name
     assert env["DAGSTER_RUN_TASK_DEFINITION"] == "perf-pipeline-run"
 
 
@@ -230,3 +261,85 @@ def test_task_definitions_register_and_the_launcher_starts(aws, instance_env):
     assert launcher.task_definition.endswith(":task-definition/perf-pipeline-run:1")
     assert launcher.container_name == "run"
     assert launcher.secrets_tags == []
+
+
+def launched_run_task(launcher: EcsRunLauncher) -> dict[str, Any]:
+    """The RunTask request the launcher sends for a run of performance_job (captured: moto's
+    RunTask cannot start a Fargate task in a VPC)."""
+    sent: list[dict[str, Any]] = []
+
+    def run_task(**kwargs: Any) -> dict[str, str]:
+        sent.append(kwargs)
+        return {"taskArn": "arn:aws:ecs:us-east-1:123456789012:task/perf/1",
+                "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/perf"}
+
+    launcher._run_task = run_task
+    origin = JobPythonOrigin("performance_job", RepositoryPythonOrigin(
+        "python", ModuleCodePointer("perf_pipeline.definitions", "defs", "/opt/dagster/app"),
+        container_image=RENDERED["IMAGE"]))
+    with instance_for_test() as instance:
+        launcher.register_instance(instance)
+        run = instance.add_run(DagsterRun(job_name="performance_job", job_code_origin=origin))
+        launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+        assert instance.get_run_by_id(run.run_id).tags["ecs/task_arn"].endswith("task/perf/1")
+    (request,) = sent
+    return request
+
+
+@pytest.mark.parametrize("env_vars", [None, ["PERF_SHARDS=99"]], ids=["as-deployed", "env_vars"])
+def test_a_launched_run_gets_the_run_worker_environment(aws, instance_env, env_vars):
+    ecs = boto3.client("ecs", endpoint_url=aws)
+    ecs.register_task_definition(
+        **json.loads(render((DEPLOY / "task-definitions/run-worker.json").read_text())))
+    config = process_config(resolve_to_config_type(EcsRunLauncher.config_type()),
+                            instance_yaml()["run_launcher"]["config"]).value
+    assert "env_vars" not in instance_yaml()["run_launcher"]["config"]
+    # use_current_ecs_task_config reads the ECS task metadata endpoint, only there in a task
+    launcher = EcsRunLauncher(**{**config, "use_current_ecs_task_config": False,
+                                 "env_vars": env_vars})
+    request = launched_run_task(launcher)
+    assert request["taskDefinition"] == launcher.task_definition
+    (override,) = request["overrides"]["containerOverrides"]
+    assert set(override) == {"name", "command"}  # env_vars never reach a given definition
+    assert override["name"] == "run"
+    assert override["command"][-2] == "execute_run"
+    registered = ecs.describe_task_definition(taskDefinition=request["taskDefinition"])
+    environment = container_env(registered["taskDefinition"])
+    for name in (*PARTITION_VARIABLES, *DAGSTER_EVENT_SETTINGS):
+        assert environment[name] == instance_env[name], name
+    assert environment["PERF_SHARDS"] == "16"
+    assert environment["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] == "true"
+
+
+def backfill_runs(days: list[str]) -> list[tuple[str, str]]:
+    """(range start, range end) of the runs a single-run backfill of `days` x every shard of
+    daily_valuations and performance_metrics asks for, as Dagster's backfill daemon builds them."""
+    from perf_pipeline.definitions import build_definitions
+
+    asset_graph = build_definitions("local").resolve_asset_graph()
+    keys = [AssetKey("daily_valuations"), AssetKey("performance_metrics")]
+    assert {asset_graph.get(key).backfill_policy for key in keys} == {
+        BackfillPolicy.single_run()}
+    partitions = [AssetKeyPartitionKey(key, f"{day}|{shard}")
+                  for key in keys for day in days for shard in SHARDS]
+    requests = build_run_requests_with_backfill_policies(partitions, asset_graph, None)
+    assert all(set(request.asset_selection) == set(keys) for request in requests)
+    return sorted((request.tags[ASSET_PARTITION_RANGE_START_TAG],
+                   request.tags[ASSET_PARTITION_RANGE_END_TAG]) for request in requests)
+
+
+def business_days(first: str, last: str) -> list[str]:
+    return [key for key in business_days_partitions.get_partition_keys()
+            if first <= key <= last]
+
+
+def test_a_single_run_backfill_over_more_days_than_shards_is_one_run_per_shard():
+    runs = backfill_runs(business_days("2024-01-01", "2024-12-31"))
+    assert len(SHARDS) == 16
+    assert runs == [(f"2024-01-01|{shard}", f"2024-12-31|{shard}") for shard in SHARDS]
+
+
+def test_a_single_run_backfill_over_fewer_days_than_shards_is_one_run_per_day():
+    days = business_days("2024-01-01", "2024-01-12")
+    assert len(days) == 10
+    assert backfill_runs(days) == [(f"{day}|s00", f"{day}|s15") for day in days]
