@@ -4,7 +4,6 @@ each such test says so."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import threading
 import time
@@ -15,17 +14,17 @@ import pandas as pd
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError
-from dagster import asset, materialize
 
 from perf_pipeline.resources.aws_clients import DynamoDBResource
 from perf_pipeline.resources.aws_setup import ensure_metrics_table
 from perf_pipeline.resources.dynamodb import (
     NUMBER_COLUMNS,
-    DynamoDBMetricsIOManager,
     DynamoDBTableNotFoundError,
     DynamoDBWriteError,
     NumberOutOfRangeError,
+    delete_metrics,
     items_to_frame,
+    metric_keys,
     metrics_to_items,
     query_client,
     query_entity,
@@ -369,34 +368,32 @@ def test_unprocessed_forever_raises_naming_the_keys(ddb, aws, aws_error_response
     assert count_items(ddb) == 33
 
 
-def test_io_manager_materialize_round_trip(ddb, aws) -> None:
-    frame = metrics_frame(2, 1)
-    seen: dict[str, pd.DataFrame] = {}
+def test_metric_keys_are_id_and_date_period() -> None:
+    frame = metrics_frame(1, 1).iloc[[0, 10]]
+    assert metric_keys(frame) == [("portfolio#P0000", "2020-01-31#MTD"),
+                                  ("portfolio#P0000", "2020-01-31#ITD")]
 
-    @asset(io_manager_key="metrics_io")
-    def performance_metrics() -> pd.DataFrame:
-        return frame
 
-    @asset
-    def reader(performance_metrics: pd.DataFrame) -> None:
-        seen["frame"] = performance_metrics
+@pytest.mark.parametrize("kind", ["none", "throttle"])
+def test_delete_metrics_removes_exactly_the_keys(ddb, aws_error_response, kind) -> None:
+    frame = metrics_frame(3, 2)  # 66 rows; dates 2020-01-31 and 2020-02-28
+    write_metrics(ddb, TABLE, frame, NOW_1)
+    january = frame.loc[frame["calculation_date"] == "2020-01-31"]
+    keys = [(f"portfolio#{e}", f"2020-01-31#{p}")
+            for e, p in zip(january["entity_id"], january["time_period"], strict=True)]
+    fault = Fault(ddb, kind, aws_error_response, times=1) if kind == "throttle" else None
+    report = delete_metrics(ddb, TABLE, [*keys, keys[0], ("portfolio#NONE", "2020-01-31#ITD")])
+    assert report.items == 34  # 33 distinct keys + one that has no item
+    assert fault is None or fault.injected == 1
+    left = items_to_frame(scan_items(ddb, TABLE))
+    assert len(left) == 33 and set(left["calculation_date"]) == {pd.Timestamp("2020-02-28")}
 
-    io_manager = DynamoDBMetricsIOManager(
-        dynamodb=DynamoDBResource(region_name="us-east-1", endpoint_url=aws), table_name=TABLE
-    )
-    result = materialize([performance_metrics, reader], resources={"metrics_io": io_manager})
-    assert result.success
-    metadata = result.asset_materializations_for_node("performance_metrics")[0].metadata
-    assert metadata["dynamodb/items"].value == 22
-    assert metadata["dynamodb/api_calls"].value == 2  # one BatchGetItem, one BatchWriteItem
-    assert metadata["dynamodb/api_calls_per_item"].value == pytest.approx(2 / 22)
-    assert metadata["dynamodb/table"].value == TABLE
-    loaded = seen["frame"].sort_values(["entity_id", "time_period"], ignore_index=True)
-    expected = frame.sort_values(["entity_id", "time_period"], ignore_index=True)
-    for column in NUMBER_COLUMNS:
-        np.testing.assert_array_equal(loaded[column].to_numpy(), expected[column].to_numpy())
-    stamp = dt.datetime.fromisoformat(loaded["created_at"][0].replace("Z", "+00:00"))
-    assert abs(dt.datetime.now(dt.UTC) - stamp) < dt.timedelta(minutes=5)
+
+def test_delete_metrics_names_the_keys_it_could_not_delete(ddb, aws_error_response) -> None:
+    Fault(ddb, "throttle", aws_error_response, times=10_000)
+    with pytest.raises(DynamoDBWriteError, match="not deleted from DynamoDB table") as raised:
+        delete_metrics(ddb, TABLE, [("portfolio#P1", "2020-01-31#ITD")], deadline_s=0.2)
+    assert raised.value.unwritten_keys == [("portfolio#P1", "2020-01-31#ITD")]
 
 
 def test_missing_table_is_a_domain_error_naming_it(ddb) -> None:

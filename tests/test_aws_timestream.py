@@ -14,7 +14,6 @@ import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, asset, build_input_context, materialize
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
@@ -23,8 +22,6 @@ from perf_pipeline.resources.aws_setup import ensure_timestream_table
 from perf_pipeline.resources.timestream import (
     METRICS_DOUBLES,
     RecordValidationError,
-    TimestreamIOManager,
-    TimestreamNotReadableError,
     TimestreamRejectedError,
     TimestreamSink,
     TimestreamWriteError,
@@ -294,39 +291,3 @@ def test_validate_records_catches_what_moto_accepts() -> None:
     frame.loc[0, "twr"] = math.inf
     with pytest.raises(RecordValidationError, match="'inf' is not a finite"):
         write_records(None, DB, TABLE, metrics_records(frame), VERSION)
-
-
-def test_io_manager_publishes_daily_valuations(aws, ts) -> None:
-    frame = pd.DataFrame(
-        {
-            "date": pd.bdate_range("2024-01-01", periods=130),
-            "entity_type": "portfolio",
-            "entity_id": "P1",
-            "market_value": np.linspace(100, 130, 130),
-            "daily_return": 0.001,
-            "twr_index": np.linspace(1, 1.3, 130),
-        }
-    )
-
-    @asset(io_manager_key="timeseries")
-    def daily_valuations() -> pd.DataFrame:
-        return frame
-
-    io_manager = TimestreamIOManager(
-        timestream=TimestreamWriteResource(region_name="us-east-1", endpoint_url=aws),
-        database=DB,
-        table=TABLE,
-    )
-    instance = DagsterInstance.ephemeral()
-    result = materialize(
-        [daily_valuations], resources={"timeseries": io_manager}, instance=instance
-    )
-    assert result.success
-    metadata = result.asset_materializations_for_node("daily_valuations")[0].metadata
-    assert metadata["timestream/records"].value == 130
-    assert metadata["timestream/api_calls"].value == 2
-    run_start = instance.get_run_record_by_id(result.run_id).start_time
-    assert metadata["timestream/version"].value == int(run_start * 1000)
-    assert len(stored_records()) == 130
-    with pytest.raises(TimestreamNotReadableError, match="primary store"):
-        io_manager.load_input(build_input_context(asset_key=daily_valuations.key))

@@ -19,11 +19,9 @@ from perf_pipeline.resources.aws_clients import (
     TimestreamWriteResource,
 )
 from perf_pipeline.resources.duckdb_store import DuckDBIOManager, DuckDBStore
-from perf_pipeline.resources.dynamodb import DynamoDBMetricsIOManager
 from perf_pipeline.resources.input_store import InputStore
-from perf_pipeline.resources.publishing import PublishingIOManager
+from perf_pipeline.resources.s3_partition_store import S3PartitionStore
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
-from perf_pipeline.resources.timestream import TimestreamIOManager
 
 TARGETS = ("local", "aws")
 DEFAULTS = {
@@ -84,27 +82,28 @@ def local_resources() -> dict[str, Any]:
 
 
 def aws_resources() -> dict[str, Any]:
-    """S3 for the pipeline's own tables, so every run worker can load them; DynamoDB and
-    Timestream for what it publishes (daily series to Timestream, metrics to both).
+    """S3 for the pipeline's own tables, so every run worker can load them: the input tables
+    through S3PickleIOManager, the partitioned ones through S3PartitionStore, which also
+    publishes them (daily series to Timestream, metrics to DynamoDB and Timestream).
 
     Timestream clients get the endpoint URL explicitly: boto3's endpoint discovery would
     otherwise leave an emulator for the real AWS host (data.md, Configuration).
     """
     bucket, prefix = asset_store()
-    s3_store = S3PickleIOManager(s3_resource=S3Resource(), s3_bucket=bucket, s3_prefix=prefix)
-    timestream = TimestreamIOManager(
-        timestream=TimestreamWriteResource(endpoint_url=setting("AWS_ENDPOINT_URL")),
-        database=setting("PERF_TIMESTREAM_DATABASE"), table=setting("PERF_TIMESTREAM_TABLE"),
-    )
-    dynamodb = DynamoDBMetricsIOManager(
-        dynamodb=DynamoDBResource(endpoint_url=setting("AWS_ENDPOINT_URL")),
-        table_name=setting("PERF_DYNAMODB_TABLE"),
+    endpoint = setting("AWS_ENDPOINT_URL")
+    s3 = S3Resource(endpoint_url=endpoint)
+    store = S3PartitionStore(
+        s3=s3, bucket=bucket, prefix=prefix,
+        dynamodb=DynamoDBResource(endpoint_url=endpoint),
+        dynamodb_table=setting("PERF_DYNAMODB_TABLE"),
+        timestream=TimestreamWriteResource(endpoint_url=endpoint),
+        timestream_database=setting("PERF_TIMESTREAM_DATABASE"),
+        timestream_table=setting("PERF_TIMESTREAM_TABLE"),
     )
     return {
         **common_resources(),
-        "io_manager": s3_store,
-        "series_io_manager": PublishingIOManager(store=s3_store, publish=timestream),
-        "metrics_io_manager": PublishingIOManager(store=dynamodb, publish=timestream),
+        "io_manager": S3PickleIOManager(s3_resource=s3, s3_bucket=bucket, s3_prefix=prefix),
+        "partition_store": store,
     }
 
 

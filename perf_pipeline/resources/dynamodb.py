@@ -1,4 +1,5 @@
-"""performance_metrics in DynamoDB: frame <-> items, a bounded concurrent writer, paginated readers.
+"""performance_metrics in DynamoDB: frame <-> items, bounded concurrent writes and deletes,
+paginated readers.
 
 Item layout (data.md, "DynamoDB"): partition key ``id`` = ``{entity_type}#{entity_id}``, sort key
 ``sk`` = ``{calculation_date}#{time_period}``; every performance_metrics column as an attribute;
@@ -26,13 +27,10 @@ import numpy as np
 import pandas as pd
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
-from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
-from pydantic import Field
 
 from perf_pipeline.calc.performance import METRIC_COLUMNS as CALCULATED_COLUMNS
 from perf_pipeline.resources.aws_clients import (
     Backoff,
-    DynamoDBResource,
     WriteReport,
     attempts_made,
     is_transient,
@@ -81,15 +79,17 @@ class NumberOutOfRangeError(ValueError):
 
 
 class DynamoDBWriteError(RuntimeError):
-    """Items not written before the deadline; ``unwritten_keys`` lists their (id, sk) keys."""
+    """Items not written (or deleted) before the deadline; ``unwritten_keys`` lists their
+    (id, sk) keys."""
 
-    def __init__(self, table: str, unwritten_keys: Sequence[Key], total: int, deadline_s: float):
+    def __init__(self, table: str, unwritten_keys: Sequence[Key], total: int, deadline_s: float,
+                 action: str = "written to"):
         self.table = table
         self.unwritten_keys = list(unwritten_keys)
         shown = ", ".join(f"{pk}/{sk}" for pk, sk in self.unwritten_keys[:20])
         more = len(self.unwritten_keys) - 20
         super().__init__(
-            f"{len(self.unwritten_keys)} of {total} items not written to DynamoDB table "
+            f"{len(self.unwritten_keys)} of {total} items not {action} DynamoDB table "
             f"{table!r} within {deadline_s:g} s (still throttled or unprocessed): {shown}"
             + (f" and {more} more" if more > 0 else "")
         )
@@ -141,6 +141,17 @@ def _attribute(value: Any, row: int, column: str) -> Any:
     return _number(value, row, column)
 
 
+def item_key(entity_type: str, entity_id: str, calculation_date: Any, time_period: str) -> Key:
+    """(id, sk) of a performance_metrics row: ``{entity_type}#{entity_id}``,
+    ``{YYYY-MM-DD}#{time_period}``."""
+    return f"{entity_type}#{entity_id}", f"{_iso_date(calculation_date)}#{time_period}"
+
+
+def metric_keys(frame: pd.DataFrame) -> list[Key]:
+    """The (id, sk) key of every row of a performance_metrics frame (``REQUIRED_COLUMNS``)."""
+    return [item_key(*row) for row in frame[list(REQUIRED_COLUMNS)].itertuples(index=False)]
+
+
 def metrics_to_items(frame: pd.DataFrame, now: str) -> list[Item]:
     """One item (plain Python values, Decimal numbers) per performance_metrics row.
 
@@ -164,10 +175,10 @@ def metrics_to_items(frame: pd.DataFrame, now: str) -> list[Item]:
         null_keys = [c for c in REQUIRED_COLUMNS if c not in item]
         if null_keys:
             raise ValueError(f"row {row}: key columns {null_keys} are null")
-        key_id = f"{item['entity_type']}#{item['entity_id']}"
+        key_id, sk = item_key(*(item[c] for c in REQUIRED_COLUMNS))
         if item.setdefault("id", key_id) != key_id:
             raise ValueError(f"row {row}: id {item['id']!r} is not {key_id!r}")
-        item["sk"] = f"{item['calculation_date']}#{item['time_period']}"
+        item["sk"] = sk
         item["created_at"] = now
         item["updated_at"] = now
         items.append(item)
@@ -313,27 +324,64 @@ def write_metrics(
         raise DynamoDBWriteError(table, unread, len(items), deadline_s)
     for item, key in zip(items, keys, strict=True):
         item["created_at"] = created.get(key, now)
-    requests = [
-        {table: [{"PutRequest": {"Item": _serialize(item)}} for item in chunk]}
-        for chunk in _chunks(items, BATCH_WRITE_LIMIT)
-    ]
-    results = _run_batches(
-        client, table, "batch_write_item", requests, "UnprocessedItems", threads, deadline
-    )
-    unwritten = [
-        (put["PutRequest"]["Item"]["id"]["S"], put["PutRequest"]["Item"]["sk"]["S"])
-        for _, leftover in results
-        for puts in leftover.values()
-        for put in puts
-    ]
+    writes = [{"PutRequest": {"Item": _serialize(item)}} for item in items]
+    unwritten, api_calls, retried = _write_batches(client, table, writes, threads, deadline)
     if unwritten:
         raise DynamoDBWriteError(table, unwritten, len(items), deadline_s)
     return WriteReport(
         items=len(items),
-        api_calls=get_tally.api_calls + sum(t.api_calls for t, _ in results),
-        retried_items=get_tally.retried_items + sum(t.retried_items for t, _ in results),
+        api_calls=get_tally.api_calls + api_calls,
+        retried_items=get_tally.retried_items + retried,
         seconds=time.monotonic() - started,
     )
+
+
+def delete_metrics(
+    client: Any,
+    table: str,
+    keys: Iterable[Key],
+    threads: int = 4,
+    deadline_s: float = 120.0,
+) -> WriteReport:
+    """Delete the items of (id, sk) ``keys`` (duplicates sent once; a key with no item is not
+    an error); returns what it cost.
+
+    BatchWriteItem DeleteRequests, 25 per call, on ``threads`` workers, unprocessed items and
+    transient errors resent as in ``write_metrics`` until ``deadline_s``; what is left then
+    raises ``DynamoDBWriteError`` naming the keys (a rerun deletes them: deletes are
+    idempotent).
+    """
+    started = time.monotonic()
+    unique = list(dict.fromkeys(keys))
+    writes = [{"DeleteRequest": {"Key": {"id": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in unique]
+    unwritten, api_calls, retried = _write_batches(
+        client, table, writes, threads, started + deadline_s)
+    if unwritten:
+        raise DynamoDBWriteError(table, unwritten, len(unique), deadline_s, "deleted from")
+    return WriteReport(items=len(unique), api_calls=api_calls, retried_items=retried,
+                       seconds=time.monotonic() - started)
+
+
+def _write_batches(
+    client: Any, table: str, writes: Sequence[dict[str, Any]], threads: int, deadline: float
+) -> tuple[list[Key], int, int]:
+    """BatchWriteItem ``writes`` (PutRequest or DeleteRequest entries) in batches of 25 until
+    done or ``deadline``: (keys left unprocessed, api calls, items resent)."""
+    requests = [{table: list(chunk)} for chunk in _chunks(writes, BATCH_WRITE_LIMIT)]
+    results = _run_batches(
+        client, table, "batch_write_item", requests, "UnprocessedItems", threads, deadline
+    )
+    unwritten = [
+        _write_key(write) for _, leftover in results for batch in leftover.values()
+        for write in batch
+    ]
+    return (unwritten, sum(t.api_calls for t, _ in results),
+            sum(t.retried_items for t, _ in results))
+
+
+def _write_key(write: Mapping[str, Any]) -> Key:
+    key = write["PutRequest"]["Item"] if "PutRequest" in write else write["DeleteRequest"]["Key"]
+    return key["id"]["S"], key["sk"]["S"]
 
 
 def _serialize(item: Item) -> dict[str, Any]:
@@ -464,45 +512,3 @@ def items_to_frame(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     for column in (*STRING_COLUMNS, *BOOL_COLUMNS):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
-
-
-# --- IO manager -------------------------------------------------------------------------------
-
-
-class DynamoDBMetricsIOManager(ConfigurableIOManager):
-    """Stores the performance_metrics asset as DynamoDB items (one per row) and loads it back.
-
-    The table holds one asset, so the asset key locates the table; assign this IO manager to
-    performance_metrics only. handle_output upserts through ``write_metrics`` (now = current
-    UTC time) and records items, api_calls, api_calls_per_item, seconds and table as metadata.
-    load_input reads the whole table with a paginated Scan (the downstream consumers want the
-    whole asset; a partition-scoped load would Query PortfolioIndex instead).
-    """
-
-    dynamodb: ResourceDependency[DynamoDBResource]
-    table_name: str = Field(
-        default="performance-metrics", description="DynamoDB table holding performance_metrics."
-    )
-    threads: int = Field(default=4, description="Concurrent BatchGetItem/BatchWriteItem workers.")
-    deadline_s: float = Field(
-        default=120.0,
-        description="Seconds a write may spend resending throttled or unprocessed items.",
-    )
-
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        client = self.dynamodb.get_client()
-        report = write_metrics(client, self.table_name, obj, now, self.threads, self.deadline_s)
-        context.add_output_metadata(
-            {
-                "dynamodb/table": self.table_name,
-                "dynamodb/items": report.items,
-                "dynamodb/api_calls": report.api_calls,
-                "dynamodb/api_calls_per_item": report.api_calls_per_item,
-                "dynamodb/retried_items": report.retried_items,
-                "dynamodb/seconds": report.seconds,
-            }
-        )
-
-    def load_input(self, context: InputContext) -> pd.DataFrame:
-        return items_to_frame(scan_items(self.dynamodb.get_client(), self.table_name))

@@ -11,9 +11,13 @@ record left with no measure is skipped and counted (``RecordList.skipped``). DOU
 as ``repr(float)`` (shortest round-trip string). A non-finite DOUBLE is not null: it reaches
 ``validate_records``, which refuses the batch.
 
-Writes carry ``Version`` = the run's start time in epoch ms, so a rerun (a later run) replaces
+Writes carry ``Version`` = epoch ms of the write (the caller's ``version``: the aws target's
+S3PartitionStore takes the clock once per store call), so a rerun (a later write) replaces
 records with the same dimensions, time and measure name instead of being rejected as a
-duplicate. Performance history is older than any memory-store retention, so the table needs
+duplicate. Timestream cannot delete a record: a series point the pipeline stops producing
+(a superseded calculation date) stays until its retention expires.
+
+Performance history is older than any memory-store retention, so the table needs
 magnetic-store writes enabled (``aws_setup`` and template.yaml do so); without them Timestream
 rejects every record older than the memory-store retention.
 
@@ -32,12 +36,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
-from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
-from pydantic import Field
 
 from perf_pipeline.resources.aws_clients import (
     Backoff,
-    TimestreamWriteResource,
     WriteReport,
     attempts_made,
     is_transient,
@@ -124,10 +125,6 @@ class TimestreamRejectedError(RuntimeError):
 
 class TimestreamWriteError(RuntimeError):
     """Batches still throttled or failing when the deadline passed."""
-
-
-class TimestreamNotReadableError(NotImplementedError):
-    """The Timestream IO manager only publishes; series are loaded from the primary store."""
 
 
 # --- frames -> records ------------------------------------------------------------------------
@@ -404,8 +401,8 @@ def write_records(
     """Write records in WriteRecords batches of at most 100, ``threads`` batches at a time.
 
     Per batch, the attributes all its records share (MeasureName, MeasureValueType, TimeUnit)
-    go to CommonAttributes together with ``Version`` = ``version`` (epoch ms of the run's
-    start). Every batch is validated (``validate_records``) before anything is sent.
+    go to CommonAttributes together with ``Version`` = ``version`` (epoch ms of the write).
+    Every batch is validated (``validate_records``) before anything is sent.
     Throttling, internal errors and broken connections are resent with exponential backoff and
     full jitter until ``deadline_s`` seconds after the start (then TimestreamWriteError).
     RejectedRecordsException is not retried: after all batches, TimestreamRejectedError lists
@@ -454,7 +451,7 @@ def write_records(
 
 
 class TimeSeriesSink(Protocol):
-    """Where the pipeline publishes its time series; ``version`` = run start, epoch ms."""
+    """Where the pipeline publishes its time series; ``version`` = epoch ms of the write."""
 
     def write_metrics(self, frame: pd.DataFrame, version: int) -> WriteReport: ...
 
@@ -483,73 +480,3 @@ class TimestreamSink:
     def write_daily(self, frame: pd.DataFrame, version: int) -> WriteReport:
         """Publish daily_valuations rows as ``daily`` records."""
         return self._write(daily_records(frame), version)
-
-
-# --- IO manager -------------------------------------------------------------------------------
-
-
-def run_version(context: OutputContext) -> int:
-    """The run's start time in epoch ms (now, if the instance has not recorded a start)."""
-    record = context.step_context.instance.get_run_record_by_id(context.run_id)
-    started = record.start_time if record is not None else None
-    return int((started if started is not None else time.time()) * 1000)
-
-
-class TimestreamIOManager(ConfigurableIOManager):
-    """Publishes daily_valuations and performance_metrics frames to Timestream (write-only).
-
-    The asset key's last part picks the series (``series_by_asset``). Output metadata: records,
-    skipped_records (rows with no measure), api_calls, api_calls_per_record, seconds, version,
-    location. load_input raises TimestreamNotReadableError: Timestream is a publication target,
-    and downstream assets load these frames from the primary store (DuckDB or DynamoDB).
-    """
-
-    timestream: ResourceDependency[TimestreamWriteResource]
-    database: str = Field(default="investment_performance", description="Timestream database name.")
-    table: str = Field(default="performance_metrics", description="Timestream table name.")
-    threads: int = Field(default=4, description="Concurrent WriteRecords batches.")
-    deadline_s: float = Field(
-        default=120.0, description="Seconds a write may spend resending throttled batches."
-    )
-    series_by_asset: dict[str, str] = Field(
-        default={"daily_valuations": DAILY_MEASURE, "performance_metrics": METRICS_MEASURE},
-        description="Asset name (last part of the key) -> series: 'daily' or 'metrics'.",
-    )
-
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
-        name = context.asset_key.path[-1]
-        series = self.series_by_asset.get(name)
-        if series not in {DAILY_MEASURE, METRICS_MEASURE}:
-            raise ValueError(
-                f"TimestreamIOManager has no series for asset {name!r}: "
-                f"series_by_asset = {self.series_by_asset}"
-            )
-        records = daily_records(obj) if series == DAILY_MEASURE else metrics_records(obj)
-        version = run_version(context)
-        report = write_records(
-            self.timestream.get_client(),
-            self.database,
-            self.table,
-            records,
-            version,
-            self.threads,
-            self.deadline_s,
-        )
-        context.add_output_metadata(
-            {
-                "timestream/location": f"timestream://{self.database}/{self.table}/{series}",
-                "timestream/records": report.items,
-                "timestream/skipped_records": records.skipped,
-                "timestream/api_calls": report.api_calls,
-                "timestream/api_calls_per_record": report.api_calls_per_item,
-                "timestream/seconds": report.seconds,
-                "timestream/version": version,
-            }
-        )
-
-    def load_input(self, context: InputContext) -> pd.DataFrame:
-        raise TimestreamNotReadableError(
-            f"{context.asset_key.to_user_string()} is published to Timestream "
-            f"{self.database}.{self.table} but not read back from it: load it from the "
-            "primary store (DuckDB or DynamoDB)"
-        )
