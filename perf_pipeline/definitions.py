@@ -20,6 +20,7 @@ from perf_pipeline.resources.deployments import configured, resources_for
 from perf_pipeline.sensors.s3 import S3SensorSettings, build_s3_sensor
 from perf_pipeline.sensors.schedules import build_nightly_schedule
 from perf_pipeline.sensors.sqs import SqsSensorSettings, build_sqs_sensor
+from perf_pipeline.sensors.stale_partitions import build_stale_partitions_sensor
 
 INPUTS_JOB = "inputs_job"
 PERFORMANCE_JOB = "performance_job"
@@ -62,6 +63,8 @@ def build_definitions(target: str, *, s3_settings: S3SensorSettings | None = Non
                 root.startswith("s3://") and not queue_url)),
             build_sqs_sensor(INPUTS_JOB, queue_url, default_status=_status(bool(queue_url)),
                              settings=sqs_settings),
+            build_stale_partitions_sensor(inputs_job, performance_job,
+                                          exclusive_tag=EXCLUSIVE_TAG),
         ],
         schedules=[build_nightly_schedule(INPUTS_JOB)],
         resources=resources_for(target),

@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime
 import pytest
 from dagster import DefaultScheduleStatus, DefaultSensorStatus, build_schedule_context
 
-from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions
+from perf_pipeline.definitions import INPUTS_JOB, PERFORMANCE_JOB, build_definitions
 from perf_pipeline.sensors.s3 import S3_SENSOR_NAME
 from perf_pipeline.sensors.schedules import NIGHTLY_SCHEDULE_NAME, nightly_as_of
 from perf_pipeline.sensors.sqs import SQS_SENSOR_NAME
+from perf_pipeline.sensors.stale_partitions import STALE_PARTITIONS_SENSOR_NAME
 
 
 @pytest.mark.parametrize(("env", "s3_on", "sqs_on"), [
@@ -33,10 +34,15 @@ def test_sensors_are_on_only_when_their_variable_is_set(monkeypatch, env, s3_on,
                       SQS_SENSOR_NAME: running if sqs_on else DefaultSensorStatus.STOPPED}
     for name in (S3_SENSOR_NAME, SQS_SENSOR_NAME):
         sensor = defs.resolve_sensor_def(name)
-        assert sensor.job_name == PERFORMANCE_JOB
+        assert sensor.job_name == INPUTS_JOB
         assert "On by default when PERF_" in sensor.description
     nightly = defs.resolve_schedule_def(NIGHTLY_SCHEDULE_NAME)
     assert nightly.default_status == DefaultScheduleStatus.STOPPED
+    assert nightly.job_name == INPUTS_JOB
+    stale = defs.resolve_sensor_def(STALE_PARTITIONS_SENSOR_NAME)
+    assert stale.default_status == running
+    assert stale.job_name == PERFORMANCE_JOB  # the job it asks for; it watches inputs_job
+    assert stale.required_resource_keys == {"partition_store", "io_manager"}
 
 
 @pytest.mark.parametrize(("scheduled", "as_of"), [
@@ -57,3 +63,4 @@ def test_nightly_schedule_runs_weekday_nights_with_as_of_and_run_key():
     [run] = nightly.evaluate_tick(context).run_requests
     assert run.run_key == "nightly-2024-06-28"
     assert run.run_config == {"resources": {"run_request": {"config": {"as_of": "2024-06-28"}}}}
+    assert run.tags["perf/as_of"] == "2024-06-28"  # what the stale_partitions sensor reads

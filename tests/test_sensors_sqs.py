@@ -103,6 +103,7 @@ def test_portfolio_request_is_deleted_only_after_its_run_is_recorded(instance, q
     assert run.run_key == message_id
     assert run.tags[REQUEST_TAG] == "req-1"
     assert run.tags["perf/portfolio_ids"] == "P1,P2"  # what GET /runs/{id} authorizes against
+    assert run.tags["perf/as_of"] == "2024-06-28"  # what the stale_partitions sensor plans to
     assert run.run_config == {"resources": {"run_request": {"config": {
         "as_of": "2024-06-28", "portfolio_ids": ["P1", "P2"], "request_id": "req-1"}}}}
     assert in_queue(queue) == 1
@@ -131,6 +132,7 @@ def test_duplicate_delivery_starts_one_run(instance, queue):
     assert len(runs) == 1
     assert runs[0].run_config["resources"]["run_request"]["config"]["as_of"] == "2024-06-28"
     assert runs[0].tags["perf/start"] == "2024-01-01"
+    assert runs[0].tags["perf/as_of"] == "2024-06-28"
     assert runs[0].tags[REQUEST_TAG] == "req-3"
     assert evaluate_after_redelivery(instance, queue).run_requests == []
     assert in_queue(queue) == 0

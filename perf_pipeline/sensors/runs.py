@@ -22,6 +22,12 @@ from perf_pipeline.resources.input_store import INPUT_SUFFIXES, InputObject
 
 PORTFOLIO_IDS_TAG = "perf/portfolio_ids"
 """Comma-joined portfolio ids of a run; the Lambda reads it to authorize GET /runs/{id}."""
+AS_OF_TAG = "perf/as_of"
+"""The as-of date (YYYY-MM-DD) a run was asked for; the stale_partitions sensor plans to it."""
+START_TAG = "perf/start"
+"""The first date of a batch_calculation: its portfolios are recomputed from it."""
+REQUESTED_BY_TAG = "perf/requested_by"
+"""The token subject of an API request (set by the Lambda)."""
 OBJECTS_TAG = "perf/s3_objects"
 KEYS_TAG = "perf/s3_keys"
 DIGEST_TAG = "perf/s3_digest"
@@ -83,9 +89,10 @@ def run_request_config(*, as_of: str | None = None, portfolio_ids: Sequence[str]
         "config": {name: value for name, value in config.items() if value is not None}}}}
 
 
-def request_tags(request_id: str | None) -> dict[str, str]:
-    """The request-id tag, when there is a request id."""
-    return {REQUEST_TAG: request_id} if request_id else {}
+def request_tags(request_id: str | None, as_of: str | None = None) -> dict[str, str]:
+    """The request-id and as-of tags, for those given."""
+    return {tag: value for tag, value in ((REQUEST_TAG, request_id), (AS_OF_TAG, as_of))
+            if value}
 
 
 def objects_run_request(objects: Sequence[InputObject], *, run_key: str | None = None,

@@ -14,11 +14,10 @@ from dagster import (
 )
 
 from perf_pipeline.calc.calendar import last_business_day_on_or_before
-from perf_pipeline.sensors.runs import run_request_config
+from perf_pipeline.sensors.runs import AS_OF_TAG, run_request_config
 
 NIGHTLY_SCHEDULE_NAME = "nightly_performance"
 NIGHTLY_CRON = "30 22 * * 1-5"
-AS_OF_TAG = "perf/as_of"
 
 
 def nightly_as_of(scheduled: date) -> str:

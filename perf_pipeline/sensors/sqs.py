@@ -52,6 +52,7 @@ from perf_pipeline.sensors.messages import (
 )
 from perf_pipeline.sensors.runs import (
     PORTFOLIO_IDS_TAG,
+    START_TAG,
     objects_run_request,
     request_tags,
     run_request_config,
@@ -62,7 +63,6 @@ SQS_SENSOR_NAME = "sqs_request_sensor"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
 MESSAGE_TYPE_TAG = "perf/message_type"
-START_TAG = "perf/start"
 SQS_BATCH = 10  # the most messages one ReceiveMessage / *Batch call takes
 
 
@@ -168,11 +168,11 @@ def message_run(message_id: str, message: Message | None, store: InputStore,
         return objects_run_request([object_at(store, message.s3_uri)], run_key=message_id,
                                    request_id=message.request_id,
                                    tags={MESSAGE_TYPE_TAG: message.type})
-    tags = {MESSAGE_TYPE_TAG: message.type, PORTFOLIO_IDS_TAG: ",".join(message.portfolio_ids),
-            **request_tags(message.request_id)}
     as_of = message.as_of if isinstance(message, PortfolioPerformance) else message.end
+    tags = {MESSAGE_TYPE_TAG: message.type, PORTFOLIO_IDS_TAG: ",".join(message.portfolio_ids),
+            **request_tags(message.request_id, as_of.isoformat())}
     if isinstance(message, BatchCalculation):
-        tags[START_TAG] = message.start.isoformat()  # the range, for partitioned backfills
+        tags[START_TAG] = message.start.isoformat()  # recomputed from here (stale_partitions)
     return RunRequest(run_key=message_id, tags=tags, run_config=run_request_config(
         as_of=as_of.isoformat(), portfolio_ids=message.portfolio_ids,
         request_id=message.request_id))

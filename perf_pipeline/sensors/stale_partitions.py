@@ -1,0 +1,211 @@
+"""The stale_partitions sensor: after each successful inputs_job run, ranged runs of
+performance_job over exactly the partitions whose input changed (perf_pipeline.planning).
+
+For the inputs run ("parent") it reads the new ``input_digests`` through the parent's IO
+manager, plans with the parent's as-of date (tag ``perf/as_of``, else run config, else the
+last business day on or before the latest transaction or price date) and the shards of the
+parent's portfolios (tag ``perf/portfolio_ids``; none: every shard), and asks for one run per
+planned range. A request that names portfolios recomputes at least their shards' as-of day
+(from ``perf/start`` when a batch calculation gives one), so its caller gets figures stamped
+with its request_id even when nothing changed.
+
+Each partition run carries the parent's request tags, ``perf/parent_run`` = the parent's
+run id, and ``perf/exclusive`` = ``shards:<first>-<last>`` (the run queue never overlaps two
+runs over the same shards). The parent is then tagged ``perf/partition_runs`` = the number
+of runs asked for (``perf/plan_error`` and 0 when the input cannot be planned): the Lambda
+reads both to report the status of the whole request.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    ResourceParam,
+    RunRequest,
+    RunStatusSensorContext,
+    RunStatusSensorDefinition,
+    SkipReason,
+    run_status_sensor,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+from dagster_aws.s3 import S3PickleIOManager
+
+from perf_pipeline.assets.performance import REQUEST_TAG
+from perf_pipeline.calc.calendar import previous_business_day, roll_to_business_day
+from perf_pipeline.increments import RANGE_COLUMNS, PlannedRun, plan_runs, shard_of
+from perf_pipeline.partitions import PARTITION_START, SHARD_COUNT, SHARDS
+from perf_pipeline.planning import PlanError, default_as_of, plan
+from perf_pipeline.resources.duckdb_store import DuckDBIOManager
+from perf_pipeline.resources.partition_store import PartitionStore
+from perf_pipeline.sensors.runs import (
+    AS_OF_TAG,
+    MAX_TAG_CHARS,
+    PORTFOLIO_IDS_TAG,
+    REQUESTED_BY_TAG,
+    START_TAG,
+)
+
+STALE_PARTITIONS_SENSOR_NAME = "stale_partitions"
+PARENT_RUN_TAG = "perf/parent_run"
+PARTITION_RUNS_TAG = "perf/partition_runs"
+PLAN_ERROR_TAG = "perf/plan_error"
+INHERITED_TAGS = (REQUEST_TAG, PORTFOLIO_IDS_TAG, REQUESTED_BY_TAG)
+"""The parent's tags every partition run carries: who asked, for what, under which id."""
+
+
+def read_input_table(io_manager: Any, name: str) -> pd.DataFrame:
+    """The unpartitioned asset `name` as the inputs run's IO manager stored it: the DuckDB
+    table of that name (local target) or the pickle at ``<s3_prefix>/<name>`` (aws target).
+    A TypeError for any other IO manager."""
+    if isinstance(io_manager, DuckDBIOManager):
+        return io_manager.store.read_table(name)
+    if isinstance(io_manager, S3PickleIOManager):
+        key = f"{io_manager.s3_prefix.strip('/')}/{name}".lstrip("/")
+        body = io_manager.s3_resource.get_client().get_object(
+            Bucket=io_manager.s3_bucket, Key=key)["Body"].read()
+        return pickle.loads(body)
+    raise TypeError(f"cannot read {name!r} through a {type(io_manager).__name__}")
+
+
+def requested(run: DagsterRun, tag: str, field: str) -> str | None:
+    """A request field of a run: its tag, else the ``run_request`` resource's run config."""
+    if run.tags.get(tag):
+        return run.tags[tag]
+    config = (((run.run_config or {}).get("resources") or {}).get("run_request") or {})
+    value = (config.get("config") or {}).get(field)
+    if isinstance(value, list):
+        return ",".join(value) or None
+    return str(value) if value else None
+
+
+def latest_input_dates(instance: DagsterInstance, run_id: str) -> dict[str, str]:
+    """The ``last_date`` metadata of each asset the run materialized (inputs.py writes it for
+    transactions, prices, benchmarks and input_digests), by asset name."""
+    found = {}
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.asset_materialization
+        last = materialization.metadata.get("last_date") if materialization else None
+        if last is not None:
+            found[materialization.asset_key.to_user_string()] = str(last.value)
+    return found
+
+
+def as_of_of(run: DagsterRun, instance: DagsterInstance) -> pd.Timestamp | None:
+    """The as-of day of a request: asked for, else planning.default_as_of of the latest
+    transaction and price dates the run read (None without input)."""
+    asked = requested(run, AS_OF_TAG, "as_of")
+    if asked:
+        return pd.Timestamp(asked)
+    last = latest_input_dates(instance, run.run_id)
+    def dates(name: str) -> pd.Series:
+        return pd.Series(pd.to_datetime([last[name]] if name in last else []))
+
+    return default_as_of(pd.DataFrame({"trade_date": dates("transactions")}),
+                         pd.DataFrame({"date": dates("prices")}))
+
+
+def requested_runs(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
+                   portfolio_ids: Sequence[str] = (),
+                   start: pd.Timestamp | None = None) -> list[PlannedRun]:
+    """The ranged runs of one request: planning.plan over the portfolios' shards (all shards
+    without portfolios), then every requested shard with input on or before `as_of`
+    recomputes at least from `start` (default: `as_of`; never before the shard's first day
+    with input) through `as_of`.
+
+    `start` widens only requested shards: a request without portfolios gets exactly the stale
+    partitions. Raises planning.PlanError as plan does."""
+    as_of = pd.Timestamp(as_of).normalize()
+    if not portfolio_ids:
+        return plan(digests, store, as_of)
+    shards = sorted(set(shard_of(portfolio_ids, SHARD_COUNT)))
+    runs = plan(digests, store, as_of, shards=shards)
+    planned = {shard: run.start for run in runs for shard in run.shards}
+    wanted = pd.Timestamp(start).normalize() if start is not None else as_of
+    first = (digests.loc[digests["shard"].isin(shards) & (digests["date"] <= as_of)]
+             .groupby("shard")["date"].min())
+    ranges = [(shard, min(planned.get(shard, as_of), max(wanted, pd.Timestamp(day))), as_of)
+              for shard, day in first.items()]
+    return plan_runs(pd.DataFrame(ranges, columns=RANGE_COLUMNS), SHARDS,
+                     idle=set(SHARDS) - set(digests["shard"]))
+
+
+def partition_request(parent: DagsterRun, run: PlannedRun, exclusive_tag: str) -> RunRequest:
+    """The RunRequest of one planned range of the parent's request."""
+    first, last = run.shards[0], run.shards[-1]
+    inherited = {tag: parent.tags[tag] for tag in INHERITED_TAGS if parent.tags.get(tag)}
+    return RunRequest(
+        run_key=f"{parent.run_id}:{run.start:%Y-%m-%d}:{first}-{last}",
+        tags={**run.range_tags(), **inherited, PARENT_RUN_TAG: parent.run_id,
+              exclusive_tag: f"shards:{first}-{last}"},
+    )
+
+
+def first_business_day(text: str | None) -> pd.Timestamp | None:
+    """A requested start date rolled forward to a business day, not before the partitions."""
+    if not text:
+        return None
+    return max(pd.Timestamp(roll_to_business_day(pd.DatetimeIndex([text]))[0]), PARTITION_START)
+
+
+def plan_request(parent: DagsterRun, instance: DagsterInstance, store: PartitionStore,
+                 io_manager: Any) -> list[PlannedRun]:
+    """The planned runs of a successful inputs run (its request read from its tags)."""
+    as_of = as_of_of(parent, instance)
+    if as_of is None:
+        return []
+    as_of = pd.Timestamp(previous_business_day(as_of + pd.Timedelta(days=1)))
+    portfolios = requested(parent, PORTFOLIO_IDS_TAG, "portfolio_ids")
+    return requested_runs(read_input_table(io_manager, "input_digests"), store, as_of,
+                          portfolio_ids=portfolios.split(",") if portfolios else (),
+                          start=first_business_day(requested(parent, START_TAG, "start")))
+
+
+def build_stale_partitions_sensor(
+    monitored_job: UnresolvedAssetJobDefinition, request_job: UnresolvedAssetJobDefinition, *,
+    exclusive_tag: str, default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+) -> RunStatusSensorDefinition:
+    """The sensor on `monitored_job`'s successful runs, asking for runs of `request_job`; it
+    needs the ``partition_store`` and ``io_manager`` resources."""
+
+    @run_status_sensor(
+        name=STALE_PARTITIONS_SENSOR_NAME,
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[monitored_job],
+        request_job=request_job,
+        default_status=default_status,
+        description=(
+            f"After each successful {monitored_job.name} run: one {request_job.name} run per "
+            "range of stale partitions (business days x contiguous shards) up to the run's "
+            "as-of date, over the shards of its portfolios; the inputs run is tagged "
+            f"{PARTITION_RUNS_TAG} with the number of runs asked for."
+        ),
+    )
+    def stale_partitions(context: RunStatusSensorContext, partition_store: PartitionStore,
+                         io_manager: ResourceParam[Any]):
+        parent = context.dagster_run
+        try:
+            runs = plan_request(parent, context.instance, partition_store, io_manager)
+        except PlanError as error:
+            context.log.error(f"run {parent.run_id}: no partition runs: {error}")
+            context.instance.add_run_tags(parent.run_id, {
+                PARTITION_RUNS_TAG: "0", PLAN_ERROR_TAG: str(error)[:MAX_TAG_CHARS]})
+            return SkipReason(f"run {parent.run_id}: {error}")
+        requests = [partition_request(parent, run, exclusive_tag) for run in runs]
+        context.instance.add_run_tags(parent.run_id, {PARTITION_RUNS_TAG: str(len(requests))})
+        if not requests:
+            return SkipReason(f"run {parent.run_id}: every partition is up to date")
+        context.log.info(f"run {parent.run_id}: {len(requests)} partition runs")
+        return requests
+
+    return stale_partitions
