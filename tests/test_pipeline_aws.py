@@ -1,10 +1,12 @@
 """End to end on the aws target, against moto's server over a real socket.
 
-The hand-made input (handmade.py) is uploaded to S3; the pipeline runs with PERF_TARGET=aws;
-DynamoDB is read back with Query on the table and both GSIs, and Timestream's stored records
-from moto's backend (the server runs in this process).
+The hand-made input (handmade.py) is uploaded to S3; the pipeline runs with PERF_TARGET=aws
+the way `perf-pipeline run` does (the inputs run, then the planned partition ranges, in this
+process); DynamoDB is read back with Query on the table and both GSIs, and Timestream's
+stored records from moto's backend (the server runs in this process).
 """
 
+import math
 import os
 import subprocess
 import sys
@@ -14,14 +16,13 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
-from dagster import materialize
-from handmade import AS_OF, p1_itd_expected, write_input
+from handmade import AS_OF, P1_IN, P1_MV, PRICES, hand_returns, p1_itd_expected, write_input
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from perf_pipeline.assets.inputs import inputs
-from perf_pipeline.assets.performance import performance_metrics
-from perf_pipeline.assets.valuation import valuations
+from perf_pipeline.cli import DAGSTER_EVENT_SETTINGS, main
+from perf_pipeline.increments import shard_of
+from perf_pipeline.partitions import SHARD_COUNT
 from perf_pipeline.resources.aws_setup import create_dev_resources
 from perf_pipeline.resources.deployments import aws_resources
 from perf_pipeline.resources.dynamodb import query_client, query_entity, query_portfolio
@@ -37,24 +38,27 @@ def aws_input(aws, tmp_path, monkeypatch):
     create_dev_resources(bucket=BUCKET, table=TABLE, timestream_database=TS_DB,
                          timestream_table=TS_TABLE, queue_name="perf-requests",
                          region="us-east-1", endpoint_url=aws)
-    root = write_input(tmp_path / "input")
-    s3 = boto3.client("s3", endpoint_url=aws)
-    for path in root.rglob("*.csv"):
-        s3.upload_file(str(path), BUCKET, f"in/{path.relative_to(root).as_posix()}")
+    upload(aws, write_input(tmp_path / "input"))
     for name, value in {"PERF_TARGET": "aws", "PERF_INPUT": f"s3://{BUCKET}/in",
                         "PERF_DYNAMODB_TABLE": TABLE, "PERF_TIMESTREAM_DATABASE": TS_DB,
-                        "PERF_TIMESTREAM_TABLE": TS_TABLE}.items():
+                        "PERF_TIMESTREAM_TABLE": TS_TABLE, **DAGSTER_EVENT_SETTINGS}.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PERF_ASSET_STORE", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # an ephemeral instance per run
     return aws
 
 
-def run_aws() -> None:
-    result = materialize(
-        [inputs, valuations, performance_metrics], resources=aws_resources(),
-        run_config={"resources": {"run_request": {"config": {"as_of": AS_OF}}}},
-    )
-    assert result.success
-    assert all(check.passed for check in result.get_asset_check_evaluations())
+def upload(endpoint: str, root: Path) -> None:
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    for path in root.rglob("*.csv"):
+        s3.upload_file(str(path), BUCKET, f"in/{path.relative_to(root).as_posix()}")
+
+
+def run_aws(capsys, as_of: str = AS_OF) -> str:
+    """`perf-pipeline run --as-of` in this process (it fails on a failed step or blocking
+    check); its summary."""
+    assert main(["run", "--as-of", as_of]) == 0
+    return capsys.readouterr().out
 
 
 def dynamodb(endpoint: str):
@@ -73,8 +77,8 @@ def dimensions(record: dict) -> dict[str, str]:
     return {d["Name"]: d["Value"] for d in record["Dimensions"]}
 
 
-def test_metrics_reach_dynamodb_with_hand_computed_values(aws_input):
-    run_aws()
+def test_metrics_reach_dynamodb_and_its_indexes_with_hand_computed_values(aws_input, capsys):
+    run_aws(capsys)
     client = dynamodb(aws_input)
     items = query_entity(client, TABLE, "portfolio", "P1", date="2024-01-08", period="ITD")
     assert len(items) == 1
@@ -89,11 +93,7 @@ def test_metrics_reach_dynamodb_with_hand_computed_values(aws_input):
     raw = client.get_item(TableName=TABLE, Key={"id": {"S": "portfolio#P1"},
                                                 "sk": {"S": "2024-01-08#ITD"}})["Item"]
     assert set(raw["twr"]) == {"N"} and set(raw["partial_period"]) == {"BOOL"}
-
-
-def test_indexes_hold_every_entity_and_period(aws_input):
-    run_aws()
-    client = dynamodb(aws_input)
+    # The indexes hold every entity and period.
     by_portfolio = query_portfolio(client, TABLE, "P1", calculation_date="2024-01-08")
     keys = {(item["entity_id"], item["time_period"]) for item in by_portfolio}
     assert keys == {(entity, period) for entity in ENTITIES for period in PERIODS}
@@ -101,8 +101,8 @@ def test_indexes_hold_every_entity_and_period(aws_input):
     assert len(by_client) == len(by_portfolio) == 16
 
 
-def test_daily_and_metrics_series_reach_timestream(aws_input):
-    run_aws()
+def test_series_reach_timestream_and_tables_are_on_s3(aws_input, capsys):
+    run_aws(capsys)
     daily, metrics = timestream_records("market_value"), timestream_records("twr")
     # 5 dates for P1, A1 and A1:S1, 4 for A2 (inception 01-03); 16 metric rows.
     assert len(daily) == 19 and len(metrics) == 16
@@ -116,27 +116,57 @@ def test_daily_and_metrics_series_reach_timestream(aws_input):
     values = {m["Name"]: m["Value"] for m in itd["MeasureValues"]}
     assert float(values["twr"]) == pytest.approx(p1_itd_expected()["twr"], rel=1e-12)
     assert values["request_id"]
+    # The run's tables are on S3: the input tables whole, the partitioned ones per shard
+    # and month.
+    pages = boto3.client("s3", endpoint_url=aws_input).get_paginator("list_objects_v2")
+    stored = {obj["Key"][len("_perf_pipeline/assets/"):]
+              for page in pages.paginate(Bucket=BUCKET, Prefix="_perf_pipeline/assets/")
+              for obj in page.get("Contents", [])}
+    assert {"transactions", "prices", "positions"} <= stored
+    (shard,) = shard_of(["P1"], SHARD_COUNT)
+    assert {f"{table}/{shard}/2024-01.pkl"
+            for table in ("daily_valuations", "performance_metrics", "computed_from")} <= stored
 
 
-def test_rerun_overwrites_keeps_created_at_and_moves_updated_at(aws_input):
-    run_aws()
+def test_rerun_after_a_price_change_keeps_created_at_and_moves_updated_at(
+        aws_input, tmp_path, capsys):
+    run_aws(capsys)
     client = dynamodb(aws_input)
     first = {i["sk"] + i["id"]: i for i in query_portfolio(client, TABLE, "P1")}
-    run_aws()
+    assert "then 0 partition run(s)" in run_aws(capsys)  # nothing changed: nothing to do
+    assert {i["sk"] + i["id"]: i for i in query_portfolio(client, TABLE, "P1")} == first
+    # S1's Saturday close (it counts on Monday 01-08) moves from 106 to 107: 01-08 is stale.
+    root = write_input(tmp_path / "changed")
+    (root / "prices" / "2024" / "prices.csv").write_text(
+        PRICES.replace("S1,2024-01-06,106", "S1,2024-01-06,107"))
+    upload(aws_input, root)
+    assert "recomputed" in run_aws(capsys)
     second = {i["sk"] + i["id"]: i for i in query_portfolio(client, TABLE, "P1")}
     assert first.keys() == second.keys() and len(second) == 16
     for key, item in second.items():
         assert item["created_at"] == first[key]["created_at"]
         assert item["updated_at"] > first[key]["updated_at"]
         assert item["request_id"] != first[key]["request_id"]  # a new run id
+    # By hand: S1 40 x 107 lifts A1 and P1 by 40 on 01-08, so P1 = 11,365 + 1,980.
+    returns = hand_returns([*P1_MV[:-1], 11365 + 1980], P1_IN, [0] * 5)
+    assert float(second["2024-01-08#ITDportfolio#P1"]["twr"]) == pytest.approx(
+        math.prod(1 + r for r in returns) - 1, rel=1e-12)
 
 
-def test_intermediate_tables_are_on_s3(aws_input):
-    run_aws()
-    listed = boto3.client("s3", endpoint_url=aws_input).list_objects_v2(
-        Bucket=BUCKET, Prefix="_perf_pipeline/assets/")
-    stored = {Path(obj["Key"]).name for obj in listed.get("Contents", [])}
-    assert {"transactions", "prices", "daily_valuations", "positions"} <= stored
+def test_a_later_as_of_deletes_the_superseded_latest_date(aws_input, capsys):
+    """Run to Fri 01-05 (not a month end), then to Mon 01-08: 01-05 stops being a calculation
+    date and leaves DynamoDB; Timestream keeps its records (it cannot delete)."""
+    run_aws(capsys, "2024-01-05")
+    client = dynamodb(aws_input)
+    items = query_entity(client, TABLE, "portfolio", "P1", period="ITD")
+    assert [i["sk"] for i in items] == ["2024-01-05#ITD"]
+    run_aws(capsys)
+    items = query_entity(client, TABLE, "portfolio", "P1", period="ITD")
+    assert [i["sk"] for i in items] == ["2024-01-08#ITD"]
+    assert len(query_portfolio(client, TABLE, "P1")) == 16
+    days = {r["Time"] for r in timestream_records("twr")}
+    assert days == {str(int(pd.Timestamp(d).timestamp() * 1000))
+                    for d in ("2024-01-05", "2024-01-08")}
 
 
 def test_cli_run_with_target_aws(aws_input):

@@ -11,11 +11,9 @@ import time
 import boto3
 import pandas as pd
 import pytest
-from dagster_aws.s3 import S3Resource
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from perf_pipeline.resources.aws_clients import DynamoDBResource, TimestreamWriteResource
 from perf_pipeline.resources.aws_setup import create_dev_resources
 from perf_pipeline.resources.dynamodb import query_entity, scan_items
 from perf_pipeline.resources.partition_store import Slice
@@ -32,11 +30,9 @@ def store(aws) -> S3PartitionStore:
                          timestream_table=TS_TABLE, queue_name="q", region="us-east-1",
                          endpoint_url=aws)
     return S3PartitionStore(
-        s3=S3Resource(endpoint_url=aws), bucket=BUCKET, prefix=PREFIX,
-        dynamodb=DynamoDBResource(endpoint_url=aws), dynamodb_table=TABLE,
-        timestream=TimestreamWriteResource(endpoint_url=aws), timestream_database=TS_DB,
-        timestream_table=TS_TABLE, threads=3,
-    )
+        bucket=BUCKET, prefix=PREFIX, endpoint_url=aws, dynamodb_table=TABLE,
+        timestream_database=TS_DB, timestream_table=TS_TABLE, threads=3,
+    ).process_config_and_initialize()  # as the CLI initializes it
 
 
 def s3(aws):

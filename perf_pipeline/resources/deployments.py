@@ -14,9 +14,7 @@ from dagster import EnvVar
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from perf_pipeline.resources.aws_clients import (
-    DynamoDBResource,
     SQSResource,
-    TimestreamWriteResource,
 )
 from perf_pipeline.resources.duckdb_store import DuckDBIOManager, DuckDBStore
 from perf_pipeline.resources.input_store import InputStore
@@ -91,18 +89,16 @@ def aws_resources() -> dict[str, Any]:
     """
     bucket, prefix = asset_store()
     endpoint = setting("AWS_ENDPOINT_URL")
-    s3 = S3Resource(endpoint_url=endpoint)
     store = S3PartitionStore(
-        s3=s3, bucket=bucket, prefix=prefix,
-        dynamodb=DynamoDBResource(endpoint_url=endpoint),
+        bucket=bucket, prefix=prefix, endpoint_url=endpoint,
         dynamodb_table=setting("PERF_DYNAMODB_TABLE"),
-        timestream=TimestreamWriteResource(endpoint_url=endpoint),
         timestream_database=setting("PERF_TIMESTREAM_DATABASE"),
         timestream_table=setting("PERF_TIMESTREAM_TABLE"),
     )
     return {
         **common_resources(),
-        "io_manager": S3PickleIOManager(s3_resource=s3, s3_bucket=bucket, s3_prefix=prefix),
+        "io_manager": S3PickleIOManager(s3_resource=S3Resource(endpoint_url=endpoint),
+                                        s3_bucket=bucket, s3_prefix=prefix),
         "partition_store": store,
     }
 

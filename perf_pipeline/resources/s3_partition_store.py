@@ -69,14 +69,14 @@ class S3PartitionStore(PartitionStore):
     so this orders writes exactly as the run's start did, given clocks that agree.
     """
 
-    s3: S3Resource = Field(description="S3 client settings (region, endpoint_url).")
     bucket: str = Field(description="Bucket of the tables.")
     prefix: str = Field(default="", description="Key prefix of the tables in the bucket.")
-    dynamodb: DynamoDBResource = Field(description="Where performance_metrics is published.")
+    endpoint_url: str | None = Field(
+        default=None, description="Endpoint of S3, DynamoDB and Timestream (an emulator); "
+                                  "None: AWS. Passed to every client explicitly.")
+    region_name: str | None = Field(default=None, description="AWS region (None: boto3's).")
     dynamodb_table: str = Field(default="performance-metrics",
                                 description="DynamoDB table of performance_metrics.")
-    timestream: TimestreamWriteResource = Field(
-        description="Where the daily and metrics series are published.")
     timestream_database: str = Field(default="investment_performance",
                                      description="Timestream database.")
     timestream_table: str = Field(default="performance_metrics",
@@ -89,11 +89,15 @@ class S3PartitionStore(PartitionStore):
 
     def _client(self, service: str) -> Any:
         """One client per service for the resource's life (low-level clients are
-        thread-safe)."""
+        thread-safe), built by the project's client resources (their retry policy, timeouts
+        and pool size). They are built here, not nested as resources: a resource with nested
+        resources cannot be initialized outside a run (`process_config_and_initialize`, which
+        the CLI uses to plan)."""
         if service not in self._clients:
-            resource = {"s3": self.s3, "dynamodb": self.dynamodb,
-                        "timestream": self.timestream}[service]
-            self._clients[service] = resource.get_client()
+            factory = {"s3": S3Resource, "dynamodb": DynamoDBResource,
+                       "timestream": TimestreamWriteResource}[service]
+            settings = {"endpoint_url": self.endpoint_url, "region_name": self.region_name}
+            self._clients[service] = factory(**settings).get_client()
         return self._clients[service]
 
     # --- layout ---------------------------------------------------------------------------
