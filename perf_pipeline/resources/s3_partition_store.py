@@ -55,8 +55,10 @@ class S3PartitionStore(PartitionStore):
     of the rows it supersedes (every row of the slice it held before whose key the new frame
     lacks: the superseded extra_days, and in-range dates that are no longer calculation
     dates) and writes ``metrics`` records to Timestream; a replace of daily_valuations writes
-    ``daily`` records to Timestream. Timestream cannot delete: records of superseded dates
-    stay there (a reader takes the latest calculation date it wants, as DynamoDB's do not).
+    ``daily`` records to Timestream. Timestream cannot delete: records of superseded
+    calculation dates stay there until the table's retention drops them, so a Timestream
+    reader asks for the calculation dates it wants (month ends, the latest date) rather than
+    taking every record as current.
 
     Order per replace: read the old month objects, publish (DynamoDB, then Timestream), then
     write S3. A failed publication leaves S3 as it was, so the retry finds the same superseded
@@ -66,7 +68,8 @@ class S3PartitionStore(PartitionStore):
     per call): the run's start time, which the IO manager used, is not known to a resource
     outside an output context, and any later write must win. A rerun is always later than
     the run before it, and a record is written once per run (the run's chunks are disjoint),
-    so this orders writes exactly as the run's start did, given clocks that agree.
+    so this orders writes exactly as the run's start did, given clocks that agree. (A
+    ``version`` argument would need PartitionStore.replace to carry one.)
     """
 
     bucket: str = Field(description="Bucket of the tables.")
