@@ -200,8 +200,11 @@ def failure_lines(result) -> list[str]:
     """The failed steps and failed checks of a run, a line each."""
     lines = [f"perf-pipeline: run {result.run_id} failed"]
     for event in result.all_events:
-        if event.is_failure:
-            lines.append(f"  {event.step_key}: {event.message}")
+        if event.is_step_failure:
+            data = event.step_failure_data
+            reason = (data.user_failure_data.description if data.user_failure_data
+                      else data.error.message.strip() if data.error else event.message)
+            lines.append(f"  {event.step_key}: {reason}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if not data.passed and data.severity.value == "ERROR":

@@ -79,7 +79,7 @@ def _broadcast(keys: np.ndarray, days: np.ndarray, hashes: np.ndarray,
     incidence[key_index.get_indexer(key_shards["key"]),
               shard_index.get_indexer(key_shards["shard"])] = 1
     by_shard = sums @ incidence  # integer matmul wraps modulo 2**64, as the sums do
-    day_pos, shard_pos = np.nonzero(np.ones_like(by_shard, dtype=bool))
+    day_pos, shard_pos = np.nonzero(by_shard)  # a missing day counts as digest 0
     return pd.DataFrame({"shard": shard_index[shard_pos], "date": day_index[day_pos],
                          "digest": by_shard[day_pos, shard_pos]})
 
@@ -169,11 +169,12 @@ class PlannedRun:
 
 
 def plan_runs(ranges: pd.DataFrame, all_shards: Sequence[str], fresh: Iterable[str] = (),
-              workers: int = 1) -> list[PlannedRun]:
+              idle: Iterable[str] = (), workers: int = 1) -> list[PlannedRun]:
     """Ranged runs covering `ranges` exactly: shards with the same range that are contiguous
-    in `all_shards` share a run (a run's partitions are a 2-D range, and Dagster records each
-    one, so a run never spans a shard it does not recompute), cut into `workers` runs of
-    similar size when there is more than one worker. A
+    in `all_shards` share a run (a run's partitions are a 2-D range, so a run never spans a
+    shard with input that it does not recompute; `idle` shards, with no input at all, cost
+    nothing to span and join their neighbours), cut into `workers` runs of similar size when
+    there is more than one worker. A
     `fresh` shard (nothing computed yet) may start earlier than its first input at no cost,
     so fresh shards take the earliest start among them.
     """
@@ -183,7 +184,9 @@ def plan_runs(ranges: pd.DataFrame, all_shards: Sequence[str], fresh: Iterable[s
     fresh = ranges["shard"].isin(list(fresh))
     if fresh.any():
         ranges.loc[fresh, "start"] = ranges.loc[fresh, "start"].min()
-    position = {name: i for i, name in enumerate(all_shards)}
+    spanned = set(ranges["shard"])
+    busy = [name for name in all_shards if name in spanned or name not in set(idle)]
+    position = {name: i for i, name in enumerate(busy)}
     ranges["position"] = ranges["shard"].map(position)
     ranges = ranges.sort_values("position")
     runs: list[PlannedRun] = []

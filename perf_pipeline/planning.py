@@ -43,4 +43,5 @@ def plan(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
     computed = store.read("computed_from", chosen, columns=DIGEST_COLUMNS)
     ranges = stale_ranges(digests, computed, as_of)
     fresh = set(chosen) - set(computed["shard"]) if not computed.empty else set(chosen)
-    return plan_runs(ranges, SHARDS, fresh=fresh, workers=workers)
+    idle = set(SHARDS) - set(digests["shard"])
+    return plan_runs(ranges, SHARDS, fresh=fresh, idle=idle, workers=workers)

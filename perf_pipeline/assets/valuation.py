@@ -1,8 +1,9 @@
 """Positions and daily valuations of every security position, account and portfolio.
 
 daily_valuations is partitioned by business day x portfolio shard; a run covers a 2-D range
-of both and values it in one vectorized pass per chunk of shards (at most CHUNK_PORTFOLIOS portfolios, which
-bounds memory), continuing from the stored close of the business day before its range.
+of both and values it in one vectorized pass per chunk of shards (at most CHUNK_PORTFOLIOS
+portfolios, which bounds memory), continuing from the stored close of the business day
+before its range.
 """
 
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,7 @@ from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.calc.valuation import positions as holdings
 from perf_pipeline.calc.valuation import state_from_closing, value_entities
-from perf_pipeline.increments import shard_of
+from perf_pipeline.increments import DIGEST_COLUMNS, shard_of, stale_ranges
 from perf_pipeline.partitions import SHARD_COUNT, daily_shards, partition_scope
 from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings
@@ -62,22 +63,25 @@ def portfolio_shards(transactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def opening_state(store: PartitionStore, shards: tuple[str, ...], start: pd.Timestamp,
-                  transactions: pd.DataFrame, members: list[str]):
+                  digests: pd.DataFrame):
     """The stored close of the business day before `start`, or None when the shards have no
-    input before `start`; a Failure naming the first day to materialize when they have input
-    before it but no stored close."""
+    input before `start`. A Failure when their partitions before `start` are not up to date
+    with the input (never computed, changed since, or being computed by another run): the
+    run would carry a stale state forward."""
     before = pd.Timestamp(previous_business_day(start))
-    closing = store.read("daily_valuations", shards, before.date(), before.date())
-    if not closing.empty:
-        return state_from_closing(closing)
-    mine = transactions.loc[transactions["portfolio_id"].isin(members), "trade_date"]
-    first = mine.min()
-    if pd.notna(first) and pd.Timestamp(first) <= before:
+    current = digests.loc[digests["shard"].isin(shards)]
+    if current.empty or current["date"].min() > before:
+        return None
+    computed = store.read("computed_from", shards, end=before.date(), columns=DIGEST_COLUMNS)
+    behind = stale_ranges(current, computed, before)
+    if not behind.empty:
+        first = behind["start"].min()
         raise Failure(
-            f"shards {', '.join(shards)} have transactions from {first:%Y-%m-%d} but no stored "
-            f"valuations for {before:%Y-%m-%d}, the day before this run's range: materialize "
-            f"their partitions from {first:%Y-%m-%d} on (perf-pipeline run plans this).")
-    return None
+            f"shards {', '.join(behind['shard'])} are not up to date before this run's range "
+            f"(from {first:%Y-%m-%d}): materialize them from {first:%Y-%m-%d} first "
+            f"(`perf-pipeline run` and the stale_partitions sensor plan this).")
+    closing = store.read("daily_valuations", shards, before.date(), before.date())
+    return None if closing.empty else state_from_closing(closing)
 
 
 @asset(
@@ -105,7 +109,7 @@ def positions(transactions: pd.DataFrame):
     group_name=VALUATION,
     partitions_def=daily_shards,
     backfill_policy=BackfillPolicy.single_run(),
-    ins={"transactions": AssetIn(), "prices": AssetIn()},
+    ins={"transactions": AssetIn(), "prices": AssetIn(), "input_digests": AssetIn()},
     description="One row per entity and business day: market value, flows, daily return, "
                 "performance index, price age, holding, inception.",
     check_specs=[
@@ -124,6 +128,7 @@ def daily_valuations(
     context: AssetExecutionContext,
     transactions: pd.DataFrame,
     prices: pd.DataFrame,
+    input_digests: pd.DataFrame,
     calculation_settings: CalculationSettings,
     partition_store: PartitionStore,
 ):
@@ -133,7 +138,7 @@ def daily_valuations(
     found: dict[str, list[pd.DataFrame]] = {name: [] for name in CHECKS}
     days = []
     for chunk, members in shard_chunks(shards, owners):
-        opening = opening_state(partition_store, chunk, start, transactions, members)
+        opening = opening_state(partition_store, chunk, start, input_digests)
         panel = value_entities(transactions, prices, end, timing=calculation_settings.timing,
                                portfolios=members, opening=opening)
         daily = panel.to_frame()
