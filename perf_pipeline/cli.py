@@ -203,7 +203,7 @@ def failure_lines(result) -> list[str]:
         if event.is_step_failure:
             data = event.step_failure_data
             reason = (data.user_failure_data.description if data.user_failure_data
-                      else data.error.message.strip() if data.error else event.message)
+                      else root_cause(data.error) if data.error else event.message)
             lines.append(f"  {event.step_key}: {reason}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
@@ -211,6 +211,13 @@ def failure_lines(result) -> list[str]:
                 lines.append(f"  check {data.check_name} on "
                              f"{data.asset_key.to_user_string()} failed")
     return lines
+
+
+def root_cause(error) -> str:
+    """The innermost message of a Dagster error chain (a retried step wraps its cause)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def print_failure(result) -> None:
@@ -234,12 +241,13 @@ def summary(run_id: str, files: pd.DataFrame, runs: list, store, as_of) -> str:
     if as_of is None:
         return "\n".join(lines)
     day = pd.Timestamp(as_of).date()
-    kinds = store.read("daily_valuations", SHARDS, day, day,
-                       columns=["entity_type"])["entity_type"].value_counts()
+    kinds = store.read("daily_valuations", SHARDS, day, day, columns=["entity_type"])
+    kinds = kinds["entity_type"].value_counts() if not kinds.empty else pd.Series(dtype=int)
     lines.append(f"  entities on {day}: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} "
                  f"portfolios, {int(kinds.get('account', 0))} accounts, "
                  f"{int(kinds.get('security', 0))} positions)")
-    latest = latest_itd(store.read("performance_metrics", SHARDS, day, day))
+    metrics = store.read("performance_metrics", SHARDS, day, day)
+    latest = latest_itd(metrics) if not metrics.empty else metrics
     if not latest.empty:
         lines.append("  ITD TWR per portfolio:")
     for row in latest.itertuples():

@@ -122,7 +122,12 @@ def input_digests(
         _broadcast(benchmarks["benchmark_id"].to_numpy(), _days(benchmarks["date"]),
                    _row_hashes(benchmarks, ["benchmark_id", "date", "close"]), bench_shards),
     ]
-    rows = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    parts = [part for part in parts if not part.empty]
+    if not parts:
+        return pd.DataFrame({"shard": pd.Series(dtype=object),
+                             "date": pd.Series(dtype="datetime64[ns]"),
+                             "digest": pd.Series(dtype="int64")})
+    rows = pd.concat(parts, ignore_index=True)
     summed = (rows.assign(digest=rows["digest"].to_numpy(dtype=np.uint64))
               .groupby(["shard", "date"], sort=True)["digest"].sum().reset_index())
     summed["digest"] = summed["digest"].to_numpy(dtype=np.uint64).view(np.int64)

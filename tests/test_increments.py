@@ -315,3 +315,20 @@ def test_a_range_whose_days_before_are_not_computed_fails_instead_of_guessing(
     assert result.success and lines, "the run should have failed"
     assert any(f"shards {shard} are not up to date before this run's range" in line
                for line in lines), lines
+
+
+def test_an_input_root_with_no_rows_plans_nothing_and_succeeds(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    (tmp_path / "in" / "transactions").mkdir(parents=True)
+    out = run(tmp_path / "in", tmp_path / "perf.duckdb", capsys)
+    assert "then 0 partition run(s)" in out and "rows accepted: 0" in out
+
+
+def test_a_retried_step_reports_its_innermost_cause():
+    from types import SimpleNamespace
+
+    from perf_pipeline.cli import root_cause
+
+    inner = SimpleNamespace(message="ValueError: no objects\n", cause=None)
+    outer = SimpleNamespace(message="Exceeded max_retries of 3", cause=inner)
+    assert root_cause(outer) == "ValueError: no objects"
