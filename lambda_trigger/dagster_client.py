@@ -194,15 +194,17 @@ class DagsterClient:
             )
         return data
 
-    def runs_with_tags(self, tags: Mapping[str, str], limit: int = 1) -> list[RunInfo]:
-        """Runs carrying every tag key=value of `tags`, newest first (at most `limit`)."""
-        data = self._post(
-            RUNS_BY_TAG_QUERY,
-            {
-                "filter": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
-                "limit": limit,
-            },
-        )
+    def runs_with_tags(
+        self, tags: Mapping[str, str], limit: int = 1, job: str | None = None
+    ) -> list[RunInfo]:
+        """Runs (of `job` only, when given) carrying every tag key=value of `tags`, newest
+        first (at most `limit`)."""
+        run_filter: dict[str, Any] = {
+            "tags": [{"key": key, "value": value} for key, value in tags.items()]
+        }
+        if job:
+            run_filter["pipelineName"] = job
+        data = self._post(RUNS_BY_TAG_QUERY, {"filter": run_filter, "limit": limit})
         result = _result(data, "runsOrError")
         if result["__typename"] != "Runs":
             raise DagsterUnreachableError(

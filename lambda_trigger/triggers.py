@@ -3,8 +3,9 @@
 GraphqlTrigger launches the inputs job; Dagster's stale_partitions sensor then starts the
 partition runs (request_status.py reports on all of them).
 GraphqlTrigger is idempotent per caller: a run is keyed on (request_id, the token's `sub`),
-tagged `perf/request_id` and `perf/requested_by`. It first looks for a run carrying both tags
-and returns it; only when none exists does it launch. So a caller who repeats a request_id
+tagged `perf/request_id` and `perf/requested_by`. It first looks for a run of its job carrying
+both tags (the partition runs carry them too) and returns it; only when none exists does it
+launch. So a caller who repeats a request_id
 gets his own run back, while another caller reusing the same request_id gets a run of his
 own (never someone else's run_id).
 SqsTrigger queues a `portfolio_performance` message; the request_id in the body makes the
@@ -117,7 +118,7 @@ class GraphqlTrigger:
         request), or a newly launched one."""
         key = idempotency_tags(request, requested_by)
         try:
-            existing = self._client.runs_with_tags(key)
+            existing = self._client.runs_with_tags(key, job=self._selector.job)
             if existing:
                 run = existing[0]
                 status = request_status(self._client, run, self._selector.job)

@@ -44,6 +44,18 @@ telemetry:
   enabled: false
 """
 
+PIPELINE_ENV = {
+    # A ranged run records one materialization per (day, shard) partition: in batches, and
+    # planned as one event per asset (as `perf-pipeline run` sets them).
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+    "DAGSTER_EVENT_BATCH_SIZE": "1000",
+    # Few partitions: 4 shards from 2023-01-02 (the test inputs are from 2024).
+    "PERF_SHARDS": "4",
+    "PERF_PARTITION_START": "2023-01-02",
+}
+"""Set for every process `start` starts, over its `env` (a developer's own settings must not
+make the test partitions many)."""
+
 WORKSPACE_QUERY = """
 query Workspace {
   workspaceOrError {
@@ -205,7 +217,7 @@ def start(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.P
         return subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env=dict(env),
+            env={**env, **PIPELINE_ENV},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -151,10 +151,12 @@ class FakeDagster:
             return {"data": {"launchRun": {"__typename": "LaunchRunSuccess", "run": run}}}
         if "runsOrError" in query:
             wanted = {(t["key"], t["value"]) for t in variables["filter"]["tags"]}
+            job = variables["filter"].get("pipelineName")
             found = [
                 run
                 for run in reversed(self.runs.values())
                 if wanted <= {(t["key"], t["value"]) for t in run["tags"]}
+                and job in (None, run.get("jobName"))
             ][: variables["limit"]]
             return {"data": {"runsOrError": {"__typename": "Runs", "results": found}}}
         if "runOrError" in query:
@@ -254,7 +256,8 @@ def test_calculate_sends_exact_graphql_and_answers_202(graphql: FakeDagster) -> 
             "tags": [
                 {"key": "perf/request_id", "value": "req-1"},
                 {"key": "perf/requested_by", "value": "alice"},
-            ]
+            ],
+            "pipelineName": "inputs_job",
         },
         "limit": 1,
     }
@@ -652,7 +655,7 @@ def add_partition_runs(fake: FakeDagster, parent: str, *statuses: str) -> None:
         fake.runs[f"{parent}-part-{i}"] = {
             "runId": f"{parent}-part-{i}", "jobName": "performance_job", "status": status,
             "tags": [{"key": "perf/parent_run", "value": parent},
-                     {"key": "perf/portfolio_ids", "value": "P1,P2"}],
+                     *[t for t in fake.runs[parent]["tags"] if t["key"] != "perf/partition_runs"]],
         }
 
 

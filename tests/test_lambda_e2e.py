@@ -1,4 +1,6 @@
-"""The trigger Lambda against a real dagster-webserver + dagster-daemon (issue 6, end to end).
+"""The trigger Lambda against a real dagster-webserver + dagster-daemon (issues 6 and 7, end to
+end): POST /calculate launches inputs_job, the daemon's stale_partitions sensor asks for the
+partition runs, and GET /runs/{id} reports SUCCESS once all of them succeeded.
 
 One webserver+daemon pair (tests/dagster_services.py) serves the whole module over a temporary
 instance, the hand-made input of handmade.py and a temporary DuckDB store (local target). The
@@ -38,6 +40,21 @@ SQS_SENSOR_MODULE = "perf_pipeline.sensors.sqs"
 RUNS_QUERY = """
 query Runs($filter: RunsFilter) {
   runsOrError(filter: $filter) { ... on Runs { results { runId status } } }
+}
+"""
+TAGGED_RUNS_QUERY = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    ... on Runs { results { runId jobName status tags { key value } } }
+  }
+}
+"""
+STALE_SENSOR = "stale_partitions"
+SENSOR_TICKS_QUERY = """
+query Ticks($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    ... on Sensor { sensorState { status ticks(limit: 1) { status } } }
+  }
 }
 """
 RUN_FAILURE_QUERY = """
@@ -97,6 +114,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
         queue_url = queue_url_for(endpoint)
         env |= {"PERF_SQS_QUEUE_URL": queue_url, "AWS_ENDPOINT_URL": endpoint}
     with dagster_services(root, env) as services:
+        wait_for_first_tick(services, STALE_SENSOR)
         yield Stack(services, store, queue_url)
 
 
@@ -122,6 +140,46 @@ def post_calculate(portfolio_ids: list[str], request_id: str, allowed: list[str]
     body = {"portfolio_ids": portfolio_ids, "as_of": AS_OF, "request_id": request_id}
     event = rest_event("POST", "/calculate", body=json.dumps(body), headers=bearer(allowed))
     return call(event)
+
+
+def wait_for_first_tick(services: DagsterServices, sensor: str) -> None:
+    """Block (bounded) until the sensor has ticked once: a run status sensor only sees runs
+    that finish after its first tick."""
+    selector = {"repositoryLocationName": services.location,
+                "repositoryName": "__repository__", "sensorName": sensor}
+    deadline = time.monotonic() + RUN_DEADLINE_S
+    while time.monotonic() < deadline:
+        state = services.graphql(SENSOR_TICKS_QUERY, {"selector": selector})
+        if state["sensorOrError"].get("sensorState", {}).get("ticks"):
+            return
+        services.check_alive()
+        time.sleep(POLL_S)
+    pytest.fail(f"sensor {sensor} never ticked\n{services.log_tails()}")
+
+
+def request_runs(services: DagsterServices, parent_id: str) -> tuple[dict, list[dict]]:
+    """(the inputs run, its partition runs): job, status and tags of each."""
+    def tagged(tags: dict[str, str]) -> list[dict[str, Any]]:
+        filter_ = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
+        found = services.graphql(TAGGED_RUNS_QUERY, {"filter": filter_})["runsOrError"]
+        return [{**run, "tags": {t["key"]: t["value"] for t in run["tags"]}}
+                for run in found["results"]]
+
+    [parent] = [run for run in tagged({}) if run["runId"] == parent_id]
+    return parent, tagged({"perf/parent_run": parent_id})
+
+
+def assert_request_succeeded(services: DagsterServices, parent_id: str, request_id: str) -> None:
+    """The inputs run and every partition run it promised succeeded, under its request id."""
+    parent, children = request_runs(services, parent_id)
+    assert (parent["jobName"], parent["status"]) == ("inputs_job", "SUCCESS")
+    assert len(children) == int(parent["tags"]["perf/partition_runs"]) >= 1
+    for child in children:
+        assert child["jobName"] == "performance_job"
+        assert child["status"] == "SUCCESS", failure_report(services, child["runId"],
+                                                            child["status"])
+        assert child["tags"]["perf/request_id"] == request_id
+        assert child["tags"]["perf/exclusive"].startswith("shards:")
 
 
 def runs(services: DagsterServices, tags: dict[str, str] | None = None) -> list[dict[str, str]]:
@@ -185,12 +243,11 @@ def first_run(stack: Stack) -> tuple[str, float]:
         return body["run_id"], time.monotonic() - started
 
 
-def test_calculate_runs_the_job_and_stores_the_hand_computed_twr(
+def test_calculate_runs_inputs_then_partitions_and_stores_the_hand_computed_twr(
     graphql_mode: Stack, first_run: tuple[str, float]
 ) -> None:
     run_id, _ = first_run
-    [run] = runs(graphql_mode.services, {"perf/request_id": REQUEST_ID})
-    assert run == {"runId": run_id, "status": "SUCCESS"}
+    assert_request_succeeded(graphql_mode.services, run_id, REQUEST_ID)
     row = p1_itd(graphql_mode.store)
     assert row["request_id"] == REQUEST_ID
     assert row["twr"] == pytest.approx(p1_itd_expected()["twr"], rel=1e-10, abs=0)
@@ -297,18 +354,21 @@ def test_sqs_mode_queues_and_the_sensor_runs_the_job(
     )
     assert created["queue_url"] == stack.queue_url  # the URL the daemon was started with
     start_sqs_sensor(stack.services)
-    use_environment(
-        monkeypatch, {"TRIGGER_MODE": "sqs", "PERF_SQS_QUEUE_URL": created["queue_url"]}
-    )
+    use_environment(monkeypatch, {"TRIGGER_MODE": "sqs", "PERF_SQS_QUEUE_URL": created["queue_url"],
+                                  "DAGSTER_GRAPHQL_URL": stack.services.graphql_url})
     before = runs(stack.services)
 
     code, body = post_calculate(["P1"], SQS_REQUEST_ID, allowed=["P1"])
     assert code == 202, body
     assert body == {"request_id": SQS_REQUEST_ID, "run_id": None, "status": "QUEUED"}
 
-    run = wait_for_tagged_run(stack.services, {"perf/request_id": SQS_REQUEST_ID})
-    assert run["status"] == "SUCCESS", failure_report(stack.services, run["runId"], run["status"])
-    assert len(runs(stack.services)) == len(before) + 1  # one message, one run
+    parent = wait_for_tagged_run(stack.services, {"perf/request_id": SQS_REQUEST_ID,
+                                                  "dagster/sensor_name": "sqs_request_sensor"})
+    status = wait_for_status(stack.services, parent["runId"])  # the whole request
+    assert status == "SUCCESS", failure_report(stack.services, parent["runId"], status)
+    assert_request_succeeded(stack.services, parent["runId"], SQS_REQUEST_ID)
+    _, children = request_runs(stack.services, parent["runId"])
+    assert len(runs(stack.services)) == len(before) + 1 + len(children)  # one message, one run
     row = p1_itd(stack.store)
     assert row["request_id"] == SQS_REQUEST_ID
     assert row["twr"] == pytest.approx(p1_itd_expected()["twr"], rel=1e-10, abs=0)

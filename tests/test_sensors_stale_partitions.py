@@ -137,6 +137,7 @@ def test_the_first_run_covers_every_shard_from_its_first_input_day(computed):
         assert (day, end) == ("2024-01-02", "2024-01-08")
         covered |= {s for s in SHARDS if first <= s <= last}
         assert request.tags[PARENT_RUN_TAG] == parent.run_id
+        assert request.tags["perf/request_id"] == parent.run_id  # none asked: the parent's id
         assert request.tags[EXCLUSIVE_TAG] == f"shards:{first}-{last}"
         assert request.run_key == f"{parent.run_id}:2024-01-02:{first}-{last}"
     assert {shard("P1"), shard("P2")} <= covered

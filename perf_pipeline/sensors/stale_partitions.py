@@ -9,7 +9,8 @@ planned range. A request that names portfolios recomputes at least their shards'
 (from ``perf/start`` when a batch calculation gives one), so its caller gets figures stamped
 with its request_id even when nothing changed.
 
-Each partition run carries the parent's request tags, ``perf/parent_run`` = the parent's
+Each partition run carries the parent's request tags (perf/request_id defaults to the
+parent's run id), ``perf/parent_run`` = the parent's
 run id, and ``perf/exclusive`` = ``shards:<first>-<last>`` (the run queue never overlaps two
 runs over the same shards). The parent is then tagged ``perf/partition_runs`` = the number
 of runs asked for (``perf/plan_error`` and 0 when the input cannot be planned): the Lambda
@@ -61,7 +62,9 @@ PARENT_RUN_TAG = "perf/parent_run"
 PARTITION_RUNS_TAG = "perf/partition_runs"
 PLAN_ERROR_TAG = "perf/plan_error"
 INHERITED_TAGS = (REQUEST_TAG, PORTFOLIO_IDS_TAG, REQUESTED_BY_TAG)
-"""The parent's tags every partition run carries: who asked, for what, under which id."""
+"""The parent's tags every partition run carries: who asked, for what, under which id (a
+parent without a request id lends its run id, so one request's rows share one id)."""
+MINIMUM_INTERVAL_SECONDS = 10
 
 
 def read_input_table(io_manager: Any, name: str) -> pd.DataFrame:
@@ -143,7 +146,8 @@ def requested_runs(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Times
 def partition_request(parent: DagsterRun, run: PlannedRun, exclusive_tag: str) -> RunRequest:
     """The RunRequest of one planned range of the parent's request."""
     first, last = run.shards[0], run.shards[-1]
-    inherited = {tag: parent.tags[tag] for tag in INHERITED_TAGS if parent.tags.get(tag)}
+    inherited = {REQUEST_TAG: parent.run_id,
+                 **{tag: parent.tags[tag] for tag in INHERITED_TAGS if parent.tags.get(tag)}}
     return RunRequest(
         run_key=f"{parent.run_id}:{run.start:%Y-%m-%d}:{first}-{last}",
         tags={**run.range_tags(), **inherited, PARENT_RUN_TAG: parent.run_id,
@@ -184,6 +188,7 @@ def build_stale_partitions_sensor(
         monitored_jobs=[monitored_job],
         request_job=request_job,
         default_status=default_status,
+        minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
         description=(
             f"After each successful {monitored_job.name} run: one {request_job.name} run per "
             "range of stale partitions (business days x contiguous shards) up to the run's "
