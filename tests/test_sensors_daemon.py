@@ -2,7 +2,8 @@
 
 The hand-made input is put into the bucket; the daemon (temporary DAGSTER_HOME and workspace,
 local target, DuckDB store in a temp folder, sensor every 5 s) must turn it into exactly one
-successful run whose performance_metrics are in the store.
+successful inputs_job run, and the stale_partitions sensor into the partition runs it tags
+the inputs run with, whose performance_metrics are in the store.
 """
 
 import math
@@ -17,12 +18,14 @@ from dagster._core.storage.tags import SENSOR_NAME_TAG
 from dagster_services import BIN, start, stop, write_instance, write_workspace
 from handmade import P1_R, write_input
 
+from perf_pipeline.definitions import PERFORMANCE_JOB
 from perf_pipeline.sensors.runs import OBJECTS_TAG
 from perf_pipeline.sensors.s3 import S3_SENSOR_NAME
+from perf_pipeline.sensors.stale_partitions import PARENT_RUN_TAG, PARTITION_RUNS_TAG
 
 BUCKET, PREFIX = "perf-input", "in"
 INTERVAL_SECONDS = 5
-DEADLINE_SECONDS = 120
+DEADLINE_SECONDS = 180
 WORKSPACE_MODULE = f"""
 from perf_pipeline.definitions import build_definitions
 from perf_pipeline.sensors.s3 import S3SensorSettings
@@ -80,6 +83,18 @@ def test_daemon_turns_dropped_objects_into_one_successful_run(aws, tmp_path):
         [run] = wait_for(finished_runs, deadline, "the sensor's run to finish", log)
         assert run.status == DagsterRunStatus.SUCCESS, log.read_text()[-4000:]
         assert run.tags[OBJECTS_TAG] == str(len(files))
+
+        def finished_partition_runs():
+            promised = instance.get_run_by_id(run.run_id).tags.get(PARTITION_RUNS_TAG)
+            found = instance.get_runs(filters=RunsFilter(tags={PARENT_RUN_TAG: run.run_id}))
+            done = promised and len(found) == int(promised) and all(
+                r.is_finished for r in found)
+            return found if done else None
+
+        parts = wait_for(finished_partition_runs, deadline, "the partition runs", log)
+        assert parts and all(p.status == DagsterRunStatus.SUCCESS for p in parts), \
+            log.read_text()[-4000:]
+        assert {p.job_name for p in parts} == {PERFORMANCE_JOB}
         # A tick that began after the run ended saw nothing new: still exactly one run.
         ended = instance.get_run_record_by_id(run.run_id).end_time
         wait_for(lambda: any(tick.timestamp > ended and tick.status.value == "SKIPPED"
@@ -99,4 +114,4 @@ def test_daemon_turns_dropped_objects_into_one_successful_run(aws, tmp_path):
     # The latest input date is Saturday 01-06: valued up to Friday 01-05 (four hand returns).
     assert str(calculation_date)[:10] == "2024-01-05"
     assert math.isclose(twr, math.prod(1 + r for r in P1_R[:4]) - 1, rel_tol=1e-9)
-    assert request_id == run.run_id
+    assert request_id == run.run_id  # the partition runs carry the inputs run's id
