@@ -196,12 +196,14 @@ def test_a_batch_request_recomputes_its_portfolios_from_its_start(setup):
         (f"2024-01-04|{shard('P1')}", f"2024-01-08|{shard('P2')}")]
 
 
-def test_an_as_of_past_the_last_partition_tags_the_parent_with_the_reason(setup):
+@pytest.mark.parametrize(("as_of", "reason"), [("2999-01-01", "after the last partition"),
+                                               ("not-a-date", "is not a date")])
+def test_an_unplannable_as_of_tags_the_parent_with_the_reason(setup, as_of, reason):
     _, store, defs, instance = setup
-    parent, answer = evaluate(defs, instance, store, tags={"perf/as_of": "2999-01-01"})
+    parent, answer = evaluate(defs, instance, store, tags={"perf/as_of": as_of})
     assert isinstance(answer, SkipReason)
     assert parent.tags[PARTITION_RUNS_TAG] == "0"
-    assert "after the last partition" in parent.tags[PLAN_ERROR_TAG]
+    assert reason in parent.tags[PLAN_ERROR_TAG]
 
 
 def test_read_input_table_reads_both_targets_stores(tmp_path, aws):

@@ -106,11 +106,16 @@ def latest_input_dates(instance: DagsterInstance, run_id: str) -> dict[str, str]
 
 def as_of_of(run: DagsterRun, instance: DagsterInstance) -> pd.Timestamp | None:
     """The as-of day of a request: asked for, else planning.default_as_of of the latest
-    transaction and price dates the run read (None without input)."""
+    transaction and price dates the run read (None without input); a PlanError when the
+    date asked for is not a date."""
     asked = requested(run, AS_OF_TAG, "as_of")
     if asked:
-        return pd.Timestamp(asked)
+        try:
+            return pd.Timestamp(asked)
+        except ValueError as error:
+            raise PlanError(f"the as-of date {asked!r} is not a date") from error
     last = latest_input_dates(instance, run.run_id)
+
     def dates(name: str) -> pd.Series:
         return pd.Series(pd.to_datetime([last[name]] if name in last else []))
 
