@@ -70,15 +70,15 @@ TRADE_TYPES = ("BUY", "SELL")
 SNAP_ULPS = 64  # a balance this many units of rounding of its turnover, or less, is 0
 
 
-STATE_COLUMNS = ["inception", "market_value", "twr_index", "holding"]
+STATE_COLUMNS = ["inception", "market_value", "twr_index"]
 
 
 @dataclass(frozen=True)
 class ValuationState:
-    """The close of one business day (`date`), per entity: what valuing the next day needs.
+    """The close of one business day (`date`), per entity: what valuing the next day needs
+    besides the transactions up to that day (which give the holdings and their turnover).
 
-    ``entities``: ENTITY_COLUMNS plus inception, market_value, twr_index and holding (units
-    of a security position, cash of an account, NaN for a portfolio).
+    ``entities``: ENTITY_COLUMNS plus inception, market_value and twr_index.
     """
 
     date: pd.Timestamp
@@ -108,8 +108,7 @@ class ValuationPanel:
 
     def closing_state(self) -> ValuationState:
         """The last business day's close: all that valuing the next business day needs."""
-        last = {name: getattr(self, name)[-1] for name in ("market_value", "twr_index",
-                                                            "holding")}
+        last = {name: getattr(self, name)[-1] for name in ("market_value", "twr_index")}
         return ValuationState(date=self.dates[-1], entities=self.entities.assign(**last))
 
     def to_frame(self) -> pd.DataFrame:
@@ -130,8 +129,7 @@ def state_from_closing(closing: pd.DataFrame) -> ValuationState:
     with holding and inception), to continue valuing from the next business day."""
     entities = closing[ENTITY_COLUMNS].assign(
         inception=pd.DatetimeIndex(closing["inception"]).as_unit("ns"),
-        **{name: closing[name].to_numpy(dtype=float)
-           for name in ("market_value", "twr_index", "holding")},
+        **{name: closing[name].to_numpy(dtype=float) for name in ("market_value", "twr_index")},
     )
     return ValuationState(date=pd.Timestamp(closing["date"].max()),
                           entities=entities.reset_index(drop=True))
@@ -289,16 +287,19 @@ def value_entities(
     effective on or before `as_of` are used. `portfolios` values only those portfolios (a
     shard); the trade-price fallback still sees every portfolio's trades, as a full run does.
     `opening` continues from the close of an earlier run (its last business day): only the
-    business days after it are valued, from its holdings, values and index, and the result
-    equals the same days of a run from the first transaction. Returns an empty panel when
-    nothing is valued.
+    business days after it are valued, from its values and index and from the holdings the
+    transactions up to it leave (summed in the order a full run sums them, turnover
+    included, so dust snaps alike), and the result equals the same days of a run from the
+    first transaction. Returns an empty panel when nothing is valued.
     """
     as_of = pd.Timestamp(as_of)
     valued = effective_transactions(transactions, as_of)
     trades = valued.loc[valued["type"].isin(TRADE_TYPES)]
     tx = valued if portfolios is None else valued.loc[valued["portfolio_id"].isin(portfolios)]
     known = _known_entities(opening, portfolios)
+    earlier = tx.iloc[0:0]
     if opening is not None:
+        earlier = tx.loc[tx["effective_date"] <= opening.date].reset_index(drop=True)
         tx = tx.loc[tx["effective_date"] > opening.date]
         start = next_business_day(pd.Timestamp(opening.date))
     else:
@@ -311,7 +312,7 @@ def value_entities(
     n_dates = len(dates)
     row = np.asarray(dates.searchsorted(tx["effective_date"]))
 
-    accounts, pos_keys = _holding_keys(tx, known)
+    accounts, pos_keys = _holding_keys(pd.concat([earlier, tx]), known)
     portfolio_ids = pd.Index(accounts["portfolio_id"].unique())
     account_ids = pd.Index(accounts["account_id"])
     acc_col = account_ids.get_indexer(tx["account_id"])
@@ -327,9 +328,9 @@ def value_entities(
     def at(rows: np.ndarray, cols: np.ndarray, values: pd.Series, width: int) -> np.ndarray:
         return scatter_add(n_dates, width, rows, cols, values.to_numpy(dtype=float))
 
-    holding_start = carried["holding"][n_port:]
-    quantity = running_balance(holding_start[n_acc:],
-                               at(row[named], pos_col, effects["quantity_change"][named], n_pos))
+    opening_cash, opening_quantity = _opening_balances(earlier, account_ids, pos_index)
+    quantity = running_balance(
+        *opening_quantity, at(row[named], pos_col, effects["quantity_change"][named], n_pos))
     securities = pd.Index(pos_keys["security_id"].unique())
     price, age = _price_matrix(prices, trades, securities, dates)
     sec_of_pos = securities.get_indexer(pos_keys["security_id"])
@@ -338,7 +339,7 @@ def value_entities(
     pos_age = np.where(np.isnan(pos_price), np.nan, age[:, sec_of_pos])
 
     acc_of_pos = account_ids.get_indexer(pos_keys["account_id"])
-    cash = running_balance(holding_start[:n_acc], at(row, acc_col, effects["cash_change"], n_acc))
+    cash = running_balance(*opening_cash, at(row, acc_col, effects["cash_change"], n_acc))
     acc_mv = cash + sum_columns_by_group(pos_mv, acc_of_pos, n_acc)
     acc_in = at(row, acc_col, effects["account_in"], n_acc)
     acc_out = at(row, acc_col, effects["account_out"], n_acc)
@@ -370,10 +371,41 @@ def snap_dust(balance: np.ndarray, turnover: np.ndarray) -> np.ndarray:
     return np.where(np.abs(balance) <= SNAP_ULPS * np.finfo(float).eps * turnover, 0.0, balance)
 
 
-def running_balance(opening: np.ndarray, changes: np.ndarray) -> np.ndarray:
-    """opening + the running sum of `changes` along axis 0, dust snapped (`snap_dust`)."""
-    return snap_dust(opening + np.cumsum(changes, axis=0),
-                     np.abs(opening) + np.cumsum(np.abs(changes), axis=0))
+def running_balance(opening: np.ndarray, opening_turnover: np.ndarray,
+                    changes: np.ndarray) -> np.ndarray:
+    """The running sum of `changes` along axis 0 from `opening`, dust snapped (`snap_dust`)
+    against the running sum of |changes| from `opening_turnover`; summed in the same order
+    as one running sum from the first change (a continued run gives the same bits)."""
+    balance = np.cumsum(np.vstack([opening, changes]), axis=0)[1:]
+    turnover = np.cumsum(np.vstack([opening_turnover, np.abs(changes)]), axis=0)[1:]
+    return snap_dust(balance, turnover)
+
+
+def _opening_balances(earlier: pd.DataFrame, account_ids: pd.Index, pos_index: pd.MultiIndex
+                      ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((cash, turnover) per account, (quantity, turnover) per position) that the `earlier`
+    transactions leave, unsnapped: each day's changes summed in row order, then the days in
+    date order, as `running_balance` sums them in a run from the first transaction."""
+    effects = transaction_effects(earlier)
+    named = earlier["security_id"].notna().to_numpy()
+    day_codes = pd.factorize(earlier["effective_date"], sort=True)[0]
+
+    def total(days: np.ndarray, cols: np.ndarray, values: np.ndarray, width: int):
+        if len(cols) == 0:
+            return np.zeros(width), np.zeros(width)
+        pair, pairs = pd.factorize(days.astype(np.int64) * width + cols, sort=True)
+        daily = np.bincount(pair, weights=values)  # per (day, column), in row order
+        column = (pairs % width).astype(np.int64)  # pairs sorted by day, then column
+        return (np.bincount(column, weights=daily, minlength=width),
+                np.bincount(column, weights=np.abs(daily), minlength=width))
+
+    cash = total(day_codes, account_ids.get_indexer(earlier["account_id"]),
+                 effects["cash_change"].to_numpy(dtype=float), len(account_ids))
+    cols = pos_index.get_indexer(
+        pd.MultiIndex.from_frame(earlier.loc[named, ["account_id", "security_id"]]))
+    quantity = total(day_codes[named], cols,
+                     effects["quantity_change"].to_numpy(dtype=float)[named], len(pos_index))
+    return cash, quantity
 
 
 def _known_entities(opening: ValuationState | None,
@@ -425,8 +457,8 @@ def _entities(portfolio_ids: pd.Index, accounts: pd.DataFrame,
 
 
 def _carried(known: pd.DataFrame, entities: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per entity, what the opening state carries: market value, index, holding, inception;
-    for an entity it does not know: 0, 1, 0 and NaT."""
+    """Per entity, what the opening state carries: market value, index, inception; for an
+    entity it does not know: 0, 1 and NaT."""
     keys = ["entity_type", "entity_id"]
     table = known.set_index(keys)[STATE_COLUMNS].reindex(
         pd.MultiIndex.from_frame(entities[keys]))
@@ -437,7 +469,7 @@ def _carried(known: pd.DataFrame, entities: pd.DataFrame) -> dict[str, np.ndarra
         return np.where(hit, table[column].to_numpy(dtype=float), default)
 
     return {"market_value": pick("market_value", 0.0), "twr_index": pick("twr_index", 1.0),
-            "holding": np.nan_to_num(pick("holding", 0.0)), "inception": inception}
+            "inception": inception}
 
 
 def _finish_panel(dates: pd.DatetimeIndex, entities: pd.DataFrame,
