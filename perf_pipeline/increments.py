@@ -53,6 +53,13 @@ def shard_of(portfolio_ids: Iterable[str], count: int) -> np.ndarray:
     return names[np.asarray(codes, dtype=np.int64)]
 
 
+def no_digests() -> pd.DataFrame:
+    """An empty digest table, typed."""
+    return pd.DataFrame({"shard": pd.Series(dtype=object),
+                         "date": pd.Series(dtype="datetime64[ns]"),
+                         "digest": pd.Series(dtype="int64")})
+
+
 def _row_hashes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     present = [c for c in columns if c in frame.columns]
     return pd.util.hash_pandas_object(frame[present], index=False).to_numpy(dtype=np.uint64)
@@ -91,11 +98,15 @@ def input_digests(
     benchmarks: pd.DataFrame,
     shards: int,
     settings: str = "",
+    first_day: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """The digest of every (shard, business day) that has input (module docstring).
 
-    `settings` is any text naming the calculation settings. Returns DIGEST_COLUMNS, digest as
-    int64 (the bits of the unsigned sum), sorted by shard and date.
+    `settings` is any text naming the calculation settings. Closes, trade prices and
+    benchmark closes dated before `first_day` (the first partition) count on `first_day`:
+    they only seed what later days carry forward. Transactions keep their day, so one dated
+    before `first_day` shows as input before the partitions. Returns DIGEST_COLUMNS, digest
+    as int64 (the bits of the unsigned sum), sorted by shard and date.
     """
     tx_shard = shard_of(transactions["portfolio_id"], shards)
     tx_days = _days(transactions["trade_date"])
@@ -110,11 +121,13 @@ def input_digests(
     bench_of = portfolios[["portfolio_id", "benchmark_id"]].dropna().merge(owners)
     bench_shards = bench_of.rename(columns={"benchmark_id": "key"})[["key", "shard"]]
     salt = np.uint64(zlib.crc32(settings.encode()))
-    parts = [
+    own = [
         pd.DataFrame({"shard": tx_shard, "date": tx_days,
                       "digest": _row_hashes(transactions, TRANSACTION_FIELDS)}),
         pd.DataFrame({"shard": described["shard"], "date": described["date"],
                       "digest": _row_hashes(described, list(portfolios.columns)) + salt}),
+    ]
+    seeds = [
         _broadcast(prices["security_id"].to_numpy(), _days(prices["date"]),
                    _row_hashes(prices, ["security_id", "date", "close"]), securities),
         _broadcast(trades["security_id"].to_numpy(), _days(trades["trade_date"]),
@@ -122,11 +135,13 @@ def input_digests(
         _broadcast(benchmarks["benchmark_id"].to_numpy(), _days(benchmarks["date"]),
                    _row_hashes(benchmarks, ["benchmark_id", "date", "close"]), bench_shards),
     ]
-    parts = [part for part in parts if not part.empty]
+    if first_day is not None:
+        floor = np.datetime64(pd.Timestamp(first_day).normalize(), "ns")
+        seeds = [part.assign(date=np.maximum(part["date"].to_numpy(dtype="datetime64[ns]"),
+                                             floor)) for part in seeds]
+    parts = [part for part in own + seeds if not part.empty]
     if not parts:
-        return pd.DataFrame({"shard": pd.Series(dtype=object),
-                             "date": pd.Series(dtype="datetime64[ns]"),
-                             "digest": pd.Series(dtype="int64")})
+        return no_digests()
     rows = pd.concat(parts, ignore_index=True)
     summed = (rows.assign(digest=rows["digest"].to_numpy(dtype=np.uint64))
               .groupby(["shard", "date"], sort=True)["digest"].sum().reset_index())
@@ -136,26 +151,43 @@ def input_digests(
 
 def stale_ranges(current: pd.DataFrame, computed: pd.DataFrame,
                  as_of: pd.Timestamp) -> pd.DataFrame:
-    """Per shard, the business days to recompute: from the first day up to `as_of` whose
-    current digest differs from the one its partition was computed from (a day without input
-    has digest 0; a day never computed differs), through `as_of`.
+    """Per shard, the business days to recompute: from the first day whose current digest
+    differs from the one its partition was computed from (a day without input has digest 0;
+    a day never computed differs) through the later of `as_of` and the shard's last computed
+    day (a day computed from a state that changed must be recomputed too).
 
     `current`: input_digests; `computed`: the (shard, date, digest) each computed partition
-    was computed from. A shard's days run from its first day with input. Returns
-    RANGE_COLUMNS, one row per stale shard.
+    was computed from. A shard's days run from its first day with input or computed,
+    whichever is earlier, so a shard whose earliest input went (or all of it) is compared
+    against digest 0 there and its rows are replaced by nothing. Returns RANGE_COLUMNS, one
+    row per stale shard.
     """
     as_of = pd.Timestamp(as_of).normalize()
-    current = current.loc[current["date"] <= as_of]
     found = []
-    for shard, days in current.groupby("shard", sort=True):
-        calendar = business_days(days["date"].min(), as_of)
-        now = days.set_index("date")["digest"].reindex(calendar, fill_value=0)
+    for shard in sorted(set(current["shard"]) | set(computed["shard"])):
+        now_rows = current.loc[current["shard"] == shard].set_index("date")["digest"]
         done = computed.loc[computed["shard"] == shard].set_index("date")["digest"]
+        first = min(day for day in (now_rows.index.min(), done.index.min()) if pd.notna(day))
+        end = max(as_of, done.index.max()) if len(done) else as_of
+        if first > end:
+            continue
+        calendar = business_days(first, end)
+        now = now_rows.reindex(calendar, fill_value=0)
         then = done.reindex(calendar)
         differs = then.isna().to_numpy() | (then.to_numpy() != now.to_numpy())
         if differs.any():
-            found.append((shard, calendar[int(np.argmax(differs))], as_of))
+            found.append((shard, calendar[int(np.argmax(differs))], end))
     return pd.DataFrame(found, columns=RANGE_COLUMNS)
+
+
+def partition_digests(digests: pd.DataFrame, shards: Sequence[str], start: pd.Timestamp,
+                      end: pd.Timestamp) -> pd.DataFrame:
+    """The digest of every partition of `shards` x business days start..end (0: no input):
+    what a run over them computes from. DIGEST_COLUMNS, sorted by shard and date."""
+    grid = pd.MultiIndex.from_product([sorted(shards), business_days(start, end)],
+                                      names=["shard", "date"])
+    current = digests.set_index(["shard", "date"])["digest"]
+    return current.reindex(grid, fill_value=0).astype("int64").reset_index()[DIGEST_COLUMNS]
 
 
 @dataclass(frozen=True)

@@ -27,21 +27,29 @@ def default_as_of(transactions: pd.DataFrame, prices: pd.DataFrame) -> pd.Timest
 def plan(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
          shards: Sequence[str] | None = None, workers: int = 1) -> list[PlannedRun]:
     """The runs that recompute exactly the stale partitions of `shards` (default: all) up to
-    `as_of`: per shard, from the first business day whose input changed since it was computed
-    (increments.stale_ranges). A PlanError when the input starts before the first partition
-    or `as_of` is past the last one."""
-    as_of = pd.Timestamp(as_of).normalize()
+    `as_of` (rolled back to a business day), or up to a shard's last computed day when that
+    is later: per shard, from the first business day whose input changed since it was
+    computed (increments.stale_ranges). A PlanError when a transaction is dated before the
+    first partition or `as_of` is past the last one."""
+    as_of = pd.Timestamp(previous_business_day(pd.Timestamp(as_of).normalize()
+                                               + pd.Timedelta(days=1)))
     last = pd.Timestamp(business_days_partitions.get_last_partition_key())
     if as_of > last:
         raise PlanError(f"as-of {as_of:%Y-%m-%d} is after the last partition {last:%Y-%m-%d}")
-    chosen = list(shards) if shards else SHARDS
-    digests = digests.loc[digests["shard"].isin(chosen)]
     first = digests["date"].min()
     if pd.notna(first) and first < PARTITION_START:
-        raise PlanError(f"the input starts on {first:%Y-%m-%d}, before the first partition "
+        raise PlanError(f"a transaction is dated {first:%Y-%m-%d}, before the first partition "
                         f"{PARTITION_START:%Y-%m-%d}: set PERF_PARTITION_START earlier")
-    computed = store.read("computed_from", chosen, columns=DIGEST_COLUMNS)
-    ranges = stale_ranges(digests, computed, as_of)
-    fresh = set(chosen) - set(computed["shard"]) if not computed.empty else set(chosen)
-    idle = set(SHARDS) - set(digests["shard"])
+    computed = store.read("computed_from", SHARDS, columns=DIGEST_COLUMNS)
+    idle = set(SHARDS) - set(digests["shard"]) - set(computed["shard"])
+    chosen = list(shards) if shards else SHARDS
+    computed = computed.loc[computed["shard"].isin(chosen)]
+    ranges = stale_ranges(digests.loc[digests["shard"].isin(chosen)], computed, as_of)
+    fresh = set(chosen) - set(computed["shard"])
     return plan_runs(ranges, SHARDS, fresh=fresh, idle=idle, workers=workers)
+
+
+def last_computed(store: PartitionStore, shards: Sequence[str]) -> pd.Series:
+    """The last business day computed per shard (shards never computed are absent)."""
+    computed = store.read("computed_from", shards, columns=["shard", "date"])
+    return computed.groupby("shard")["date"].max()

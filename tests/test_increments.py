@@ -147,6 +147,67 @@ def test_stale_ranges_start_at_the_first_day_that_differs_or_was_never_computed(
     assert later["start"].tolist() == [day("2024-01-08"), day("2024-01-03"), day("2024-01-04")]
 
 
+def test_a_range_runs_through_the_last_computed_day_and_empties_a_shard_without_input():
+    days = pd.bdate_range("2024-01-02", "2024-01-10")
+    computed = pd.concat([
+        pd.DataFrame({"shard": "s00", "date": days, "digest": 1}),
+        pd.DataFrame({"shard": "s01", "date": days, "digest": 2}),  # its input is all gone
+        pd.DataFrame({"shard": "s02", "date": days, "digest": [5] + [0] * 6}),
+    ])
+    current = pd.DataFrame({
+        "shard": ["s00"] * len(days) + ["s02"],
+        "date": [*days, day("2024-01-04")],  # s02: its first day's input went, later input came
+        "digest": [1, 1, 7, 1, 1, 1, 1, 9],
+    })
+    got = stale_ranges(current, computed, day("2024-01-05"))  # an as-of before the last day
+    assert got.values.tolist() == [
+        ["s00", day("2024-01-04"), day("2024-01-10")],
+        ["s01", day("2024-01-02"), day("2024-01-10")],
+        ["s02", day("2024-01-02"), day("2024-01-10")],
+    ]
+
+
+def test_closes_before_the_first_partition_count_on_it_and_transactions_do_not():
+    portfolios, tx, prices, benchmarks = small_inputs()
+    prices.loc[0, "date"] = pd.Timestamp("2023-12-20")
+    got = input_digests(portfolios, tx, prices, benchmarks, shards=SHARDS,
+                        first_day=pd.Timestamp("2024-01-02"))
+    assert got["date"].min() == pd.Timestamp("2024-01-02")
+    tx.loc[0, "trade_date"] = pd.Timestamp("2023-12-20")
+    got = input_digests(portfolios, tx, prices, benchmarks, shards=SHARDS,
+                        first_day=pd.Timestamp("2024-01-02"))
+    assert got["date"].min() == pd.Timestamp("2023-12-20")
+
+
+def test_a_weekend_as_of_plans_up_to_the_friday(tmp_path):
+    from perf_pipeline.planning import plan
+    from perf_pipeline.resources.duckdb_store import DuckDBStore
+
+    current = pd.DataFrame({"shard": ["s00"], "date": [day("2024-06-20")], "digest": [3]})
+    [only] = plan(current, DuckDBStore(path=str(tmp_path / "s.duckdb")), day("2024-06-22"))
+    assert (only.start, only.end) == (day("2024-06-20"), day("2024-06-21"))
+
+
+def test_metrics_certify_only_the_digests_the_valuations_were_computed_from(tmp_path):
+    from dagster import Failure
+
+    from perf_pipeline.assets.performance import valued_from
+    from perf_pipeline.increments import partition_digests
+    from perf_pipeline.resources.duckdb_store import DuckDBStore
+    from perf_pipeline.resources.partition_store import Slice
+
+    store = DuckDBStore(path=str(tmp_path / "s.duckdb"))
+    start, end = day("2024-01-02"), day("2024-01-04")
+    digests = pd.DataFrame({"shard": ["s00"], "date": [start], "digest": [11]})
+    used = partition_digests(digests, ["s00"], start, end)
+    assert used["digest"].tolist() == [11, 0, 0]
+    store.replace("valued_from", used, Slice(("s00",), start.date(), end.date()))
+    assert valued_from(store, digests, ("s00",), start, end).equals(used)
+    newer = digests.assign(digest=12)  # inputs_job rewrote the digests between the steps
+    with pytest.raises(Failure, match="changed while this run"):
+        valued_from(store, newer, ("s00",), start, end)
+
+
 def test_planned_runs_cover_exactly_the_stale_ranges_in_contiguous_shard_blocks():
     shards = shard_names(6)
     ranges = pd.DataFrame({
@@ -263,7 +324,9 @@ def test_a_back_dated_correction_reruns_only_its_shard_from_its_day(sample, tmp_
     shard = shard_of([deposit["portfolio_id"]], 16)[0]
     effective = pd.Timestamp(deposit["trade_date"])
     effective = effective + pd.offsets.BDay(0)  # a weekend date rolls to Monday
-    out = run(corrected, store, capsys)
+    # asked for an earlier as-of, the run still goes through the last computed day: the
+    # days after the as-of carry the corrected state too (found in review)
+    out = run(corrected, store, capsys, "--as-of", "2024-06-14")
     assert "then 1 partition run(s)" in out
     assert f"recomputed {shard}: {effective:%Y-%m-%d} .. {LAST_DAY}" in out
     # the figures equal a recomputation from scratch of the corrected input
@@ -332,3 +395,21 @@ def test_a_retried_step_reports_its_innermost_cause():
     inner = SimpleNamespace(message="ValueError: no objects\n", cause=None)
     outer = SimpleNamespace(message="Exceeded max_retries of 3", cause=inner)
     assert root_cause(outer) == "ValueError: no objects"
+
+
+def test_a_portfolio_whose_transactions_all_went_leaves_no_rows(sample, tmp_path, capsys,
+                                                               monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    full, full_store = sample
+    store = tmp_path / "perf.duckdb"
+    subprocess.run(["cp", str(full_store), str(store)], check=True)
+    gone = copy_input(full, tmp_path / "gone")
+    for path in (gone / "transactions").rglob("*.csv"):
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+        rows.loc[rows["portfolio_id"] != "P00004"].to_csv(path, index=False)
+    run(gone, store, capsys)
+    assert "P00004" not in set(table(store, "daily_valuations")["portfolio_id"])
+    assert "P00004" not in set(table(store, "performance_metrics")["portfolio_id"])
+    fresh = tmp_path / "fresh.duckdb"
+    run(gone, fresh, capsys)
+    assert_same_tables(store, fresh)

@@ -172,13 +172,15 @@ def test_a_transaction_on_a_weekend_marks_its_next_business_day(setup):
     assert request.tags[START] == f"2024-01-08|{shard('P1')}"
 
 
-def test_a_request_for_an_up_to_date_portfolio_still_recomputes_its_as_of_day(setup):
+def test_a_request_for_an_up_to_date_portfolio_still_recomputes_from_its_as_of_day(setup):
     _, store, defs, instance = setup
     tags = {"perf/portfolio_ids": "P2", "perf/as_of": "2024-01-05", "perf/request_id": "r-7",
             "perf/requested_by": "alice"}
     parent, [request] = evaluate(defs, instance, store, tags=tags)
+    # from the as-of day through the shard's last computed day (01-08): a range that ended
+    # on 01-05 would leave 01-08 carrying a state it may have changed
     assert (request.tags[START], request.tags[END]) == (f"2024-01-05|{shard('P2')}",
-                                                        f"2024-01-05|{shard('P2')}")
+                                                        f"2024-01-08|{shard('P2')}")
     assert {k: request.tags[k] for k in ("perf/portfolio_ids", "perf/request_id",
                                          "perf/requested_by")} == {
         "perf/portfolio_ids": "P2", "perf/request_id": "r-7", "perf/requested_by": "alice"}

@@ -20,7 +20,7 @@ from perf_pipeline.assets.groups import INPUTS
 from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.increments import input_digests
 from perf_pipeline.ingest import KINDS, RawFile, ValidatedInputs, validate_inputs
-from perf_pipeline.partitions import SHARD_COUNT
+from perf_pipeline.partitions import PARTITION_START, SHARD_COUNT
 from perf_pipeline.resources.input_store import InputStore
 from perf_pipeline.resources.settings import CalculationSettings
 
@@ -68,7 +68,7 @@ def inputs(context: AssetExecutionContext, input_store: InputStore,
     files = read_input_files(input_store)
     result = validate_inputs(files, today=dt.datetime.now(dt.UTC).date())
     digests = input_digests(result.portfolios, result.transactions, result.prices,
-                            result.benchmarks, shards=SHARD_COUNT,
+                            result.benchmarks, shards=SHARD_COUNT, first_day=PARTITION_START,
                             settings=calculation_settings.fingerprint())
     for name in DESCRIPTIONS:
         frame: pd.DataFrame = digests if name == "input_digests" else getattr(result, name)

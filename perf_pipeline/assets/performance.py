@@ -2,8 +2,8 @@
 
 Partitioned like daily_valuations; a run computes the calculation dates of its range (each
 month-end business day in it, and its last day, the as-of date) from the stored daily
-valuations of each period's window, and records the input digests its partitions were
-computed from.
+valuations of each period's window, and certifies the range (computed_from) with the input
+digests its valuations were computed from, when this step sees the same.
 """
 
 import datetime as dt
@@ -17,6 +17,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -26,13 +27,12 @@ from perf_pipeline.assets.groups import PERFORMANCE
 from perf_pipeline.assets.metadata import preview
 from perf_pipeline.assets.valuation import portfolio_shards, shard_chunks
 from perf_pipeline.calc.calendar import (
-    business_days,
     month_end_business_days,
     previous_business_day,
 )
 from perf_pipeline.calc.performance import performance_metrics as compute_metrics
 from perf_pipeline.calc.valuation import panel_from_frame
-from perf_pipeline.increments import DIGEST_COLUMNS
+from perf_pipeline.increments import DIGEST_COLUMNS, partition_digests
 from perf_pipeline.partitions import PARTITION_START, daily_shards, partition_scope
 from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
@@ -74,13 +74,22 @@ def superseded_days(start: pd.Timestamp) -> tuple[dt.date, ...]:
     return (before.date(),)
 
 
-def computed_digests(digests: pd.DataFrame, shards: tuple[str, ...], start: pd.Timestamp,
-                     end: pd.Timestamp) -> pd.DataFrame:
-    """The digest every partition of `shards` x start..end was computed from (0: no input)."""
-    days = business_days(start, end)
-    grid = pd.MultiIndex.from_product([list(shards), days], names=["shard", "date"])
-    current = digests.set_index(["shard", "date"])["digest"]
-    return (current.reindex(grid, fill_value=0).astype("int64").reset_index()[DIGEST_COLUMNS])
+def valued_from(store: PartitionStore, digests: pd.DataFrame, shards: tuple[str, ...],
+                start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The digests the valuations of this range were computed from, when they are the ones
+    this step sees; a Failure when the input changed between the two steps (or another run
+    rewrote the range): certifying them would hide the change from every later plan."""
+    expected = partition_digests(digests, shards, start, end)
+    found = store.read("valued_from", shards, start.date(), end.date(), columns=DIGEST_COLUMNS)
+    found = found.sort_values(["shard", "date"]).reset_index(drop=True)
+    same = (len(found) == len(expected)
+            and (found["digest"].to_numpy() == expected["digest"].to_numpy()).all()
+            and (pd.DatetimeIndex(found["date"]) == pd.DatetimeIndex(expected["date"])).all())
+    if not same:
+        raise Failure(f"the input of shards {', '.join(shards)} changed while this run was "
+                      f"computing {start:%Y-%m-%d}..{end:%Y-%m-%d} (or another run rewrote "
+                      "them): nothing is certified, and the next plan recomputes them.")
+    return expected
 
 
 @asset(
@@ -115,6 +124,7 @@ def performance_metrics(
     owners = portfolio_shards(transactions)
     latest, wild, issues, rows = [], [], [], 0
     for chunk, _ in shard_chunks(shards, owners):
+        used = valued_from(partition_store, input_digests, chunk, start, end)
         history = partition_store.read("daily_valuations", chunk, end=end.date(),
                                        columns=HISTORY_COLUMNS)
         panel = panel_from_frame(history)
@@ -126,9 +136,7 @@ def performance_metrics(
             "performance_metrics", metrics,
             Slice(chunk, start.date(), end.date(), superseded_days(start)),
             keep_created_at=METRIC_KEY)
-        partition_store.replace("computed_from",
-                                computed_digests(input_digests, chunk, start, end),
-                                Slice(chunk, start.date(), end.date()))
+        partition_store.replace("computed_from", used, Slice(chunk, start.date(), end.date()))
         rows += len(metrics)
         latest.append(latest_itd(metrics))
         wild.append(twr_out_of_bounds(metrics))

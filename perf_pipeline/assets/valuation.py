@@ -28,7 +28,13 @@ from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.calc.valuation import positions as holdings
 from perf_pipeline.calc.valuation import state_from_closing, value_entities
-from perf_pipeline.increments import DIGEST_COLUMNS, shard_of, stale_ranges
+from perf_pipeline.increments import (
+    DIGEST_COLUMNS,
+    no_digests,
+    partition_digests,
+    shard_of,
+    stale_ranges,
+)
 from perf_pipeline.partitions import SHARD_COUNT, daily_shards, partition_scope
 from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings
@@ -143,8 +149,11 @@ def daily_valuations(
                                portfolios=members, opening=opening)
         daily = panel.to_frame()
         daily["shard"] = _shard_column(daily, owners)
-        partition_store.replace("daily_valuations", daily,
-                                Slice(chunk, start.date(), end.date()))
+        where = Slice(chunk, start.date(), end.date())
+        partition_store.replace("computed_from", no_digests(), where)  # uncertified until done
+        partition_store.replace("daily_valuations", daily, where)
+        partition_store.replace("valued_from",
+                                partition_digests(input_digests, chunk, start, end), where)
         days.append(daily["date"])
         for name, (_, find) in CHECKS.items():
             found[name].append(find(daily))

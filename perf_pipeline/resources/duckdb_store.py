@@ -51,8 +51,8 @@ class DuckDBStore(PartitionStore):
     def table_exists(self, con: duckdb.DuckDBPyConnection, table: str) -> bool:
         found = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()
-        return bool(found and found[0])
+        ).fetchall()  # all: an unfinished result blocks the connection's next statement
+        return bool(found[0][0])
 
     def read_table(self, table: str) -> pd.DataFrame:
         """The whole table as a frame; an empty frame when it does not exist yet."""
@@ -104,9 +104,11 @@ def _write(con: duckdb.DuckDBPyConnection, store: DuckDBStore, table: str, frame
     """Replace the rows of `table` matching `condition` (all rows when None) by `frame`, in
     one transaction; rows rewritten under the same `keep_created_at` key keep created_at.
     Returns the table's row count."""
+    exists = store.table_exists(con, table)
+    if not exists and frame.empty and condition is not None:
+        return 0  # nothing to replace; a table made from no rows would have no types
     select = _select_typed(frame)
     con.register("frame", frame)
-    exists = store.table_exists(con, table)
     if exists and keep_created_at:
         join = " AND ".join(f'n."{k}" = o."{k}"' for k in keep_created_at)
         select = (

@@ -20,6 +20,7 @@ DATE_COLUMNS = {
     "positions": "date",
     "daily_valuations": "date",
     "performance_metrics": "calculation_date",
+    "valued_from": "date",
     "computed_from": "date",
 }
 """The day column of each partitioned table: the date dimension of its partitions."""

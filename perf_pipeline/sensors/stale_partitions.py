@@ -46,7 +46,7 @@ from perf_pipeline.assets.performance import REQUEST_TAG
 from perf_pipeline.calc.calendar import previous_business_day, roll_to_business_day
 from perf_pipeline.increments import RANGE_COLUMNS, PlannedRun, plan_runs, shard_of
 from perf_pipeline.partitions import PARTITION_START, SHARD_COUNT, SHARDS
-from perf_pipeline.planning import PlanError, default_as_of, plan
+from perf_pipeline.planning import PlanError, default_as_of, last_computed, plan
 from perf_pipeline.resources.duckdb_store import DuckDBIOManager
 from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.sensors.runs import (
@@ -129,7 +129,7 @@ def requested_runs(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Times
     """The ranged runs of one request: planning.plan over the portfolios' shards (all shards
     without portfolios), then every requested shard with input on or before `as_of`
     recomputes at least from `start` (default: `as_of`; never before the shard's first day
-    with input) through `as_of`.
+    with input) through `as_of` or its last computed day, whichever is later.
 
     `start` widens only requested shards: a request without portfolios gets exactly the stale
     partitions. Raises planning.PlanError as plan does."""
@@ -142,7 +142,9 @@ def requested_runs(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Times
     wanted = pd.Timestamp(start).normalize() if start is not None else as_of
     first = (digests.loc[digests["shard"].isin(shards) & (digests["date"] <= as_of)]
              .groupby("shard")["date"].min())
-    ranges = [(shard, min(planned.get(shard, as_of), max(wanted, pd.Timestamp(day))), as_of)
+    ends = last_computed(store, shards)
+    ranges = [(shard, min(planned.get(shard, as_of), max(wanted, pd.Timestamp(day))),
+               max(as_of, ends.get(shard, as_of)))
               for shard, day in first.items()]
     return plan_runs(pd.DataFrame(ranges, columns=RANGE_COLUMNS), SHARDS,
                      idle=set(SHARDS) - set(digests["shard"]))
