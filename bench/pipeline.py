@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +105,8 @@ def without_day(full: Path, base: Path, day: str) -> dict[str, int]:
     return dropped
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of `root` and every descendant, read from /proc."""
+def tree_rss(root: int) -> tuple[int, int]:
+    """(sum, largest) resident bytes of `root` and its descendants, read from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -115,16 +117,17 @@ def tree_rss(root: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(parent, []).append(int(entry))
-    total, todo = 0, [root]
+    total, largest, todo = 0, 0, [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, ()))
         try:
             with open(f"/proc/{pid}/statm") as statm:
-                total += int(statm.read().split()[1]) * PAGE
+                resident = int(statm.read().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             continue
-    return total
+        total, largest = total + resident, max(largest, resident)
+    return total, largest
 
 
 def run_cli(label: str, arguments: list[str], log: Path) -> Measured:
@@ -132,7 +135,7 @@ def run_cli(label: str, arguments: list[str], log: Path) -> Measured:
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     command = [str(BIN / "perf-pipeline"), "run", "--target", "local", *arguments]
     print(f"[{label}] {' '.join(command)}", flush=True)
-    samples: list[tuple[float, float, float]] = []
+    samples: list[tuple[float, float, float, float]] = []
     started = time.perf_counter()
     with open(log, "w") as out:
         child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -142,12 +145,12 @@ def run_cli(label: str, arguments: list[str], log: Path) -> Measured:
             last_print = 0.0
             while not stop.wait(0.5):
                 elapsed = time.perf_counter() - started
-                rss = tree_rss(child.pid) / GIB
-                samples.append((elapsed, rss, os.getloadavg()[0]))
+                rss, largest = (b / GIB for b in tree_rss(child.pid))
+                samples.append((elapsed, rss, largest, os.getloadavg()[0]))
                 if elapsed - last_print >= 60:
                     last_print = elapsed
                     print(f"[{label}] {elapsed:6.0f} s  tree RSS {rss:5.2f} GiB  "
-                          f"load {samples[-1][2]:.2f}", flush=True)
+                          f"load {samples[-1][3]:.2f}", flush=True)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -159,15 +162,18 @@ def run_cli(label: str, arguments: list[str], log: Path) -> Measured:
     stdout = log.read_text()
     if child.returncode != 0:
         sys.exit(f"[{label}] perf-pipeline run failed ({child.returncode}):\n{stdout[-3000:]}")
-    loads = [load for _, _, load in samples] or [os.getloadavg()[0]]
+    loads = [load for *_, load in samples] or [os.getloadavg()[0]]
     return Measured(
         wall=wall,
-        peak_process=usage.ru_maxrss * 1024 / GIB,  # KiB on Linux; max over the tree's processes
-        peak_tree=max((rss for _, rss, _ in samples), default=float("nan")),
+        # getrusage's ru_maxrss (KiB) of the child: the max over its process tree, sampled
+        # largest process as a floor for runs shorter than the sampling period
+        peak_process=max(usage.ru_maxrss * 1024 / GIB,
+                         max((p for _, _, p, _ in samples), default=0.0)),
+        peak_tree=max((rss for _, rss, _, _ in samples), default=float("nan")),
         load=sum(loads) / len(loads),
         load_max=max(loads),
         stdout=stdout,
-        rss_timeline=[(t, rss) for t, rss, _ in samples],
+        rss_timeline=[(t, rss) for t, rss, _, _ in samples],
     )
 
 
@@ -289,7 +295,11 @@ def main() -> None:
     backfill = run_cli("backfill", ["--input", str(base), "--store", str(store_a)],
                        args.workdir / f"backfill-{size}.log")
     print(f"[backfill] {backfill.wall:.1f} s", flush=True)
-    floor, floor_load = io_floor(base, store_a, args.workdir / "floor.duckdb")
+    # in its own process: the floor holds every table in memory, and a child started later
+    # would inherit this process's peak resident size in its getrusage figure
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        floor, floor_load = pool.submit(io_floor, base, store_a,
+                                        args.workdir / "floor.duckdb").result()
     print(f"[floor] {floor:.1f} s", flush=True)
 
     copy_store(store_a, store_inc)
