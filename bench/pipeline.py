@@ -186,6 +186,7 @@ def io_floor(root: Path, store: Path, scratch: Path) -> tuple[float, float]:
     """
     scratch.unlink(missing_ok=True)
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"ATTACH '{store}' AS source (READ_ONLY)")
     tables = [name for (name,) in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'source'"
