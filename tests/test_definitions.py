@@ -65,4 +65,4 @@ def test_valuations_on_are_partitioned_by_business_day_and_shard_within_dagster_
     assert len(keys) < 100_000
     days = {key.split("|")[0] for key in keys}
     assert "2024-06-28" in days and "2024-06-29" not in days  # a Friday, then a Saturday
-    assert {key.split("|")[1] for key in keys} == {f"s{i:02d}" for i in range(16)}
+    assert {key.split("|")[1] for key in keys} == {f"s{i:02d}" for i in range(8)}

@@ -335,11 +335,11 @@ def business_days(first: str, last: str) -> list[str]:
 
 def test_a_single_run_backfill_over_more_days_than_shards_is_one_run_per_shard():
     runs = backfill_runs(business_days("2024-01-01", "2024-12-31"))
-    assert len(SHARDS) == 16
+    assert len(SHARDS) == 8
     assert runs == [(f"2024-01-01|{shard}", f"2024-12-31|{shard}") for shard in SHARDS]
 
 
 def test_a_single_run_backfill_over_fewer_days_than_shards_is_one_run_per_day():
-    days = business_days("2024-01-01", "2024-01-12")
-    assert len(days) == 10
-    assert backfill_runs(days) == [(f"{day}|s00", f"{day}|s15") for day in days]
+    days = business_days("2024-01-01", "2024-01-05")
+    assert len(days) == 5 < len(SHARDS)
+    assert backfill_runs(days) == [(f"{day}|s00", f"{day}|{SHARDS[-1]}") for day in days]

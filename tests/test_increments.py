@@ -20,6 +20,7 @@ from perf_pipeline.increments import (
     shard_of,
     stale_ranges,
 )
+from perf_pipeline.partitions import SHARD_COUNT
 from perf_pipeline.sample_data import generate
 
 LAST_DAY = "2024-06-27"  # a Thursday: the day before it is no month-end, so it is superseded
@@ -299,7 +300,7 @@ def test_a_daily_increment_equals_the_full_recomputation(sample, tmp_path, capsy
     out = run(night_before, store, capsys)
     assert "2024-06-26" in out  # valued up to the day before
     out = run(full, store, capsys)
-    # one run over the one new day, for every shard with input (12 portfolios, 16 shards)
+    # one run over the one new day, for every shard with input
     assert "then 1 partition run(s)" in out
     assert f"{LAST_DAY} .. {LAST_DAY}" in out
     assert_same_tables(store, full_store)
@@ -321,7 +322,7 @@ def test_a_back_dated_correction_reruns_only_its_shard_from_its_day(sample, tmp_
     deposit = rows.loc[rows["type"] == "DEPOSIT"].iloc[0]
     rows.loc[deposit.name, "amount"] = str(float(deposit["amount"]) + 1000.0)
     rows.to_csv(path, index=False)
-    shard = shard_of([deposit["portfolio_id"]], 16)[0]
+    shard = shard_of([deposit["portfolio_id"]], SHARD_COUNT)[0]
     effective = pd.Timestamp(deposit["trade_date"])
     effective = effective + pd.offsets.BDay(0)  # a weekend date rolls to Monday
     # asked for an earlier as-of, the run still goes through the last computed day: the
@@ -372,7 +373,7 @@ def test_a_range_whose_days_before_are_not_computed_fails_instead_of_guessing(
     monkeypatch.setenv("PERF_INPUT", str(full))
     monkeypatch.setenv("PERF_STORE", str(tmp_path / "perf.duckdb"))
     result = build_definitions("local").resolve_job_def(INPUTS_JOB).execute_in_process()
-    shard = shard_of(["P00001"], 16)[0]
+    shard = shard_of(["P00001"], SHARD_COUNT)[0]
     late = PlannedRun((shard,), pd.Timestamp(LAST_DAY), pd.Timestamp(LAST_DAY))
     lines = run_partitions("local", late.range_tags())
     assert result.success and lines, "the run should have failed"

@@ -1,7 +1,8 @@
 """The stale_partitions sensor against a real DuckDB store: inputs_job runs in process, the
 planned performance_job ranges run in process, then a changed input is planned again.
 
-Two portfolios in different shards (CRC-32 of the id modulo 16, computed here with zlib):
+Two portfolios in different shards (CRC-32 of the id modulo the shard count, computed here
+with zlib):
 P1 holds S1, P2 holds S2, so no price or trade of one moves the other's shard.
 """
 
@@ -30,7 +31,7 @@ from perf_pipeline.definitions import (
     PERFORMANCE_JOB,
     build_definitions,
 )
-from perf_pipeline.partitions import SHARDS
+from perf_pipeline.partitions import SHARD_COUNT, SHARDS
 from perf_pipeline.resources.duckdb_store import DuckDBIOManager, DuckDBStore
 from perf_pipeline.sensors.stale_partitions import (
     PARENT_RUN_TAG,
@@ -61,7 +62,7 @@ BACK_DATED_2 = "T8,P1,A1,,2024-01-04,DEPOSIT,,,100,,USD\n"
 
 
 def shard(portfolio_id: str) -> str:
-    return f"s{zlib.crc32(portfolio_id.encode()) % 16:02d}"
+    return f"s{zlib.crc32(portfolio_id.encode()) % SHARD_COUNT:02d}"
 
 
 def write_input(root: Path) -> Path:

@@ -31,7 +31,7 @@ DEFAULTS = {
     "PERF_TIMESTREAM_TABLE": "performance_metrics",
     "PERF_SQS_QUEUE_URL": None,
     "AWS_ENDPOINT_URL": None,
-    "PERF_SHARDS": "16",
+    "PERF_SHARDS": "8",
     "PERF_PARTITION_START": "2015-01-01",
 }
 ASSET_STORE_PREFIX = "_perf_pipeline/assets"
