@@ -308,12 +308,18 @@ def test_a_daily_increment_equals_the_full_recomputation(sample, tmp_path, capsy
     assert pd.Timestamp("2024-06-26") not in dates  # the old latest date, superseded
 
 
-def test_a_back_dated_correction_reruns_only_its_shard_from_its_day(sample, tmp_path, capsys,
-                                                                   monkeypatch):
+@pytest.fixture
+def computed(sample, tmp_path, monkeypatch):
+    """The sample input and a copy of its computed store, to change and run again."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     full, full_store = sample
     store = tmp_path / "perf.duckdb"
     subprocess.run(["cp", str(full_store), str(store)], check=True)
+    return full, store
+
+
+def test_a_back_dated_correction_reruns_only_its_shard_from_its_day(computed, tmp_path, capsys):
+    full, store = computed
     before = {name: duckdb.connect(str(store), read_only=True).execute(
         f'SELECT * FROM "{name}"').df() for name in ("performance_metrics",)}
     corrected = copy_input(full, tmp_path / "corrected")
@@ -398,12 +404,8 @@ def test_a_retried_step_reports_its_innermost_cause():
     assert root_cause(outer) == "ValueError: no objects"
 
 
-def test_a_portfolio_whose_transactions_all_went_leaves_no_rows(sample, tmp_path, capsys,
-                                                               monkeypatch):
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    full, full_store = sample
-    store = tmp_path / "perf.duckdb"
-    subprocess.run(["cp", str(full_store), str(store)], check=True)
+def test_a_portfolio_whose_transactions_all_went_leaves_no_rows(computed, tmp_path, capsys):
+    full, store = computed
     gone = copy_input(full, tmp_path / "gone")
     for path in (gone / "transactions").rglob("*.csv"):
         rows = pd.read_csv(path, dtype=str, keep_default_na=False)
