@@ -187,21 +187,28 @@ def unpriced_holdings(daily: pd.DataFrame) -> pd.DataFrame:
 
 def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
     """Accounts whose value is not their securities + cash (their holding), and portfolios
-    whose value is not the sum of their accounts, beyond SUM_TOLERANCE x max(1, |expected|)."""
-    kind = daily["entity_type"]
-    keys = {"account": ["date", "account_id"], "portfolio": ["date", "portfolio_id"]}
-    parts = {"account": "security", "portfolio": "account"}
+    whose value is not the sum of their accounts, beyond SUM_TOLERANCE x max(1, |expected|).
+
+    Each parent's expected value is a bincount of its children's values over integer
+    (day, parent) keys: no join of the long table."""
+    kind = daily["entity_type"].to_numpy()
+    day = pd.factorize(daily["date"])[0].astype(np.int64)
+    value = daily["market_value"].to_numpy(dtype=float)
     off = []
-    for level, part in parts.items():
-        totals = (daily.loc[kind == part].groupby(keys[level])["market_value"].sum()
-                  .rename("expected").reset_index())
-        rows = daily.loc[kind == level, [*keys[level], "entity_id", "market_value", "holding"]]
-        rows = rows.merge(totals, on=keys[level], how="left").fillna({"expected": 0.0})
+    for level, part, key in (("account", "security", "account_id"),
+                             ("portfolio", "account", "portfolio_id")):
+        parent, names = pd.factorize(daily[key])
+        cell = day * max(len(names), 1) + parent
+        children, rows = kind == part, np.flatnonzero(kind == level)
+        totals = np.bincount(cell[children], weights=value[children],
+                             minlength=int(cell.max(initial=0)) + 1)
+        expected = totals[cell[rows]]
         if level == "account":
-            rows["expected"] += rows["holding"].fillna(0.0)
-        scale = np.maximum(1.0, np.abs(rows["expected"]))
-        off.append(rows.loc[~(np.abs(rows["market_value"] - rows["expected"])
-                              <= SUM_TOLERANCE * scale)])
+            expected = expected + np.nan_to_num(daily["holding"].to_numpy(dtype=float)[rows])
+        found = ~(np.abs(value[rows] - expected) <= SUM_TOLERANCE * np.maximum(1.0,
+                                                                              np.abs(expected)))
+        off.append(daily.iloc[rows[found]][["date", key, "entity_id", "market_value",
+                                            "holding"]].assign(expected=expected[found]))
     return pd.concat(off, ignore_index=True)
 
 
