@@ -29,6 +29,7 @@ from perf_pipeline.calc.calendar import business_days, roll_to_business_day
 
 DIGEST_COLUMNS = ["shard", "date", "digest"]
 RANGE_COLUMNS = ["shard", "start", "end"]
+JOIN_IDLE_DAYS = 20  # a range this short spans idle shards rather than start another run
 TRANSACTION_FIELDS = ["transaction_id", "portfolio_id", "account_id", "security_id",
                       "trade_date", "type", "quantity", "price", "amount", "fee", "currency"]
 TRADE_PRICE_FIELDS = ["security_id", "trade_date", "transaction_id", "type", "price"]
@@ -209,11 +210,11 @@ def plan_runs(ranges: pd.DataFrame, all_shards: Sequence[str], fresh: Iterable[s
               idle: Iterable[str] = (), workers: int = 1) -> list[PlannedRun]:
     """Ranged runs covering `ranges` exactly: shards with the same range that are contiguous
     in `all_shards` share a run (a run's partitions are a 2-D range, so a run never spans a
-    shard with input that it does not recompute; `idle` shards, with no input at all, cost
-    nothing to span and join their neighbours), cut into `workers` runs of similar size when
-    there is more than one worker. A
-    `fresh` shard (nothing computed yet) may start earlier than its first input at no cost,
-    so fresh shards take the earliest start among them.
+    shard with input that it does not recompute), cut into `workers` runs of similar size
+    when there is more than one worker. Over at most JOIN_IDLE_DAYS business days, `idle`
+    shards (no input at all) between them join the run: an empty partition costs Dagster a
+    record, a run costs seconds. A `fresh` shard (nothing computed yet) may start earlier
+    than its first input at no cost, so fresh shards take the earliest start among them.
     """
     if ranges.empty:
         return []
@@ -221,13 +222,13 @@ def plan_runs(ranges: pd.DataFrame, all_shards: Sequence[str], fresh: Iterable[s
     fresh = ranges["shard"].isin(list(fresh))
     if fresh.any():
         ranges.loc[fresh, "start"] = ranges.loc[fresh, "start"].min()
-    spanned = set(ranges["shard"])
-    busy = [name for name in all_shards if name in spanned or name not in set(idle)]
-    position = {name: i for i, name in enumerate(busy)}
-    ranges["position"] = ranges["shard"].map(position)
-    ranges = ranges.sort_values("position")
+    spanned, idle = set(ranges["shard"]), set(idle)
+    busy = [name for name in all_shards if name in spanned or name not in idle]
     runs: list[PlannedRun] = []
     for (start, end), group in ranges.groupby(["start", "end"], sort=True):
+        short = len(business_days(start, end)) <= JOIN_IDLE_DAYS
+        order = {name: i for i, name in enumerate(busy if short else all_shards)}
+        group = group.assign(position=group["shard"].map(order)).sort_values("position")
         breaks = np.flatnonzero(np.diff(group["position"].to_numpy()) != 1) + 1
         for block in np.split(group["shard"].to_numpy(), breaks):
             for part in np.array_split(block, min(max(workers, 1), len(block))):

@@ -227,9 +227,12 @@ def test_planned_runs_cover_exactly_the_stale_ranges_in_contiguous_shard_blocks(
     assert [r.shards for r in halves] == [("s00",), ("s01",)]
     fresh = plan_runs(ranges.iloc[2:4], shards, fresh={"s03", "s04"})
     assert [(r.shards, f"{r.start:%m-%d}") for r in fresh] == [(("s03", "s04"), "01-03")]
-    # s02 has no input at all: spanning it costs nothing, so s00..s05 is one run
+    # s02 has no input at all: over a short range spanning it costs less than a run, so
+    # s00..s05 is one run; over a long one it is not spanned
     joined = plan_runs(ranges.assign(start=day("2024-01-08")), shards, idle={"s02"})
     assert [(r.shards[0], r.shards[-1]) for r in joined] == [("s00", "s05")]
+    long = plan_runs(ranges.assign(start=day("2023-01-02")), shards, idle={"s02"})
+    assert [(r.shards[0], r.shards[-1]) for r in long] == [("s00", "s01"), ("s03", "s05")]
 
 
 # --- end to end on the local target -----------------------------------------------------------
