@@ -16,12 +16,16 @@ class PlanError(ValueError):
     """The input cannot be partitioned as configured (the message says what to change)."""
 
 
+def as_of_day(day: pd.Timestamp) -> pd.Timestamp:
+    """The business day a run up to `day` values last: `day`, or the Friday before a weekend."""
+    return pd.Timestamp(previous_business_day(pd.Timestamp(day).normalize()
+                                              + pd.Timedelta(days=1)))
+
+
 def default_as_of(transactions: pd.DataFrame, prices: pd.DataFrame) -> pd.Timestamp | None:
     """The last business day on or before the latest input date (None without input)."""
     latest = pd.concat([transactions["trade_date"], prices["date"]]).max()
-    if pd.isna(latest):
-        return None
-    return pd.Timestamp(previous_business_day(pd.Timestamp(latest) + pd.Timedelta(days=1)))
+    return None if pd.isna(latest) else as_of_day(latest)
 
 
 def plan(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
@@ -31,8 +35,7 @@ def plan(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
     is later: per shard, from the first business day whose input changed since it was
     computed (increments.stale_ranges). A PlanError when a transaction is dated before the
     first partition or `as_of` is past the last one."""
-    as_of = pd.Timestamp(previous_business_day(pd.Timestamp(as_of).normalize()
-                                               + pd.Timedelta(days=1)))
+    as_of = as_of_day(as_of)
     last = pd.Timestamp(business_days_partitions.get_last_partition_key())
     if as_of > last:
         raise PlanError(f"as-of {as_of:%Y-%m-%d} is after the last partition {last:%Y-%m-%d}")

@@ -8,12 +8,12 @@ each such test says so.
 """
 
 import math
-import threading
 
 import boto3
 import numpy as np
 import pandas as pd
 import pytest
+from botocore_calls import RecordedCalls
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
@@ -62,19 +62,6 @@ def metrics_frame(n: int, seed: int = 1) -> pd.DataFrame:
 
 def ms(date: pd.Timestamp) -> str:
     return str(int(pd.Timestamp(date.date()).timestamp() * 1000))
-
-
-class Requests:
-    """Captures WriteRecords parameters (thread-safe)."""
-
-    def __init__(self, client):
-        self.params: list[dict] = []
-        self._lock = threading.Lock()
-        client.meta.events.register("before-parameter-build.timestream-write.WriteRecords", self)
-
-    def __call__(self, params, **_):
-        with self._lock:
-            self.params.append(params)
 
 
 @pytest.fixture
@@ -127,7 +114,7 @@ def test_plain_client_with_only_aws_endpoint_url_goes_to_real_aws(aws: str) -> N
 def test_metrics_records_land_in_moto_in_batches_of_100(ts) -> None:
     frame = metrics_frame(250)
     frame.loc[5, [*METRICS_DOUBLES, "request_id"]] = [np.nan] * 5 + [None]  # no measure left
-    requests = Requests(ts)
+    requests = RecordedCalls(ts, "timestream-write.WriteRecords")
     records = metrics_records(frame)
     assert records.skipped == 1 and len(records) == 249
     report = TimestreamSink(ts, DB, TABLE, threads=3).write_metrics(frame, VERSION)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
-import threading
 import time
 
 import boto3
 import pandas as pd
 import pytest
+from botocore_calls import RecordedCalls
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
@@ -63,19 +63,6 @@ def metrics(days: list[str], created: str, entity: str = "P1", periods=("ITD", "
     return pd.DataFrame(rows)
 
 
-class GetCounter:
-    """Keys of the GetObject calls a client makes (a before-parameter-build hook), thread-safe."""
-
-    def __init__(self, client):
-        self.keys: list[str] = []
-        self._lock = threading.Lock()
-        client.meta.events.register("before-parameter-build.s3.GetObject", self)
-
-    def __call__(self, params, **_):
-        with self._lock:
-            self.keys.append(params["Key"])
-
-
 def test_round_trip_across_a_month_boundary_one_object_per_month(store, aws):
     frame = pd.concat([daily(["2024-01-30", "2024-01-31", "2024-02-01"]),
                        daily(["2024-01-31"], shard="s02", entity="P2", value=2.0)])
@@ -120,9 +107,9 @@ def test_rows_outside_the_slice_are_refused(store):
 def test_reading_a_range_gets_only_its_months(store):
     days = pd.bdate_range("2024-01-01", "2024-06-28").strftime("%Y-%m-%d").tolist()
     store.replace("daily_valuations", daily(days), Slice(("s01",), D(2024, 1, 1)))
-    gets = GetCounter(store._client("s3"))
+    gets = RecordedCalls(store._client("s3"), "s3.GetObject")
     back = store.read("daily_valuations", ["s01"], D(2024, 3, 15), D(2024, 4, 2))
-    assert sorted(gets.keys) == ["assets/daily_valuations/s01/2024-03.pkl",
+    assert sorted(p["Key"] for p in gets.params) == ["assets/daily_valuations/s01/2024-03.pkl",
                                  "assets/daily_valuations/s01/2024-04.pkl"]
     assert back["date"].min() == pd.Timestamp("2024-03-15")
     assert back["date"].max() == pd.Timestamp("2024-04-02") and len(back) == 13
@@ -131,10 +118,10 @@ def test_reading_a_range_gets_only_its_months(store):
 def test_whole_months_are_rewritten_without_reading_them(store):
     days = pd.bdate_range("2024-01-01", "2024-02-29").strftime("%Y-%m-%d").tolist()
     store.replace("daily_valuations", daily(days), Slice(("s01",), D(2024, 1, 1)))
-    gets = GetCounter(store._client("s3"))
+    gets = RecordedCalls(store._client("s3"), "s3.GetObject")
     store.replace("daily_valuations", daily(days[-5:], value=3.0),
                   Slice(("s01",), D(2024, 2, 1), D(2024, 2, 29)))
-    assert gets.keys == []
+    assert gets.params == []
     back = store.read("daily_valuations", ["s01"], D(2024, 2, 1))
     assert list(back["market_value"]) == [3.0] * 5
 

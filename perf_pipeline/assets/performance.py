@@ -24,12 +24,13 @@ from dagster import (
 
 from perf_pipeline.assets.groups import PERFORMANCE
 from perf_pipeline.assets.metadata import preview
-from perf_pipeline.assets.valuation import portfolio_shards, shard_chunks
+from perf_pipeline.assets.valuation import portfolio_shards, shard_chunks, shard_column
 from perf_pipeline.calc.calendar import (
     month_end_business_days,
     previous_business_day,
 )
 from perf_pipeline.calc.performance import performance_metrics as compute_metrics
+from perf_pipeline.calc.periods import calculation_dates
 from perf_pipeline.calc.valuation import panel_from_frame
 from perf_pipeline.increments import DIGEST_COLUMNS, partition_digests
 from perf_pipeline.partitions import PARTITION_START, daily_shards, partition_scope
@@ -56,12 +57,6 @@ def latest_itd(metrics: pd.DataFrame) -> pd.DataFrame:
     itd = metrics.loc[(metrics["entity_type"] == "portfolio") & (metrics["time_period"] == "ITD")]
     latest = itd.sort_values("calculation_date").groupby("entity_id").tail(1)
     return latest.sort_values("entity_id")
-
-
-def range_calculation_dates(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
-    """The calculation dates a run over start..end computes: its month-end business days and
-    its last day (data.md: month-ends from inception, plus the latest date)."""
-    return month_end_business_days(start, end).union(pd.DatetimeIndex([end]))
 
 
 def superseded_days(start: pd.Timestamp) -> tuple[dt.date, ...]:
@@ -115,7 +110,7 @@ def performance_metrics(
 ):
     """TWR, MWR, Modified Dietz and risk metrics per entity, calculation date and period."""
     shards, start, end = partition_scope(context.partition_keys)
-    dates = range_calculation_dates(start, end)
+    dates = calculation_dates(start, end)  # the range's month-ends and its last day
     rf = calculation_settings.annual_risk_free_rate()
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     stamp = {"request_id": request_id(context, run_request), "created_at": now,
@@ -129,8 +124,7 @@ def performance_metrics(
         panel = panel_from_frame(history)
         metrics, mwr_issues = compute_metrics(panel, portfolios, benchmarks, risk_free_rate=rf,
                                               dates=dates[dates >= panel.dates.min()])
-        metrics = metrics.assign(shard=metrics["portfolio_id"].map(
-            owners.set_index("portfolio_id")["shard"]).to_numpy(), **stamp)
+        metrics = metrics.assign(shard=shard_column(metrics, owners), **stamp)
         partition_store.replace(
             "performance_metrics", metrics,
             Slice(chunk, start.date(), end.date(), superseded_days(start)),

@@ -148,7 +148,7 @@ def daily_valuations(
         panel = value_entities(transactions, prices, end, timing=calculation_settings.timing,
                                portfolios=members, opening=opening)
         daily = panel.to_frame()
-        daily["shard"] = _shard_column(daily, owners)
+        daily["shard"] = shard_column(daily, owners)
         where = Slice(chunk, start.date(), end.date())
         partition_store.replace("computed_from", no_digests(), where)  # uncertified until done
         partition_store.replace("daily_valuations", daily, where)
@@ -171,7 +171,9 @@ def daily_valuations(
                       "offending_rows": preview(offending)})
 
 
-def _shard_column(frame: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
+def shard_column(frame: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
+    """The shard of each row's portfolio_id, looked up in `owners` (portfolio_shards): one
+    CRC-32 per portfolio, not per row."""
     return frame["portfolio_id"].map(owners.set_index("portfolio_id")["shard"]).to_numpy()
 
 

@@ -19,12 +19,12 @@ reads both to report the status of the whole request.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 from dagster import (
+    AssetKey,
     DagsterEventType,
     DagsterInstance,
     DagsterRun,
@@ -35,19 +35,18 @@ from dagster import (
     RunStatusSensorContext,
     RunStatusSensorDefinition,
     SkipReason,
+    build_input_context,
     run_status_sensor,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
-from dagster_aws.s3 import S3PickleIOManager
 
 from perf_pipeline.assets.performance import REQUEST_TAG
-from perf_pipeline.calc.calendar import previous_business_day, roll_to_business_day
+from perf_pipeline.calc.calendar import roll_to_business_day
 from perf_pipeline.increments import RANGE_COLUMNS, PlannedRun, plan_runs, shard_of
 from perf_pipeline.partitions import PARTITION_START, SHARD_COUNT, SHARDS
-from perf_pipeline.planning import PlanError, default_as_of, last_computed, plan
-from perf_pipeline.resources.duckdb_store import DuckDBIOManager
+from perf_pipeline.planning import PlanError, as_of_day, last_computed, plan
 from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.sensors.runs import (
     AS_OF_TAG,
@@ -68,17 +67,9 @@ MINIMUM_INTERVAL_SECONDS = 10
 
 
 def read_input_table(io_manager: Any, name: str) -> pd.DataFrame:
-    """The unpartitioned asset `name` as the inputs run's IO manager stored it: the DuckDB
-    table of that name (local target) or the pickle at ``<s3_prefix>/<name>`` (aws target).
-    A TypeError for any other IO manager."""
-    if isinstance(io_manager, DuckDBIOManager):
-        return io_manager.store.read_table(name)
-    if isinstance(io_manager, S3PickleIOManager):
-        key = f"{io_manager.s3_prefix.strip('/')}/{name}".lstrip("/")
-        body = io_manager.s3_resource.get_client().get_object(
-            Bucket=io_manager.s3_bucket, Key=key)["Body"].read()
-        return pickle.loads(body)
-    raise TypeError(f"cannot read {name!r} through a {type(io_manager).__name__}")
+    """The unpartitioned asset `name`, loaded by the IO manager that stored it (the code
+    location's ``io_manager``: DuckDB on the local target, S3 pickles on the aws target)."""
+    return io_manager.load_input(build_input_context(asset_key=AssetKey(name)))
 
 
 def requested(run: DagsterRun, tag: str, field: str) -> str | None:
@@ -105,9 +96,8 @@ def latest_input_dates(instance: DagsterInstance, run_id: str) -> dict[str, str]
 
 
 def as_of_of(run: DagsterRun, instance: DagsterInstance) -> pd.Timestamp | None:
-    """The as-of day of a request: asked for, else planning.default_as_of of the latest
-    transaction and price dates the run read (None without input); a PlanError when the
-    date asked for is not a date."""
+    """The as-of date of a request: asked for, else the latest transaction or price date the
+    run read (None without input); a PlanError when the date asked for is not a date."""
     asked = requested(run, AS_OF_TAG, "as_of")
     if asked:
         try:
@@ -115,12 +105,8 @@ def as_of_of(run: DagsterRun, instance: DagsterInstance) -> pd.Timestamp | None:
         except ValueError as error:
             raise PlanError(f"the as-of date {asked!r} is not a date") from error
     last = latest_input_dates(instance, run.run_id)
-
-    def dates(name: str) -> pd.Series:
-        return pd.Series(pd.to_datetime([last[name]] if name in last else []))
-
-    return default_as_of(pd.DataFrame({"trade_date": dates("transactions")}),
-                         pd.DataFrame({"date": dates("prices")}))
+    days = [pd.Timestamp(last[name]) for name in ("transactions", "prices") if name in last]
+    return max(days) if days else None
 
 
 def requested_runs(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
@@ -175,7 +161,7 @@ def plan_request(parent: DagsterRun, instance: DagsterInstance, store: Partition
     as_of = as_of_of(parent, instance)
     if as_of is None:
         return []
-    as_of = pd.Timestamp(previous_business_day(as_of + pd.Timedelta(days=1)))
+    as_of = as_of_day(as_of)
     portfolios = requested(parent, PORTFOLIO_IDS_TAG, "portfolio_ids")
     return requested_runs(read_input_table(io_manager, "input_digests"), store, as_of,
                           portfolio_ids=portfolios.split(",") if portfolios else (),
