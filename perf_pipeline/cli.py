@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         for message in failed:
             print(message, file=sys.stderr)
         return EXIT_FAILED
-    print(summary(result.run_id, inputs["input_files"], runs, store, as_of))
+    print(summary(result.run_id, inputs["input_files"], runs, store))
     return EXIT_OK
 
 
@@ -225,10 +225,13 @@ def print_failure(result) -> None:
         print(line, file=sys.stderr)
 
 
-def summary(run_id: str, files: pd.DataFrame, runs: list, store, as_of) -> str:
-    """Rows accepted and rejected, the runs, the entities and each portfolio's ITD TWR."""
+def summary(run_id: str, files: pd.DataFrame, runs: list, store) -> str:
+    """Rows accepted and rejected, the runs, and on the latest day computed (the latest
+    calculation date, whatever the as-of date asked for) the entities and each portfolio's
+    ITD TWR."""
     from perf_pipeline.assets.performance import latest_itd
     from perf_pipeline.partitions import SHARDS
+    from perf_pipeline.planning import last_computed
 
     lines = [
         f"perf-pipeline: inputs run {run_id} succeeded, then {len(runs)} partition run(s)",
@@ -238,9 +241,10 @@ def summary(run_id: str, files: pd.DataFrame, runs: list, store, as_of) -> str:
     ]
     lines += [f"  recomputed {', '.join(run.shards)}: {run.start:%Y-%m-%d} .. {run.end:%Y-%m-%d}"
               for run in runs[:10]]
-    if as_of is None:
+    latest = last_computed(store, SHARDS).max()
+    if pd.isna(latest):
         return "\n".join(lines)
-    day = pd.Timestamp(as_of).date()
+    day = pd.Timestamp(latest).date()
     kinds = store.read("daily_valuations", SHARDS, day, day, columns=["entity_type"])
     kinds = kinds["entity_type"].value_counts() if not kinds.empty else pd.Series(dtype=int)
     lines.append(f"  entities on {day}: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} "
