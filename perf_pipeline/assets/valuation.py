@@ -100,9 +100,7 @@ def positions(transactions: pd.DataFrame):
     """Holdings as a change log: quantity (cash for security_id null) held from each effective
     date. Unpartitioned: it is one cheap pass over the transactions, and the daily state the
     partitions carry is in daily_valuations (holding)."""
-    latest = transactions["trade_date"].max()
-    as_of = pd.Timestamp(latest) + pd.Timedelta(days=7) if pd.notna(latest) else pd.Timestamp(0)
-    held = holdings(transactions, as_of)
+    held = holdings(transactions, pd.Timestamp.max)  # every transaction
     negative = negative_holdings(held)
     yield Output(held, metadata={"rows": len(held), **date_range(held["date"])})
     yield AssetCheckResult(

@@ -17,7 +17,6 @@ import pandas as pd
 from dagster import ConfigurableResource
 
 DATE_COLUMNS = {
-    "positions": "date",
     "daily_valuations": "date",
     "performance_metrics": "calculation_date",
     "valued_from": "date",
