@@ -48,16 +48,10 @@ class DuckDBStore(PartitionStore):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def table_exists(self, con: duckdb.DuckDBPyConnection, table: str) -> bool:
-        found = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchall()  # all: an unfinished result blocks the connection's next statement
-        return bool(found[0][0])
-
     def read_table(self, table: str) -> pd.DataFrame:
         """The whole table as a frame; an empty frame when it does not exist yet."""
         with self.connect() as con:
-            if not self.table_exists(con, table):
+            if not table_exists(con, table):
                 return pd.DataFrame()
             return con.execute(f'SELECT * FROM "{table}"').df()
 
@@ -65,17 +59,24 @@ class DuckDBStore(PartitionStore):
                 keep_created_at: Sequence[str] = ()) -> int:
         condition, params = _slice_condition(table, where)
         with self.connect(write=True) as con:
-            return _write(con, self, table, frame, condition, params, keep_created_at)
+            return _write(con, table, frame, condition, params, keep_created_at)
 
     def read(self, table: str, shards: Sequence[str], start: dt.date | None = None,
              end: dt.date | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         condition, params = _slice_condition(table, Slice(tuple(shards), start, end))
         chosen = ", ".join(f'"{c}"' for c in columns) if columns else "*"
         with self.connect() as con:
-            if not self.table_exists(con, table):
+            if not table_exists(con, table):
                 return pd.DataFrame(columns=list(columns or []))
             return con.execute(f'SELECT {chosen} FROM "{table}" WHERE {condition} '
                                f'ORDER BY "{DATE_COLUMNS[table]}"', params).df()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchall()  # all: an unfinished result blocks the connection's next statement
+    return bool(found[0][0])
 
 
 def _slice_condition(table: str, where: Slice) -> tuple[str, list]:
@@ -99,12 +100,12 @@ def _slice_condition(table: str, where: Slice) -> tuple[str, list]:
     return " AND ".join(parts), params
 
 
-def _write(con: duckdb.DuckDBPyConnection, store: DuckDBStore, table: str, frame: pd.DataFrame,
+def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
            condition: str | None, params: list, keep_created_at: Sequence[str]) -> int:
     """Replace the rows of `table` matching `condition` (all rows when None) by `frame`, in
     one transaction; rows rewritten under the same `keep_created_at` key keep created_at.
     Returns the table's row count."""
-    exists = store.table_exists(con, table)
+    exists = table_exists(con, table)
     if not exists and frame.empty and condition is not None:
         return 0  # nothing to replace; a table made from no rows would have no types
     select = _select_typed(frame)
@@ -144,7 +145,7 @@ class DuckDBIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
         table = table_name(context)
         with self.store.connect(write=True) as con:
-            rows = _write(con, self.store, table, obj, None, [], ())
+            rows = _write(con, table, obj, None, [], ())
         context.add_output_metadata({
             "table": f"{self.store.path}:{table}",
             "dagster/row_count": len(obj),
