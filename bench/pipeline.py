@@ -149,8 +149,11 @@ def run_cli(label: str, arguments: list[str], log: Path) -> Measured:
                 samples.append((elapsed, rss, largest, os.getloadavg()[0]))
                 if elapsed - last_print >= 60:
                     last_print = elapsed
-                    print(f"[{label}] {elapsed:6.0f} s  tree RSS {rss:5.2f} GiB  "
-                          f"load {samples[-1][3]:.2f}", flush=True)
+                    print(
+                        f"[{label}] {elapsed:6.0f} s  tree RSS {rss:5.2f} GiB  "
+                        f"load {samples[-1][3]:.2f}",
+                        flush=True,
+                    )
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -167,8 +170,9 @@ def run_cli(label: str, arguments: list[str], log: Path) -> Measured:
         wall=wall,
         # getrusage's ru_maxrss (KiB) of the child: the max over its process tree, sampled
         # largest process as a floor for runs shorter than the sampling period
-        peak_process=max(usage.ru_maxrss * 1024 / GIB,
-                         max((p for _, _, p, _ in samples), default=0.0)),
+        peak_process=max(
+            usage.ru_maxrss * 1024 / GIB, max((p for _, _, p, _ in samples), default=0.0)
+        ),
         peak_tree=max((rss for _, rss, _, _ in samples), default=float("nan")),
         load=sum(loads) / len(loads),
         load_max=max(loads),
@@ -188,9 +192,12 @@ def io_floor(root: Path, store: Path, scratch: Path) -> tuple[float, float]:
     con = duckdb.connect(":memory:")
     con.execute("SET enable_progress_bar = false")
     con.execute(f"ATTACH '{store}' AS source (READ_ONLY)")
-    tables = [name for (name,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'source'"
-    ).fetchall()]
+    tables = [
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'source'"
+        ).fetchall()
+    ]
     for name in tables:
         con.execute(f'CREATE TABLE memory."{name}" AS SELECT * FROM source."{name}"')
     con.execute("DETACH source")
@@ -199,8 +206,10 @@ def io_floor(root: Path, store: Path, scratch: Path) -> tuple[float, float]:
     con.execute(f"ATTACH '{scratch}' AS floor")
     for kind in KINDS:
         pattern = str(root / kind / "**" / "*.csv")
-        con.execute(f"CREATE TABLE floor.input_{kind} AS SELECT * FROM read_csv('{pattern}', "
-                    "all_varchar = true)")
+        con.execute(
+            f"CREATE TABLE floor.input_{kind} AS SELECT * FROM read_csv('{pattern}', "
+            "all_varchar = true)"
+        )
     for name in tables:
         con.execute(f'CREATE TABLE floor."{name}" AS SELECT * FROM memory."{name}"')
     con.execute("DETACH floor")
@@ -220,42 +229,55 @@ def compare_stores(left: Path, right: Path, table: str, rtol: float = 1e-12) -> 
     con.execute(f"ATTACH '{right}' AS b (READ_ONLY)")
     types = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = 'a' AND table_name = ? ORDER BY ordinal_position", [table]
+        "WHERE table_catalog = 'a' AND table_name = ? ORDER BY ordinal_position",
+        [table],
     ).fetchall()
-    other = {name for (name,) in con.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_catalog = 'b' AND table_name = ?", [table]).fetchall()}
+    other = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_catalog = 'b' AND table_name = ?",
+            [table],
+        ).fetchall()
+    }
     columns = [(n, t) for n, t in types if n not in IGNORED]
     mismatched = {n for n, _ in columns} ^ (other - set(IGNORED))
     if mismatched:
         return f"{table}: columns differ: {sorted(mismatched)}"
     floats = [n for n, t in columns if t in ("DOUBLE", "FLOAT", "REAL")]
     keys = [n for n, _ in columns if n not in floats]
-    counts = [con.execute(f'SELECT count(*), count(DISTINCT ({", ".join(keys)})) FROM {s}."{table}"'
-                          ).fetchone() for s in ("a", "b")]
+    counts = [
+        con.execute(
+            f'SELECT count(*), count(DISTINCT ({", ".join(keys)})) FROM {s}."{table}"'
+        ).fetchone()
+        for s in ("a", "b")
+    ]
     if counts[0] != counts[1] or counts[0][0] != counts[0][1]:
         return f"{table}: rows / distinct keys {counts[0]} vs {counts[1]}"
     on = " AND ".join(f'a."{k}" IS NOT DISTINCT FROM b."{k}"' for k in keys)
     agree = [
-        f'(isnan(coalesce(a."{f}", \'nan\'::DOUBLE)) AND isnan(coalesce(b."{f}", \'nan\'::DOUBLE)))'
+        f"(isnan(coalesce(a.\"{f}\", 'nan'::DOUBLE)) AND isnan(coalesce(b.\"{f}\", 'nan'::DOUBLE)))"
         f' OR abs(a."{f}" - b."{f}") <= {rtol} * greatest(abs(a."{f}"), abs(b."{f}"))'
         for f in floats
     ]
     sums = ", ".join(f"count(*) FILTER (WHERE NOT coalesce({cond}, false))" for cond in agree)
     worst = ", ".join(
         f'max(abs(a."{f}" - b."{f}") / nullif(greatest(abs(a."{f}"), abs(b."{f}")), 0))'
-        for f in floats)
+        for f in floats
+    )
     found = con.execute(
         f'SELECT count(a."{keys[0]}"), count(b."{keys[0]}"), count(*), {sums}, {worst} '
         f'FROM a."{table}" a FULL OUTER JOIN b."{table}" b ON {on}'
     ).fetchone()
     con.close()
     matched, total = found[0] + found[1] - found[2], counts[0][0]
-    bad = {f: n for f, n in zip(floats, found[3:3 + len(floats)], strict=True) if n}
-    worst_rel = max((w for w in found[3 + len(floats):] if w is not None), default=0.0)
+    bad = {f: n for f, n in zip(floats, found[3 : 3 + len(floats)], strict=True) if n}
+    worst_rel = max((w for w in found[3 + len(floats) :] if w is not None), default=0.0)
     if matched != total or bad:
-        return (f"{table}: {total - matched:,} rows unmatched, floating columns differing: "
-                f"{bad}, worst relative difference {worst_rel:.1e}")
+        return (
+            f"{table}: {total - matched:,} rows unmatched, floating columns differing: "
+            f"{bad}, worst relative difference {worst_rel:.1e}"
+        )
     print(f"  {table}: {total:,} rows identical (worst relative difference {worst_rel:.1e})")
     return ""
 
@@ -293,23 +315,33 @@ def main() -> None:
     store_a, store_b = (fresh_store(args.workdir / f"{name}-{size}.duckdb") for name in "AB")
     store_inc = fresh_store(args.workdir / f"A-plus-day-{size}.duckdb")
 
-    backfill = run_cli("backfill", ["--input", str(base), "--store", str(store_a)],
-                       args.workdir / f"backfill-{size}.log")
+    backfill = run_cli(
+        "backfill",
+        ["--input", str(base), "--store", str(store_a)],
+        args.workdir / f"backfill-{size}.log",
+    )
     print(f"[backfill] {backfill.wall:.1f} s", flush=True)
     # in its own process: the floor holds every table in memory, and a child started later
     # would inherit this process's peak resident size in its getrusage figure
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        floor, floor_load = pool.submit(io_floor, base, store_a,
-                                        args.workdir / "floor.duckdb").result()
+        floor, floor_load = pool.submit(
+            io_floor, base, store_a, args.workdir / "floor.duckdb"
+        ).result()
     print(f"[floor] {floor:.1f} s", flush=True)
 
     copy_store(store_a, store_inc)
-    increment = run_cli("increment", ["--input", str(full), "--store", str(store_inc)],
-                        args.workdir / f"increment-{size}.log")
+    increment = run_cli(
+        "increment",
+        ["--input", str(full), "--store", str(store_inc)],
+        args.workdir / f"increment-{size}.log",
+    )
     print(f"[increment] {increment.wall:.1f} s", flush=True)
 
-    two = run_cli("2 processes", ["--processes", "2", "--input", str(base),
-                                  "--store", str(store_b)], args.workdir / f"two-{size}.log")
+    two = run_cli(
+        "2 processes",
+        ["--processes", "2", "--input", str(base), "--store", str(store_b)],
+        args.workdir / f"two-{size}.log",
+    )
     print(f"[2 processes] {two.wall:.1f} s", flush=True)
     print("A (one process) vs B (two processes):")
     differences = [line for table in COMPARED if (line := compare_stores(store_a, store_b, table))]
@@ -318,26 +350,45 @@ def main() -> None:
 
     with duckdb.connect(str(store_a), read_only=True) as con:
         rows = con.execute("SELECT count(*) FROM daily_valuations").fetchone()[0]
-        entities = con.execute("SELECT count(DISTINCT (entity_type, entity_id)) "
-                               "FROM daily_valuations").fetchone()[0]
-    print(f"\n{args.portfolios} portfolios x {args.years:g} years: {entities:,} entities, "
-          f"{rows:,} valuation rows; base input ends the business day before {args.end}")
+        entities = con.execute(
+            "SELECT count(DISTINCT (entity_type, entity_id)) FROM daily_valuations"
+        ).fetchone()[0]
+    print(
+        f"\n{args.portfolios} portfolios x {args.years:g} years: {entities:,} entities, "
+        f"{rows:,} valuation rows; base input ends the business day before {args.end}"
+    )
     print("peak: largest single process (getrusage) / whole process tree (/proc, 0.5 s)")
     print("| step | wall | peak process / tree | figure | goal | load 1 min mean (max) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for label, m, figure, goal in (
-        ("backfill, 1 process", backfill, f"{backfill.wall / floor:.1f}x the floor",
-         "<= 3x, <= 8 GB"),
-        (f"increment, +1 day ({partition_runs(increment.stdout)} partition runs)", increment,
-         f"{increment.wall / backfill.wall:.1%} of backfill", "<= 2 %"),
-        (f"backfill, 2 processes ({partition_runs(two.stdout)} partition runs)", two,
-         f"{two.wall / backfill.wall:.2f}x one process", "<= 0.65x, identical"),
+        (
+            "backfill, 1 process",
+            backfill,
+            f"{backfill.wall / floor:.1f}x the floor",
+            "<= 3x, <= 8 GB",
+        ),
+        (
+            f"increment, +1 day ({partition_runs(increment.stdout)} partition runs)",
+            increment,
+            f"{increment.wall / backfill.wall:.1%} of backfill",
+            "<= 2 %",
+        ),
+        (
+            f"backfill, 2 processes ({partition_runs(two.stdout)} partition runs)",
+            two,
+            f"{two.wall / backfill.wall:.2f}x one process",
+            "<= 0.65x, identical",
+        ),
     ):
-        print(f"| {label} | {m.wall:.1f} s | {m.peak_process:.2f} / {m.peak_tree:.2f} GiB "
-              f"| {figure} | {goal} | {m.load:.2f} ({m.load_max:.2f}) |")
+        print(
+            f"| {label} | {m.wall:.1f} s | {m.peak_process:.2f} / {m.peak_tree:.2f} GiB "
+            f"| {figure} | {goal} | {m.load:.2f} ({m.load_max:.2f}) |"
+        )
     print(f"| I/O floor (DuckDB alone) | {floor:.1f} s | | | | {floor_load:.2f} |")
-    print("results of 1 and 2 processes: "
-          + ("identical to 1e-12 relative" if not differences else "DIFFERENT"))
+    print(
+        "results of 1 and 2 processes: "
+        + ("identical to 1e-12 relative" if not differences else "DIFFERENT")
+    )
 
 
 if __name__ == "__main__":

@@ -96,8 +96,9 @@ class JobSelector:
 
 def _run_info(node: dict[str, Any]) -> RunInfo:
     tags = {tag["key"]: tag["value"] for tag in node.get("tags") or []}
-    return RunInfo(run_id=node["runId"], status=node["status"], tags=tags,
-                   job=node.get("jobName") or "")
+    return RunInfo(
+        run_id=node["runId"], status=node["status"], tags=tags, job=node.get("jobName") or ""
+    )
 
 
 def _result(data: dict[str, Any], name: str) -> dict[str, Any]:

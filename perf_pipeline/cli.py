@@ -48,10 +48,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--store", help="DuckDB file of the local target (PERF_STORE)")
     run.add_argument("--target", choices=("local", "aws"), help="PERF_TARGET (default local)")
     run.add_argument("--as-of", type=iso_date, help="value up to this date (default: latest)")
-    run.add_argument("--processes", type=positive, default=1,
-                     help="run the stale partitions in this many processes (default 1)")
+    run.add_argument(
+        "--processes",
+        type=positive,
+        default=1,
+        help="run the stale partitions in this many processes (default 1)",
+    )
     init = commands.add_parser(
-        "aws-init", help="create the bucket, table, Timestream table and queue (dev or emulator)")
+        "aws-init", help="create the bucket, table, Timestream table and queue (dev or emulator)"
+    )
     init.add_argument("--bucket", help="input bucket (default: the bucket of PERF_INPUT)")
     init.add_argument("--queue", default="perf-pipeline-requests", help="SQS queue name")
     init.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION)")
@@ -82,18 +87,25 @@ def aws_init(args: argparse.Namespace) -> int:
         return os.environ.get(variable) or DEFAULTS[variable]
 
     root = os.environ.get("PERF_INPUT", "")
-    bucket = args.bucket or (root[len("s3://"):].split("/")[0] if root.startswith("s3://")
-                             else None)
+    bucket = args.bucket or (
+        root[len("s3://") :].split("/")[0] if root.startswith("s3://") else None
+    )
     if not bucket:
-        print("perf-pipeline: give --bucket or set PERF_INPUT=s3://bucket/prefix",
-              file=sys.stderr)
+        print("perf-pipeline: give --bucket or set PERF_INPUT=s3://bucket/prefix", file=sys.stderr)
         return EXIT_USAGE
-    region = (args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-              or "us-east-1")
+    region = (
+        args.region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1"
+    )
     created = create_dev_resources(
-        bucket=bucket, table=named("PERF_DYNAMODB_TABLE"),
+        bucket=bucket,
+        table=named("PERF_DYNAMODB_TABLE"),
         timestream_database=named("PERF_TIMESTREAM_DATABASE"),
-        timestream_table=named("PERF_TIMESTREAM_TABLE"), queue_name=args.queue, region=region,
+        timestream_table=named("PERF_TIMESTREAM_TABLE"),
+        queue_name=args.queue,
+        region=region,
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
     )
     for name, value in created.items():
@@ -104,10 +116,13 @@ def aws_init(args: argparse.Namespace) -> int:
 def generate(args: argparse.Namespace) -> int:
     from perf_pipeline.sample_data import generate as write_sample
 
-    counts = write_sample(args.out, portfolios=args.portfolios, years=args.years,
-                          seed=args.seed, fmt=args.format)
-    print(f"wrote sample input to {args.out}: "
-          + ", ".join(f"{n:,} {kind}" for kind, n in counts.items()))
+    counts = write_sample(
+        args.out, portfolios=args.portfolios, years=args.years, seed=args.seed, fmt=args.format
+    )
+    print(
+        f"wrote sample input to {args.out}: "
+        + ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
+    )
     return EXIT_OK
 
 
@@ -135,18 +150,27 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     instance = _instance()
     result = defs.resolve_job_def(INPUTS_JOB).execute_in_process(
-        run_config=QUIET, instance=instance, raise_on_error=False)
+        run_config=QUIET, instance=instance, raise_on_error=False
+    )
     if not result.success:
         print_failure(result)
         return EXIT_FAILED
-    inputs = {name: result.output_for_node("inputs", name)
-              for name in ("input_files", "input_digests", "transactions", "prices")}
-    as_of = (pd.Timestamp(args.as_of) if args.as_of
-             else default_as_of(inputs["transactions"], inputs["prices"]))
+    inputs = {
+        name: result.output_for_node("inputs", name)
+        for name in ("input_files", "input_digests", "transactions", "prices")
+    }
+    as_of = (
+        pd.Timestamp(args.as_of)
+        if args.as_of
+        else default_as_of(inputs["transactions"], inputs["prices"])
+    )
     store = defs.resources["partition_store"].process_config_and_initialize()
     try:
-        runs = plan(inputs["input_digests"], store, as_of, workers=args.processes) \
-            if as_of is not None else []
+        runs = (
+            plan(inputs["input_digests"], store, as_of, workers=args.processes)
+            if as_of is not None
+            else []
+        )
     except PlanError as error:
         print(f"perf-pipeline: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -176,8 +200,9 @@ def run_partitions(target: str, tags: dict[str, str]) -> list[str]:
     from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions
 
     job = build_definitions(target).resolve_job_def(PERFORMANCE_JOB)
-    result = job.execute_in_process(run_config=QUIET, instance=_instance(), tags=tags,
-                                    raise_on_error=False)
+    result = job.execute_in_process(
+        run_config=QUIET, instance=_instance(), tags=tags, raise_on_error=False
+    )
     return [] if result.success else failure_lines(result)
 
 
@@ -202,14 +227,20 @@ def failure_lines(result) -> list[str]:
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
-            reason = (data.user_failure_data.description if data.user_failure_data
-                      else root_cause(data.error) if data.error else event.message)
+            reason = (
+                data.user_failure_data.description
+                if data.user_failure_data
+                else root_cause(data.error)
+                if data.error
+                else event.message
+            )
             lines.append(f"  {event.step_key}: {reason}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if not data.passed and data.severity.value == "ERROR":
-                lines.append(f"  check {data.check_name} on "
-                             f"{data.asset_key.to_user_string()} failed")
+                lines.append(
+                    f"  check {data.check_name} on {data.asset_key.to_user_string()} failed"
+                )
     return lines
 
 
@@ -239,26 +270,31 @@ def summary(run_id: str, files: pd.DataFrame, runs: list, store) -> str:
         f"  rows accepted: {int(files['rows_accepted'].sum()):,}, rejected: "
         f"{int(files['rows_rejected'].sum()):,}",
     ]
-    lines += [f"  recomputed {', '.join(run.shards)}: {run.start:%Y-%m-%d} .. {run.end:%Y-%m-%d}"
-              for run in runs[:10]]
+    lines += [
+        f"  recomputed {', '.join(run.shards)}: {run.start:%Y-%m-%d} .. {run.end:%Y-%m-%d}"
+        for run in runs[:10]
+    ]
     latest = last_computed(store, SHARDS).max()
     if pd.isna(latest):
         return "\n".join(lines)
     day = pd.Timestamp(latest).date()
     kinds = store.read("daily_valuations", SHARDS, day, day, columns=["entity_type"])
     kinds = kinds["entity_type"].value_counts() if not kinds.empty else pd.Series(dtype=int)
-    lines.append(f"  entities on {day}: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} "
-                 f"portfolios, {int(kinds.get('account', 0))} accounts, "
-                 f"{int(kinds.get('security', 0))} positions)")
+    lines.append(
+        f"  entities on {day}: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} "
+        f"portfolios, {int(kinds.get('account', 0))} accounts, "
+        f"{int(kinds.get('security', 0))} positions)"
+    )
     metrics = store.read("performance_metrics", SHARDS, day, day)
     latest = latest_itd(metrics) if not metrics.empty else metrics
     if not latest.empty:
         lines.append("  ITD TWR per portfolio:")
     for row in latest.itertuples():
-        annual = "" if pd.isna(row.twr_annualized) else (
-            f"  ({row.twr_annualized:+.2%} a year)")
-        lines.append(f"    {row.entity_id:<12} {row.start_date:%Y-%m-%d} .. "
-                     f"{row.end_date:%Y-%m-%d}  {row.twr:+.2%}{annual}")
+        annual = "" if pd.isna(row.twr_annualized) else (f"  ({row.twr_annualized:+.2%} a year)")
+        lines.append(
+            f"    {row.entity_id:<12} {row.start_date:%Y-%m-%d} .. "
+            f"{row.end_date:%Y-%m-%d}  {row.twr:+.2%}{annual}"
+        )
     return "\n".join(lines)
 
 

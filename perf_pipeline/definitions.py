@@ -32,8 +32,8 @@ inputs_job = define_asset_job(
     INPUTS_JOB,
     selection=AssetSelection.groups(INPUTS) | AssetSelection.assets("positions"),
     description="Read and validate every input file, and digest what each shard and day "
-                "depends on; the stale partitions follow (perf-pipeline run, the "
-                "stale_partitions sensor).",
+    "depends on; the stale partitions follow (perf-pipeline run, the "
+    "stale_partitions sensor).",
     tags={EXCLUSIVE_TAG: INPUTS_JOB},
 )
 performance_job = define_asset_job(
@@ -47,8 +47,12 @@ def _status(on: bool) -> DefaultSensorStatus:
     return DefaultSensorStatus.RUNNING if on else DefaultSensorStatus.STOPPED
 
 
-def build_definitions(target: str, *, s3_settings: S3SensorSettings | None = None,
-                      sqs_settings: SqsSensorSettings | None = None) -> Definitions:
+def build_definitions(
+    target: str,
+    *,
+    s3_settings: S3SensorSettings | None = None,
+    sqs_settings: SqsSensorSettings | None = None,
+) -> Definitions:
     """Definitions for a target (local or aws). The SQS sensor is on by default when
     PERF_SQS_QUEUE_URL is set; the S3 sensor when PERF_INPUT is an s3:// URI and no queue is
     set (with a queue, the bucket's event notifications arrive through it, as template.yaml
@@ -59,12 +63,18 @@ def build_definitions(target: str, *, s3_settings: S3SensorSettings | None = Non
         assets=[inputs, positions, daily_valuations, performance_metrics],
         jobs=[inputs_job, performance_job],
         sensors=[
-            build_s3_sensor(INPUTS_JOB, settings=s3_settings, default_status=_status(
-                root.startswith("s3://") and not queue_url)),
-            build_sqs_sensor(INPUTS_JOB, queue_url, default_status=_status(bool(queue_url)),
-                             settings=sqs_settings),
-            build_stale_partitions_sensor(inputs_job, performance_job,
-                                          exclusive_tag=EXCLUSIVE_TAG),
+            build_s3_sensor(
+                INPUTS_JOB,
+                settings=s3_settings,
+                default_status=_status(root.startswith("s3://") and not queue_url),
+            ),
+            build_sqs_sensor(
+                INPUTS_JOB,
+                queue_url,
+                default_status=_status(bool(queue_url)),
+                settings=sqs_settings,
+            ),
+            build_stale_partitions_sensor(inputs_job, performance_job, exclusive_tag=EXCLUSIVE_TAG),
         ],
         schedules=[build_nightly_schedule(INPUTS_JOB)],
         resources=resources_for(target),

@@ -30,8 +30,19 @@ from perf_pipeline.calc.calendar import business_days, roll_to_business_day
 DIGEST_COLUMNS = ["shard", "date", "digest"]
 RANGE_COLUMNS = ["shard", "start", "end"]
 JOIN_IDLE_DAYS = 20  # a range this short spans idle shards rather than start another run
-TRANSACTION_FIELDS = ["transaction_id", "portfolio_id", "account_id", "security_id",
-                      "trade_date", "type", "quantity", "price", "amount", "fee", "currency"]
+TRANSACTION_FIELDS = [
+    "transaction_id",
+    "portfolio_id",
+    "account_id",
+    "security_id",
+    "trade_date",
+    "type",
+    "quantity",
+    "price",
+    "amount",
+    "fee",
+    "currency",
+]
 TRADE_PRICE_FIELDS = ["security_id", "trade_date", "transaction_id", "type", "price"]
 
 
@@ -56,9 +67,13 @@ def shard_of(portfolio_ids: Iterable[str], count: int) -> np.ndarray:
 
 def no_digests() -> pd.DataFrame:
     """An empty digest table, typed."""
-    return pd.DataFrame({"shard": pd.Series(dtype=object),
-                         "date": pd.Series(dtype="datetime64[ns]"),
-                         "digest": pd.Series(dtype="int64")})
+    return pd.DataFrame(
+        {
+            "shard": pd.Series(dtype=object),
+            "date": pd.Series(dtype="datetime64[ns]"),
+            "digest": pd.Series(dtype="int64"),
+        }
+    )
 
 
 def _row_hashes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
@@ -70,8 +85,9 @@ def _days(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     return np.asarray(roll_to_business_day(pd.DatetimeIndex(dates)), dtype="datetime64[ns]")
 
 
-def _broadcast(keys: np.ndarray, days: np.ndarray, hashes: np.ndarray,
-               key_shards: pd.DataFrame) -> pd.DataFrame:
+def _broadcast(
+    keys: np.ndarray, days: np.ndarray, hashes: np.ndarray, key_shards: pd.DataFrame
+) -> pd.DataFrame:
     """Rows keyed by `keys` (a security or benchmark id), summed into every shard that uses the
     key: a (days x keys) matrix of hash sums times the (keys x shards) incidence matrix."""
     if len(keys) == 0 or key_shards.empty:
@@ -84,12 +100,18 @@ def _broadcast(keys: np.ndarray, days: np.ndarray, hashes: np.ndarray,
     np.add.at(sums, (row, col[used]), hashes[used])
     shard_index = pd.Index(sorted(key_shards["shard"].unique()))
     incidence = np.zeros((len(key_index), len(shard_index)), dtype=np.uint64)
-    incidence[key_index.get_indexer(key_shards["key"]),
-              shard_index.get_indexer(key_shards["shard"])] = 1
+    incidence[
+        key_index.get_indexer(key_shards["key"]), shard_index.get_indexer(key_shards["shard"])
+    ] = 1
     by_shard = sums @ incidence  # integer matmul wraps modulo 2**64, as the sums do
     day_pos, shard_pos = np.nonzero(by_shard)  # a missing day counts as digest 0
-    return pd.DataFrame({"shard": shard_index[shard_pos], "date": day_index[day_pos],
-                         "digest": by_shard[day_pos, shard_pos]})
+    return pd.DataFrame(
+        {
+            "shard": shard_index[shard_pos],
+            "date": day_index[day_pos],
+            "digest": by_shard[day_pos, shard_pos],
+        }
+    )
 
 
 def input_digests(
@@ -111,47 +133,86 @@ def input_digests(
     """
     tx_shard = shard_of(transactions["portfolio_id"], shards)
     tx_days = _days(transactions["trade_date"])
-    owners = (pd.DataFrame({"portfolio_id": transactions["portfolio_id"].to_numpy(),
-                            "shard": tx_shard, "date": tx_days})
-              .groupby(["portfolio_id", "shard"], sort=False)["date"].min().reset_index())
+    owners = (
+        pd.DataFrame(
+            {
+                "portfolio_id": transactions["portfolio_id"].to_numpy(),
+                "shard": tx_shard,
+                "date": tx_days,
+            }
+        )
+        .groupby(["portfolio_id", "shard"], sort=False)["date"]
+        .min()
+        .reset_index()
+    )
     described = owners.merge(portfolios, on="portfolio_id", how="left")
     named = transactions["security_id"].notna().to_numpy()
-    securities = pd.DataFrame({"key": transactions["security_id"].to_numpy()[named],
-                               "shard": tx_shard[named]}).drop_duplicates()
+    securities = pd.DataFrame(
+        {"key": transactions["security_id"].to_numpy()[named], "shard": tx_shard[named]}
+    ).drop_duplicates()
     trades = transactions.loc[named & transactions["type"].isin(["BUY", "SELL"]).to_numpy()]
     bench_of = portfolios[["portfolio_id", "benchmark_id"]].dropna().merge(owners)
     bench_shards = bench_of.rename(columns={"benchmark_id": "key"})[["key", "shard"]]
     salt = np.uint64(zlib.crc32(settings.encode()))
     own = [
-        pd.DataFrame({"shard": tx_shard, "date": tx_days,
-                      "digest": _row_hashes(transactions, TRANSACTION_FIELDS)}),
-        pd.DataFrame({"shard": described["shard"], "date": described["date"],
-                      "digest": _row_hashes(described, list(portfolios.columns)) + salt}),
+        pd.DataFrame(
+            {
+                "shard": tx_shard,
+                "date": tx_days,
+                "digest": _row_hashes(transactions, TRANSACTION_FIELDS),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "shard": described["shard"],
+                "date": described["date"],
+                "digest": _row_hashes(described, list(portfolios.columns)) + salt,
+            }
+        ),
     ]
     seeds = [
-        _broadcast(prices["security_id"].to_numpy(), _days(prices["date"]),
-                   _row_hashes(prices, ["security_id", "date", "close"]), securities),
-        _broadcast(trades["security_id"].to_numpy(), _days(trades["trade_date"]),
-                   _row_hashes(trades, TRADE_PRICE_FIELDS), securities),
-        _broadcast(benchmarks["benchmark_id"].to_numpy(), _days(benchmarks["date"]),
-                   _row_hashes(benchmarks, ["benchmark_id", "date", "close"]), bench_shards),
+        _broadcast(
+            prices["security_id"].to_numpy(),
+            _days(prices["date"]),
+            _row_hashes(prices, ["security_id", "date", "close"]),
+            securities,
+        ),
+        _broadcast(
+            trades["security_id"].to_numpy(),
+            _days(trades["trade_date"]),
+            _row_hashes(trades, TRADE_PRICE_FIELDS),
+            securities,
+        ),
+        _broadcast(
+            benchmarks["benchmark_id"].to_numpy(),
+            _days(benchmarks["date"]),
+            _row_hashes(benchmarks, ["benchmark_id", "date", "close"]),
+            bench_shards,
+        ),
     ]
     if first_day is not None:
         floor = np.datetime64(pd.Timestamp(first_day).normalize(), "ns")
-        seeds = [part.assign(date=np.maximum(part["date"].to_numpy(dtype="datetime64[ns]"),
-                                             floor)) for part in seeds]
+        seeds = [
+            part.assign(date=np.maximum(part["date"].to_numpy(dtype="datetime64[ns]"), floor))
+            for part in seeds
+        ]
     parts = [part for part in own + seeds if not part.empty]
     if not parts:
         return no_digests()
     rows = pd.concat(parts, ignore_index=True)
-    summed = (rows.assign(digest=rows["digest"].to_numpy(dtype=np.uint64))
-              .groupby(["shard", "date"], sort=True)["digest"].sum().reset_index())
+    summed = (
+        rows.assign(digest=rows["digest"].to_numpy(dtype=np.uint64))
+        .groupby(["shard", "date"], sort=True)["digest"]
+        .sum()
+        .reset_index()
+    )
     summed["digest"] = summed["digest"].to_numpy(dtype=np.uint64).view(np.int64)
     return summed[DIGEST_COLUMNS]
 
 
-def stale_ranges(current: pd.DataFrame, computed: pd.DataFrame,
-                 as_of: pd.Timestamp) -> pd.DataFrame:
+def stale_ranges(
+    current: pd.DataFrame, computed: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Per shard, the business days to recompute: from the first day whose current digest
     differs from the one its partition was computed from (a day without input has digest 0;
     a day never computed differs) through the later of `as_of` and the shard's last computed
@@ -181,12 +242,14 @@ def stale_ranges(current: pd.DataFrame, computed: pd.DataFrame,
     return pd.DataFrame(found, columns=RANGE_COLUMNS)
 
 
-def partition_digests(digests: pd.DataFrame, shards: Sequence[str], start: pd.Timestamp,
-                      end: pd.Timestamp) -> pd.DataFrame:
+def partition_digests(
+    digests: pd.DataFrame, shards: Sequence[str], start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
     """The digest of every partition of `shards` x business days start..end (0: no input):
     what a run over them computes from. DIGEST_COLUMNS, sorted by shard and date."""
-    grid = pd.MultiIndex.from_product([sorted(shards), business_days(start, end)],
-                                      names=["shard", "date"])
+    grid = pd.MultiIndex.from_product(
+        [sorted(shards), business_days(start, end)], names=["shard", "date"]
+    )
     current = digests.set_index(["shard", "date"])["digest"]
     return current.reindex(grid, fill_value=0).astype("int64").reset_index()[DIGEST_COLUMNS]
 
@@ -202,12 +265,19 @@ class PlannedRun:
     def range_tags(self) -> dict[str, str]:
         """Dagster's partition-range tags: keys are 'date|shard', a 2-D range of both."""
         first, last = self.shards[0], self.shards[-1]
-        return {"dagster/asset_partition_range_start": f"{self.start:%Y-%m-%d}|{first}",
-                "dagster/asset_partition_range_end": f"{self.end:%Y-%m-%d}|{last}"}
+        return {
+            "dagster/asset_partition_range_start": f"{self.start:%Y-%m-%d}|{first}",
+            "dagster/asset_partition_range_end": f"{self.end:%Y-%m-%d}|{last}",
+        }
 
 
-def plan_runs(ranges: pd.DataFrame, all_shards: Sequence[str], fresh: Iterable[str] = (),
-              idle: Iterable[str] = (), workers: int = 1) -> list[PlannedRun]:
+def plan_runs(
+    ranges: pd.DataFrame,
+    all_shards: Sequence[str],
+    fresh: Iterable[str] = (),
+    idle: Iterable[str] = (),
+    workers: int = 1,
+) -> list[PlannedRun]:
     """Ranged runs covering `ranges` exactly: shards with the same range that are contiguous
     in `all_shards` share a run (a run's partitions are a 2-D range, so a run never spans a
     shard with input that it does not recompute), cut into `workers` runs of similar size

@@ -24,13 +24,17 @@ PARTITION_START = pd.Timestamp(configured("PERF_PARTITION_START"))
 SHARDS = shard_names(SHARD_COUNT)
 
 business_days_partitions = TimeWindowPartitionsDefinition(
-    start=PARTITION_START.to_pydatetime(), cron_schedule="0 0 * * 1-5", fmt="%Y-%m-%d",
+    start=PARTITION_START.to_pydatetime(),
+    cron_schedule="0 0 * * 1-5",
+    fmt="%Y-%m-%d",
     end_offset=1,  # today's partition exists today, for a run after the close
 )
-daily_shards = MultiPartitionsDefinition({
-    DATE: business_days_partitions,
-    SHARD: StaticPartitionsDefinition(SHARDS),
-})
+daily_shards = MultiPartitionsDefinition(
+    {
+        DATE: business_days_partitions,
+        SHARD: StaticPartitionsDefinition(SHARDS),
+    }
+)
 
 
 def partition_scope(keys: list[str]) -> tuple[tuple[str, ...], pd.Timestamp, pd.Timestamp]:

@@ -18,8 +18,7 @@ class PlanError(ValueError):
 
 def as_of_day(day: pd.Timestamp) -> pd.Timestamp:
     """The business day a run up to `day` values last: `day`, or the Friday before a weekend."""
-    return pd.Timestamp(previous_business_day(pd.Timestamp(day).normalize()
-                                              + pd.Timedelta(days=1)))
+    return pd.Timestamp(previous_business_day(pd.Timestamp(day).normalize() + pd.Timedelta(days=1)))
 
 
 def default_as_of(transactions: pd.DataFrame, prices: pd.DataFrame) -> pd.Timestamp | None:
@@ -28,8 +27,13 @@ def default_as_of(transactions: pd.DataFrame, prices: pd.DataFrame) -> pd.Timest
     return None if pd.isna(latest) else as_of_day(latest)
 
 
-def plan(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
-         shards: Sequence[str] | None = None, workers: int = 1) -> list[PlannedRun]:
+def plan(
+    digests: pd.DataFrame,
+    store: PartitionStore,
+    as_of: pd.Timestamp,
+    shards: Sequence[str] | None = None,
+    workers: int = 1,
+) -> list[PlannedRun]:
     """The runs that recompute exactly the stale partitions of `shards` (default: all) up to
     `as_of` (rolled back to a business day), or up to a shard's last computed day when that
     is later: per shard, from the first business day whose input changed since it was
@@ -41,8 +45,10 @@ def plan(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
         raise PlanError(f"as-of {as_of:%Y-%m-%d} is after the last partition {last:%Y-%m-%d}")
     first = digests["date"].min()
     if pd.notna(first) and first < PARTITION_START:
-        raise PlanError(f"a transaction is dated {first:%Y-%m-%d}, before the first partition "
-                        f"{PARTITION_START:%Y-%m-%d}: set PERF_PARTITION_START earlier")
+        raise PlanError(
+            f"a transaction is dated {first:%Y-%m-%d}, before the first partition "
+            f"{PARTITION_START:%Y-%m-%d}: set PERF_PARTITION_START earlier"
+        )
     computed = store.read("computed_from", SHARDS, columns=DIGEST_COLUMNS)
     idle = set(SHARDS) - set(digests["shard"]) - set(computed["shard"])
     chosen = list(shards) if shards else SHARDS

@@ -34,7 +34,6 @@ FAKE_AWS_ENV = {
 }
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def dagster_home(tmp_path_factory) -> Iterator[str]:
     """A DAGSTER_HOME of the test session's own, so no developer's instance (or a variable

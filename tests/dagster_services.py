@@ -192,9 +192,7 @@ def wait_until_loaded(services: DagsterServices, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         services.check_alive()
         try:
-            state, message = _location_state(
-                services.graphql(WORKSPACE_QUERY), services.location
-            )
+            state, message = _location_state(services.graphql(WORKSPACE_QUERY), services.location)
         except ServicesError as exc:
             state, message = "loading", str(exc)
         if state == "loaded":
@@ -260,8 +258,13 @@ def dagster_services(
     logs = {"webserver": root / "webserver.log", "daemon": root / "daemon.log"}
     commands = {
         "webserver": [
-            str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-            "-w", str(workspace),
+            str(BIN / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(workspace),
         ],
         "daemon": [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
     }

@@ -20,13 +20,16 @@ TX_HEADER = (
     "transaction_id,portfolio_id,account_id,security_id,trade_date,type,quantity,price,amount,"
     "fee,currency\n"
 )
-TRANSACTIONS = TX_HEADER + """T1,P1,A1,,2024-01-02,DEPOSIT,,,10000,,USD
+TRANSACTIONS = (
+    TX_HEADER
+    + """T1,P1,A1,,2024-01-02,DEPOSIT,,,10000,,USD
 T2,P1,A1,S1,2024-01-02,BUY,50,100,,10,USD
 T3,P1,A2,,2024-01-03,DEPOSIT,,,2000,,USD
 T4,P1,A1,,2024-01-04,DEPOSIT,,,1000,,USD
 T5,P1,A1,S1,2024-01-05,SELL,10,110,,5,USD
 T6,P1,A2,,2024-01-06,FEE,,,20,,USD
 """
+)
 PRICES = """security_id,date,close,currency
 S1,2024-01-02,100,USD
 S1,2024-01-03,102,USD
@@ -75,8 +78,12 @@ AS_OF = "2024-01-08"
 
 
 def write_input(root: Path) -> Path:
-    for kind, text in (("transactions", TRANSACTIONS), ("prices", PRICES),
-                       ("benchmarks", BENCHMARKS), ("portfolios", PORTFOLIOS)):
+    for kind, text in (
+        ("transactions", TRANSACTIONS),
+        ("prices", PRICES),
+        ("benchmarks", BENCHMARKS),
+        ("portfolios", PORTFOLIOS),
+    ):
         (root / kind / "2024").mkdir(parents=True, exist_ok=True)
         (root / kind / "2024" / f"{kind}.csv").write_text(text)
     return root
@@ -85,16 +92,15 @@ def write_input(root: Path) -> Path:
 AS_OF = "2024-01-08"
 
 
-
-
 def p1_itd_expected() -> dict[str, float]:
     """P1's ITD figures at 2024-01-08 (base 2024-01-01, 7 days), each derived by hand."""
     r = np.array(P1_R)
     closes = np.array([100, 101, 100, 102, 103, 104.0])
     m = closes[1:] / closes[:-1] - 1
     index = np.cumprod(1 + r)
-    annual_mwr = pyxirr.xirr(["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-08"],
-                             [-10000, -2000, -1000, 13305])
+    annual_mwr = pyxirr.xirr(
+        ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-08"], [-10000, -2000, -1000, 13305]
+    )
     return {
         "twr": math.prod(1 + x for x in P1_R) - 1,
         # Modified Dietz over (2024-01-01, 2024-01-08]: flows on days 1, 2 and 3 of 7.

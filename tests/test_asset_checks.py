@@ -15,18 +15,23 @@ from perf_pipeline.assets.valuation import (
 from perf_pipeline.ingest import RawFile, validate_inputs
 
 PORTFOLIOS = b"portfolio_id,client_id,base_currency,benchmark_id\nP1,C1,USD,\nP2,C1,USD,\n"
-TRANSACTIONS = (b"transaction_id,portfolio_id,account_id,security_id,trade_date,type,quantity,"
-                b"price,amount,fee,currency\nT1,P1,A1,,2024-01-02,DEPOSIT,,,100,,USD\n"
-                b"T2,P1,A1,,2024-01-03,DEPOSIT,,,oops,,USD\n")
+TRANSACTIONS = (
+    b"transaction_id,portfolio_id,account_id,security_id,trade_date,type,quantity,"
+    b"price,amount,fee,currency\nT1,P1,A1,,2024-01-02,DEPOSIT,,,100,,USD\n"
+    b"T2,P1,A1,,2024-01-03,DEPOSIT,,,oops,,USD\n"
+)
 
 
 def validated():
-    return validate_inputs([
-        RawFile("portfolios/a.csv", "portfolios", PORTFOLIOS),
-        RawFile("portfolios/b.csv", "portfolios", PORTFOLIOS),  # delivered again, identical
-        RawFile("transactions/a.csv", "transactions", TRANSACTIONS),
-        RawFile("transactions/b.csv", "transactions", TRANSACTIONS),
-    ], today=dt.date(2026, 1, 1))
+    return validate_inputs(
+        [
+            RawFile("portfolios/a.csv", "portfolios", PORTFOLIOS),
+            RawFile("portfolios/b.csv", "portfolios", PORTFOLIOS),  # delivered again, identical
+            RawFile("transactions/a.csv", "transactions", TRANSACTIONS),
+            RawFile("transactions/b.csv", "transactions", TRANSACTIONS),
+        ],
+        today=dt.date(2026, 1, 1),
+    )
 
 
 def test_reconcile_passes_with_identical_redeliveries():
@@ -39,28 +44,44 @@ def test_reconcile_passes_with_identical_redeliveries():
 def test_reconcile_fails_when_an_accepted_row_goes_missing():
     result = validated()
     lost = result.transactions.iloc[0:0]  # the accepted row vanished between validation and here
-    check = check_input_files_reconcile(
-        type(result)(**{**vars(result), "transactions": lost}))
+    check = check_input_files_reconcile(type(result)(**{**vars(result), "transactions": lost}))
     assert not check.passed
     assert check.metadata["files_off"].value == 1  # the file the kept copy came from
     assert "transactions/a.csv" in check.metadata["offending_files"].value
 
 
-def valuations_of_one_day(account_value: float = 100.0, price_age: float = 0.0,
-                          security_value: float = 60.0, daily_return: float = 0.01):
+def valuations_of_one_day(
+    account_value: float = 100.0,
+    price_age: float = 0.0,
+    security_value: float = 60.0,
+    daily_return: float = 0.01,
+):
     """P holds account A: cash 40 + position A:S; values and ages as given (2024-06-14)."""
     day = pd.Timestamp("2024-06-14")  # a Friday
-    daily = pd.DataFrame({
-        "date": [day] * 3, "entity_type": ["portfolio", "account", "security"],
-        "entity_id": ["P", "A", "A:S"], "portfolio_id": "P", "account_id": [None, "A", "A"],
-        "security_id": [None, None, "S"],
-        "market_value": [account_value, account_value, security_value],
-        "daily_return": daily_return, "price_age_days": [None, None, price_age],
-        "holding": [None, 40.0, 6.0],
-    })
-    held = pd.DataFrame({"portfolio_id": "P", "account_id": "A", "security_id": [None, "S"],
-                         "date": [day, day], "quantity_change": [40.0, 6.0],
-                         "quantity": [40.0, 6.0]})
+    daily = pd.DataFrame(
+        {
+            "date": [day] * 3,
+            "entity_type": ["portfolio", "account", "security"],
+            "entity_id": ["P", "A", "A:S"],
+            "portfolio_id": "P",
+            "account_id": [None, "A", "A"],
+            "security_id": [None, None, "S"],
+            "market_value": [account_value, account_value, security_value],
+            "daily_return": daily_return,
+            "price_age_days": [None, None, price_age],
+            "holding": [None, 40.0, 6.0],
+        }
+    )
+    held = pd.DataFrame(
+        {
+            "portfolio_id": "P",
+            "account_id": "A",
+            "security_id": [None, "S"],
+            "date": [day, day],
+            "quantity_change": [40.0, 6.0],
+            "quantity": [40.0, 6.0],
+        }
+    )
     return daily, held
 
 

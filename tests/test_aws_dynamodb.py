@@ -370,8 +370,10 @@ def test_unprocessed_forever_raises_naming_the_keys(ddb, aws, aws_error_response
 
 def test_metric_keys_are_id_and_date_period() -> None:
     frame = metrics_frame(1, 1).iloc[[0, 10]]
-    assert metric_keys(frame) == [("portfolio#P0000", "2020-01-31#MTD"),
-                                  ("portfolio#P0000", "2020-01-31#ITD")]
+    assert metric_keys(frame) == [
+        ("portfolio#P0000", "2020-01-31#MTD"),
+        ("portfolio#P0000", "2020-01-31#ITD"),
+    ]
 
 
 @pytest.mark.parametrize("kind", ["none", "throttle"])
@@ -379,8 +381,10 @@ def test_delete_metrics_removes_exactly_the_keys(ddb, aws_error_response, kind) 
     frame = metrics_frame(3, 2)  # 66 rows; dates 2020-01-31 and 2020-02-28
     write_metrics(ddb, TABLE, frame, NOW_1)
     january = frame.loc[frame["calculation_date"] == "2020-01-31"]
-    keys = [(f"portfolio#{e}", f"2020-01-31#{p}")
-            for e, p in zip(january["entity_id"], january["time_period"], strict=True)]
+    keys = [
+        (f"portfolio#{e}", f"2020-01-31#{p}")
+        for e, p in zip(january["entity_id"], january["time_period"], strict=True)
+    ]
     fault = Fault(ddb, kind, aws_error_response, times=1) if kind == "throttle" else None
     report = delete_metrics(ddb, TABLE, [*keys, keys[0], ("portfolio#NONE", "2020-01-31#ITD")])
     assert report.items == 34  # 33 distinct keys + one that has no item

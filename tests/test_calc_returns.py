@@ -179,8 +179,11 @@ amounts = st.integers(min_value=0, max_value=10**6)
 
 def _denominator(previous, inflows, outflows, timing):
     """The daily return's denominator under each timing (calculations.md)."""
-    return {"bod_in_eod_out": previous + inflows, "start": previous + inflows - outflows,
-            "end": previous}[timing]
+    return {
+        "bod_in_eod_out": previous + inflows,
+        "start": previous + inflows - outflows,
+        "end": previous,
+    }[timing]
 
 
 @settings(max_examples=100, deadline=None)

@@ -22,8 +22,11 @@ def book(tmp_path_factory):
     """Validated transactions and prices of a generated 5-portfolio, 14-month history."""
     root = tmp_path_factory.mktemp("input")
     generate(root, portfolios=5, years=14 / 12, seed=11)
-    files = [RawFile(path=str(p), kind=kind, data=p.read_bytes())
-             for kind in KINDS for p in sorted(Path(root, kind).rglob("*.csv"))]
+    files = [
+        RawFile(path=str(p), kind=kind, data=p.read_bytes())
+        for kind in KINDS
+        for p in sorted(Path(root, kind).rglob("*.csv"))
+    ]
     result = validate_inputs(files, today=dt.date(2026, 1, 1))
     assert result.rejected_rows.empty
     as_of = pd.Timestamp(result.transactions["trade_date"].max()).normalize()
@@ -40,8 +43,9 @@ def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame) -> None:
     labels = [*KEYS, "portfolio_id", "account_id", "security_id"]
     pd.testing.assert_frame_equal(got[labels], want[labels], check_dtype=False)
     for name in FIGURES:
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-12,
-                                   equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            got[name], want[name], rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("splits", [1, 3, 12])
@@ -73,8 +77,9 @@ def test_shards_together_equal_one_run(book):
     full = frame(value_entities(transactions, prices, as_of))
     portfolio_ids = sorted(transactions["portfolio_id"].unique())
     shards = [portfolio_ids[0::2], portfolio_ids[1::2]]
-    parts = [value_entities(transactions, prices, as_of, portfolios=shard).to_frame()
-             for shard in shards]
+    parts = [
+        value_entities(transactions, prices, as_of, portfolios=shard).to_frame() for shard in shards
+    ]
     assert_same_rows(pd.concat(parts, ignore_index=True), full)
 
 
@@ -86,8 +91,9 @@ def test_sharded_and_chained_together(book):
     parts = []
     for shard in (portfolio_ids[:2], portfolio_ids[2:]):
         first = value_entities(transactions, prices, middle, portfolios=shard)
-        rest = value_entities(transactions, prices, as_of, portfolios=shard,
-                              opening=first.closing_state())
+        rest = value_entities(
+            transactions, prices, as_of, portfolios=shard, opening=first.closing_state()
+        )
         parts += [first.to_frame(), rest.to_frame()]
     assert_same_rows(pd.concat(parts, ignore_index=True), full)
 
@@ -101,10 +107,14 @@ def test_holdings_follow_the_positions_change_log(book):
         column = int(np.flatnonzero(entities["entity_type"] == kind)[0])
         account = entities.loc[column, "account_id"]
         rows = log.loc[log["account_id"] == account]
-        rows = rows.loc[rows["security_id"].isna()] if security is None else rows.loc[
-            rows["security_id"] == entities.loc[column, "security_id"]]
-        expected = (rows.set_index("date")["quantity"].reindex(panel.dates, method="ffill")
-                    .fillna(0.0))
+        rows = (
+            rows.loc[rows["security_id"].isna()]
+            if security is None
+            else rows.loc[rows["security_id"] == entities.loc[column, "security_id"]]
+        )
+        expected = (
+            rows.set_index("date")["quantity"].reindex(panel.dates, method="ffill").fillna(0.0)
+        )
         np.testing.assert_allclose(panel.holding[:, column], expected.to_numpy(), atol=1e-9)
 
 
@@ -126,10 +136,12 @@ def test_a_run_continues_from_the_stored_tables(book):
     closing = stored.loc[stored["date"] == middle]
     held = positions(transactions, middle).groupby(["account_id", "security_id"])["quantity"]
     units = closing.loc[closing["entity_type"] == "security"].set_index(
-        ["account_id", "security_id"])["holding"]
+        ["account_id", "security_id"]
+    )["holding"]
     assert np.allclose(units, held.last().reindex(units.index), rtol=0, atol=1e-9)
-    rest = value_entities(transactions, prices, as_of,
-                          opening=state_from_closing(closing)).to_frame()
+    rest = value_entities(
+        transactions, prices, as_of, opening=state_from_closing(closing)
+    ).to_frame()
     assert_same_rows(rest, full.loc[full["date"] > middle])
 
 
@@ -146,13 +158,30 @@ def test_float_dust_does_not_keep_an_emptied_position_or_account_invested():
         ("T7", "B", "X", "2024-06-04", "BUY", 4786.05, 1000.0, None),
         ("T8", "B", "X", "2024-06-05", "SELL", 9692.03, 1000.0, None),
     ]
-    tx = pd.DataFrame(rows, columns=["transaction_id", "account_id", "security_id", "trade_date",
-                                     "type", "quantity", "price", "amount"])
-    tx = tx.assign(portfolio_id="P", fee=0.0, currency="USD",
-                   trade_date=pd.to_datetime(tx["trade_date"]))
-    closes = pd.DataFrame({"security_id": "X", "currency": "USD",
-                           "date": pd.bdate_range("2024-06-03", "2024-06-14"),
-                           "close": 1000.0 * 1.05 ** np.arange(10)})
+    tx = pd.DataFrame(
+        rows,
+        columns=[
+            "transaction_id",
+            "account_id",
+            "security_id",
+            "trade_date",
+            "type",
+            "quantity",
+            "price",
+            "amount",
+        ],
+    )
+    tx = tx.assign(
+        portfolio_id="P", fee=0.0, currency="USD", trade_date=pd.to_datetime(tx["trade_date"])
+    )
+    closes = pd.DataFrame(
+        {
+            "security_id": "X",
+            "currency": "USD",
+            "date": pd.bdate_range("2024-06-03", "2024-06-14"),
+            "close": 1000.0 * 1.05 ** np.arange(10),
+        }
+    )
     daily = value_entities(tx, closes, pd.Timestamp("2024-06-14")).to_frame()
     after = daily.loc[daily["date"] > "2024-06-05"]
     for entity in ("A", "B:X"):
@@ -161,32 +190,50 @@ def test_float_dust_does_not_keep_an_emptied_position_or_account_invested():
         assert rows["daily_return"].isna().all(), entity  # not invested: null, links as 0
 
 
-
 def test_the_positions_log_snaps_float_dust_too():
     # Even pandas' compensated running sum leaves 1.16e-10 here: 62,717.92 + 825,487.81 units
     # bought, 888,205.73 sold. The positions table must show the sold-out position at 0.
-    tx = pd.DataFrame({
-        "transaction_id": ["T1", "T2", "T3"], "portfolio_id": "P", "account_id": "B",
-        "security_id": "X", "trade_date": pd.to_datetime(["2024-06-03", "2024-06-04",
-                                                          "2024-06-05"]),
-        "type": ["BUY", "BUY", "SELL"], "quantity": [62717.92, 825487.81, 888205.73],
-        "price": 1.0, "amount": np.nan, "fee": 0.0, "currency": "USD",
-    })
+    tx = pd.DataFrame(
+        {
+            "transaction_id": ["T1", "T2", "T3"],
+            "portfolio_id": "P",
+            "account_id": "B",
+            "security_id": "X",
+            "trade_date": pd.to_datetime(["2024-06-03", "2024-06-04", "2024-06-05"]),
+            "type": ["BUY", "BUY", "SELL"],
+            "quantity": [62717.92, 825487.81, 888205.73],
+            "price": 1.0,
+            "amount": np.nan,
+            "fee": 0.0,
+            "currency": "USD",
+        }
+    )
     log = positions(tx, pd.Timestamp("2024-06-05"))
     units = log.loc[log["security_id"] == "X", "quantity"].tolist()
     assert units == [62717.92, 62717.92 + 825487.81, 0.0]
 
 
 def tx_rows(rows) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["transaction_id", "portfolio_id", "account_id",
-                                       "security_id", "trade_date", "type", "quantity",
-                                       "price", "amount"]).assign(
-        trade_date=lambda f: pd.to_datetime(f["trade_date"]), fee=0.0, currency="USD")
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "transaction_id",
+            "portfolio_id",
+            "account_id",
+            "security_id",
+            "trade_date",
+            "type",
+            "quantity",
+            "price",
+            "amount",
+        ],
+    ).assign(trade_date=lambda f: pd.to_datetime(f["trade_date"]), fee=0.0, currency="USD")
 
 
 def closes(rows) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["security_id", "date", "close"]).assign(
-        date=lambda f: pd.to_datetime(f["date"]), currency="USD")
+        date=lambda f: pd.to_datetime(f["date"]), currency="USD"
+    )
 
 
 def chained(transactions, prices, cut, as_of) -> pd.DataFrame:
@@ -217,12 +264,14 @@ def test_a_cut_after_a_day_an_account_is_worth_nothing_keeps_its_cash(later_trad
 def test_dust_snaps_alike_on_both_sides_of_a_cut():
     # 1,000,000.1 - 999,999.9 - 0.2 is not 0 in binary; a run from the start snaps it against
     # the whole turnover, and so must a run continued after the second trade.
-    transactions = tx_rows([
-        ("T1", "P", "A", None, "2024-06-03", "DEPOSIT", None, None, 5e7),
-        ("T2", "P", "A", "S", "2024-06-03", "BUY", 1_000_000.1, 1.0, None),
-        ("T3", "P", "A", "S", "2024-06-04", "SELL", 999_999.9, 1.0, None),
-        ("T4", "P", "A", "S", "2024-06-06", "SELL", 0.2, 1.0, None),
-    ])
+    transactions = tx_rows(
+        [
+            ("T1", "P", "A", None, "2024-06-03", "DEPOSIT", None, None, 5e7),
+            ("T2", "P", "A", "S", "2024-06-03", "BUY", 1_000_000.1, 1.0, None),
+            ("T3", "P", "A", "S", "2024-06-04", "SELL", 999_999.9, 1.0, None),
+            ("T4", "P", "A", "S", "2024-06-06", "SELL", 0.2, 1.0, None),
+        ]
+    )
     prices = closes([("S", "2024-06-03", 1.0)])
     as_of = pd.Timestamp("2024-06-07")
     full = value_entities(transactions, prices, as_of).to_frame()

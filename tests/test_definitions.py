@@ -10,15 +10,30 @@ from dagster import AssetKey
 from perf_pipeline.definitions import INPUTS_JOB, PERFORMANCE_JOB, build_definitions, defs
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = {"portfolios", "transactions", "prices", "benchmarks", "rejected_rows",
-          "rejected_files", "input_files", "positions", "daily_valuations",
-          "performance_metrics", "input_digests"}
+ASSETS = {
+    "portfolios",
+    "transactions",
+    "prices",
+    "benchmarks",
+    "rejected_rows",
+    "rejected_files",
+    "input_files",
+    "positions",
+    "daily_valuations",
+    "performance_metrics",
+    "input_digests",
+}
 
 
 def test_dagster_definitions_validate_passes():
     dagster = Path(sys.executable).with_name("dagster")
-    done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
@@ -51,14 +66,18 @@ def test_the_inputs_job_runs_one_at_a_time_under_the_shipped_instance_settings(t
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert limits == [{"key": EXCLUSIVE_TAG, "value": {"applyLimitPerUniqueValue": True},
-                       "limit": 1}]
+    assert limits == [
+        {"key": EXCLUSIVE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
 
 
 def test_valuations_on_are_partitioned_by_business_day_and_shard_within_dagster_advice():
     graph = defs().resolve_asset_graph()
-    partitioned = {key.to_user_string() for key in graph.get_all_asset_keys()
-                   if graph.get(key).partitions_def is not None}
+    partitioned = {
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).partitions_def is not None
+    }
     assert partitioned == {"daily_valuations", "performance_metrics"}
     definition = graph.get(AssetKey("daily_valuations")).partitions_def
     keys = definition.get_partition_keys()

@@ -134,8 +134,7 @@ def test_instance_schema_check_would_catch_a_mistake(tmp_path):
 def test_run_launcher_config_validates_against_ecs_run_launcher(instance_env):
     section = instance_yaml()["run_launcher"]
     assert (section["module"], section["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
-    result = process_config(resolve_to_config_type(EcsRunLauncher.config_type()),
-                            section["config"])
+    result = process_config(resolve_to_config_type(EcsRunLauncher.config_type()), section["config"])
     assert result.success, result.errors
     assert result.value["task_definition"] == {"env": "DAGSTER_RUN_TASK_DEFINITION"}
     assert result.value["container_name"] == "run"
@@ -153,9 +152,12 @@ def test_run_launcher_schema_refuses_an_unknown_field():
 def test_compute_log_config_validates_against_s3_compute_log_manager(instance_env):
     section = instance_yaml()["compute_logs"]
     assert (section["module"], section["class"]) == (
-        "dagster_aws.s3.compute_log_manager", "S3ComputeLogManager")
-    result = process_config(resolve_to_config_type(S3ComputeLogManager.config_type()),
-                            section["config"])
+        "dagster_aws.s3.compute_log_manager",
+        "S3ComputeLogManager",
+    )
+    result = process_config(
+        resolve_to_config_type(S3ComputeLogManager.config_type()), section["config"]
+    )
     assert result.success, result.errors
     assert result.value["bucket"] == instance_env["DAGSTER_COMPUTE_LOG_BUCKET"]
     assert result.value["prefix"] == "perf-pipeline/compute-logs"
@@ -172,11 +174,16 @@ def test_compute_log_config_needs_its_bucket_variable(monkeypatch):
 def test_run_queue_keeps_the_repository_exclusivity_and_fans_out_to_every_shard():
     repository = yaml.safe_load((ROOT / "dagster.yaml").read_text())["run_queue"]
     queue = instance_yaml()["run_queue"]
-    assert queue["tag_concurrency_limits"] == repository["tag_concurrency_limits"] == [
-        {"key": "perf/exclusive", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert (
+        queue["tag_concurrency_limits"]
+        == repository["tag_concurrency_limits"]
+        == [{"key": "perf/exclusive", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    )
     assert queue["max_concurrent_runs"] >= int(DEFAULTS["PERF_SHARDS"])
-    assert "perf/exclusive" in instance_yaml()["run_launcher"]["config"]["propagate_tags"][
-        "allow_list"]
+    assert (
+        "perf/exclusive"
+        in instance_yaml()["run_launcher"]["config"]["propagate_tags"]["allow_list"]
+    )
 
 
 def test_workspace_loads_the_repository_code_location():
@@ -212,8 +219,14 @@ def test_task_definition_carries_everything_the_instance_reads(path):
     assert "DAGSTER_PG_PASSWORD" in secrets
     assert "DAGSTER_PG_PASSWORD" not in env
     assert env["PERF_TARGET"] == "aws"
-    for name in ("PERF_INPUT", "PERF_ASSET_STORE", "PERF_DYNAMODB_TABLE",
-                 "PERF_TIMESTREAM_DATABASE", "PERF_TIMESTREAM_TABLE", "PERF_SQS_QUEUE_URL"):
+    for name in (
+        "PERF_INPUT",
+        "PERF_ASSET_STORE",
+        "PERF_DYNAMODB_TABLE",
+        "PERF_TIMESTREAM_DATABASE",
+        "PERF_TIMESTREAM_TABLE",
+        "PERF_SQS_QUEUE_URL",
+    ):
         assert name in env, name
     for name in PARTITION_VARIABLES:
         assert env[name] == f"${{{name}}}", name
@@ -225,7 +238,10 @@ def test_task_definition_carries_everything_the_instance_reads(path):
 def test_task_definitions_share_one_environment():
     environments = [container_env(json.loads(path.read_text())) for path in TASK_DEFINITIONS]
     assert [path.name for path in TASK_DEFINITIONS] == [
-        "daemon.json", "run-worker.json", "webserver.json"]
+        "daemon.json",
+        "run-worker.json",
+        "webserver.json",
+    ]
     assert environments[0] == environments[1] == environments[2]
 
 
@@ -235,8 +251,9 @@ def test_task_definition_commands_are_the_documented_ones():
         assert container(task_definition)["command"] == command
     run_worker = json.loads((DEPLOY / "task-definitions/run-worker.json").read_text())
     assert "command" not in container(run_worker)
-    assert container(run_worker)["name"] == instance_yaml()["run_launcher"]["config"][
-        "container_name"]
+    assert (
+        container(run_worker)["name"] == instance_yaml()["run_launcher"]["config"]["container_name"]
+    )
     assert run_worker["family"] == "perf-pipeline-run"
 
 
@@ -255,8 +272,10 @@ def test_task_definitions_register_and_the_launcher_starts(aws, instance_env):
     for path in TASK_DEFINITIONS:
         registered = ecs.register_task_definition(**json.loads(render(path.read_text())))
         assert registered["taskDefinition"]["status"] == "ACTIVE"
-    config = process_config(resolve_to_config_type(EcsRunLauncher.config_type()),
-                            instance_yaml()["run_launcher"]["config"]).value
+    config = process_config(
+        resolve_to_config_type(EcsRunLauncher.config_type()),
+        instance_yaml()["run_launcher"]["config"],
+    ).value
     launcher = EcsRunLauncher(**config)
     assert launcher.task_definition.endswith(":task-definition/perf-pipeline-run:1")
     assert launcher.container_name == "run"
@@ -270,13 +289,20 @@ def launched_run_task(launcher: EcsRunLauncher) -> dict[str, Any]:
 
     def run_task(**kwargs: Any) -> dict[str, str]:
         sent.append(kwargs)
-        return {"taskArn": "arn:aws:ecs:us-east-1:123456789012:task/perf/1",
-                "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/perf"}
+        return {
+            "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/perf/1",
+            "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/perf",
+        }
 
     launcher._run_task = run_task
-    origin = JobPythonOrigin("performance_job", RepositoryPythonOrigin(
-        "python", ModuleCodePointer("perf_pipeline.definitions", "defs", "/opt/dagster/app"),
-        container_image=RENDERED["IMAGE"]))
+    origin = JobPythonOrigin(
+        "performance_job",
+        RepositoryPythonOrigin(
+            "python",
+            ModuleCodePointer("perf_pipeline.definitions", "defs", "/opt/dagster/app"),
+            container_image=RENDERED["IMAGE"],
+        ),
+    )
     with instance_for_test() as instance:
         launcher.register_instance(instance)
         run = instance.add_run(DagsterRun(job_name="performance_job", job_code_origin=origin))
@@ -290,13 +316,17 @@ def launched_run_task(launcher: EcsRunLauncher) -> dict[str, Any]:
 def test_a_launched_run_gets_the_run_worker_environment(aws, instance_env, env_vars):
     ecs = boto3.client("ecs", endpoint_url=aws)
     ecs.register_task_definition(
-        **json.loads(render((DEPLOY / "task-definitions/run-worker.json").read_text())))
-    config = process_config(resolve_to_config_type(EcsRunLauncher.config_type()),
-                            instance_yaml()["run_launcher"]["config"]).value
+        **json.loads(render((DEPLOY / "task-definitions/run-worker.json").read_text()))
+    )
+    config = process_config(
+        resolve_to_config_type(EcsRunLauncher.config_type()),
+        instance_yaml()["run_launcher"]["config"],
+    ).value
     assert "env_vars" not in instance_yaml()["run_launcher"]["config"]
     # use_current_ecs_task_config reads the ECS task metadata endpoint, only there in a task
-    launcher = EcsRunLauncher(**{**config, "use_current_ecs_task_config": False,
-                                 "env_vars": env_vars})
+    launcher = EcsRunLauncher(
+        **{**config, "use_current_ecs_task_config": False, "env_vars": env_vars}
+    )
     request = launched_run_task(launcher)
     assert request["taskDefinition"] == launcher.task_definition
     (override,) = request["overrides"]["containerOverrides"]
@@ -318,19 +348,23 @@ def backfill_runs(days: list[str]) -> list[tuple[str, str]]:
 
     asset_graph = build_definitions("local").resolve_asset_graph()
     keys = [AssetKey("daily_valuations"), AssetKey("performance_metrics")]
-    assert {asset_graph.get(key).backfill_policy for key in keys} == {
-        BackfillPolicy.single_run()}
-    partitions = [AssetKeyPartitionKey(key, f"{day}|{shard}")
-                  for key in keys for day in days for shard in SHARDS]
+    assert {asset_graph.get(key).backfill_policy for key in keys} == {BackfillPolicy.single_run()}
+    partitions = [
+        AssetKeyPartitionKey(key, f"{day}|{shard}")
+        for key in keys
+        for day in days
+        for shard in SHARDS
+    ]
     requests = build_run_requests_with_backfill_policies(partitions, asset_graph, None)
     assert all(set(request.asset_selection) == set(keys) for request in requests)
-    return sorted((request.tags[ASSET_PARTITION_RANGE_START_TAG],
-                   request.tags[ASSET_PARTITION_RANGE_END_TAG]) for request in requests)
+    return sorted(
+        (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG])
+        for request in requests
+    )
 
 
 def business_days(first: str, last: str) -> list[str]:
-    return [key for key in business_days_partitions.get_partition_keys()
-            if first <= key <= last]
+    return [key for key in business_days_partitions.get_partition_keys() if first <= key <= last]
 
 
 def test_a_single_run_backfill_over_more_days_than_shards_is_one_run_per_shard():

@@ -40,24 +40,37 @@ def test_a_full_write_replaces_everything(tmp_path):
 
 
 def metric_rows(shard: str, days: list[str], value: float, created: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        "shard": shard, "calculation_date": pd.to_datetime(days), "id": f"portfolio#{shard}",
-        "time_period": "ITD", "twr": value, "created_at": created, "updated_at": created,
-    })
+    return pd.DataFrame(
+        {
+            "shard": shard,
+            "calculation_date": pd.to_datetime(days),
+            "id": f"portfolio#{shard}",
+            "time_period": "ITD",
+            "twr": value,
+            "created_at": created,
+            "updated_at": created,
+        }
+    )
 
 
 def test_a_slice_replaces_only_its_shards_and_days_and_keeps_created_at(tmp_path):
     store = DuckDBStore(path=str(tmp_path / "s.duckdb"))
     days = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
     for shard in ("s00", "s01"):
-        store.replace("performance_metrics", metric_rows(shard, days, 1.0, "t0"),
-                      Slice((shard,), dt.date(2024, 1, 2), dt.date(2024, 1, 5)))
+        store.replace(
+            "performance_metrics",
+            metric_rows(shard, days, 1.0, "t0"),
+            Slice((shard,), dt.date(2024, 1, 2), dt.date(2024, 1, 5)),
+        )
     # s00 from 01-04 on is recomputed; 01-03 is superseded (an old latest date) and goes.
-    store.replace("performance_metrics", metric_rows("s00", ["2024-01-04", "2024-01-05"], 2.0,
-                                                     "t1"),
-                  Slice(("s00",), dt.date(2024, 1, 4), dt.date(2024, 1, 5),
-                        extra_days=(dt.date(2024, 1, 3),)),
-                  keep_created_at=["id", "calculation_date", "time_period"])
+    store.replace(
+        "performance_metrics",
+        metric_rows("s00", ["2024-01-04", "2024-01-05"], 2.0, "t1"),
+        Slice(
+            ("s00",), dt.date(2024, 1, 4), dt.date(2024, 1, 5), extra_days=(dt.date(2024, 1, 3),)
+        ),
+        keep_created_at=["id", "calculation_date", "time_period"],
+    )
     got = store.read("performance_metrics", ["s00", "s01"])
     s00 = got.loc[got["shard"] == "s00"].sort_values("calculation_date")
     assert [d.day for d in s00["calculation_date"]] == [2, 4, 5]
@@ -65,8 +78,13 @@ def test_a_slice_replaces_only_its_shards_and_days_and_keeps_created_at(tmp_path
     assert s00["created_at"].tolist() == ["t0", "t0", "t0"]  # rewritten rows keep theirs
     assert s00["updated_at"].tolist() == ["t0", "t1", "t1"]
     assert (got.loc[got["shard"] == "s01", "twr"] == 1.0).sum() == 4  # the other shard stays
-    window = store.read("performance_metrics", ["s01"], dt.date(2024, 1, 3),
-                        dt.date(2024, 1, 4), columns=["calculation_date"])
+    window = store.read(
+        "performance_metrics",
+        ["s01"],
+        dt.date(2024, 1, 3),
+        dt.date(2024, 1, 4),
+        columns=["calculation_date"],
+    )
     assert list(window.columns) == ["calculation_date"]
     assert [d.day for d in window["calculation_date"]] == [3, 4]
 

@@ -37,37 +37,66 @@ def test_shard_names_sort_as_numbers_and_shard_of_is_stable_across_processes():
     ids = [f"P{i:05d}" for i in range(2000)]
     here = shard_of(ids, 16)
     assert here[0] == f"s{zlib.crc32(b'P00000') % 16:02d}"
-    code = ("import sys; from perf_pipeline.increments import shard_of; "
-            "print(','.join(shard_of([f'P{i:05d}' for i in range(2000)], 16)))")
+    code = (
+        "import sys; from perf_pipeline.increments import shard_of; "
+        "print(','.join(shard_of([f'P{i:05d}' for i in range(2000)], 16)))"
+    )
     for seed in ("1", "2"):  # str hashing is salted per process; the shard must not be
-        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                               env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
+        other = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        )
         assert other.stdout.strip().split(",") == list(here)
     counts = pd.Series(here).value_counts()
     assert len(counts) == 16 and counts.min() > 2000 / 16 * 0.7  # roughly even
 
 
 def small_inputs():
-    portfolios = pd.DataFrame({"portfolio_id": ["P1", "P2", "P3"], "client_id": "C",
-                               "base_currency": "USD", "benchmark_id": ["B1", None, "B2"]})
-    tx = pd.DataFrame({
-        "transaction_id": ["T1", "T2", "T3", "T4", "T5"],
-        "portfolio_id": ["P1", "P1", "P2", "P3", "P3"],
-        "account_id": ["A1", "A1", "A2", "A3", "A3"],
-        "security_id": [None, "S1", None, None, "S2"],
-        "trade_date": pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-02", "2024-01-02",
-                                      "2024-01-06"]),  # T5 on a Saturday: effective Monday
-        "type": ["DEPOSIT", "BUY", "DEPOSIT", "DEPOSIT", "BUY"],
-        "quantity": [None, 5.0, None, None, 1.0], "price": [None, 10.0, None, None, 20.0],
-        "amount": [100.0, None, 50.0, 80.0, None], "fee": None, "currency": "USD",
-        "source_file": "transactions/a.csv", "source_line": [2, 3, 4, 5, 6],
-    })
-    prices = pd.DataFrame({"security_id": ["S1", "S1", "S2"],
-                           "date": pd.to_datetime(["2024-01-03", "2024-01-04", "2024-01-08"]),
-                           "close": [10.0, 11.0, 20.0], "currency": "USD"})
-    benchmarks = pd.DataFrame({"benchmark_id": ["B1", "B2"],
-                               "date": pd.to_datetime(["2024-01-03", "2024-01-04"]),
-                               "close": [100.0, 200.0]})
+    portfolios = pd.DataFrame(
+        {
+            "portfolio_id": ["P1", "P2", "P3"],
+            "client_id": "C",
+            "base_currency": "USD",
+            "benchmark_id": ["B1", None, "B2"],
+        }
+    )
+    tx = pd.DataFrame(
+        {
+            "transaction_id": ["T1", "T2", "T3", "T4", "T5"],
+            "portfolio_id": ["P1", "P1", "P2", "P3", "P3"],
+            "account_id": ["A1", "A1", "A2", "A3", "A3"],
+            "security_id": [None, "S1", None, None, "S2"],
+            "trade_date": pd.to_datetime(
+                ["2024-01-02", "2024-01-03", "2024-01-02", "2024-01-02", "2024-01-06"]
+            ),  # T5 on a Saturday: effective Monday
+            "type": ["DEPOSIT", "BUY", "DEPOSIT", "DEPOSIT", "BUY"],
+            "quantity": [None, 5.0, None, None, 1.0],
+            "price": [None, 10.0, None, None, 20.0],
+            "amount": [100.0, None, 50.0, 80.0, None],
+            "fee": None,
+            "currency": "USD",
+            "source_file": "transactions/a.csv",
+            "source_line": [2, 3, 4, 5, 6],
+        }
+    )
+    prices = pd.DataFrame(
+        {
+            "security_id": ["S1", "S1", "S2"],
+            "date": pd.to_datetime(["2024-01-03", "2024-01-04", "2024-01-08"]),
+            "close": [10.0, 11.0, 20.0],
+            "currency": "USD",
+        }
+    )
+    benchmarks = pd.DataFrame(
+        {
+            "benchmark_id": ["B1", "B2"],
+            "date": pd.to_datetime(["2024-01-03", "2024-01-04"]),
+            "close": [100.0, 200.0],
+        }
+    )
     return portfolios, tx, prices, benchmarks
 
 
@@ -92,15 +121,18 @@ def test_a_digest_moves_only_on_the_shard_and_business_day_that_an_input_row_tou
     portfolios, tx, prices, benchmarks = small_inputs()
     tx.loc[tx["transaction_id"] == "T5", "quantity"] = 2.0  # P3, a Saturday trade
     assert changed(before, digests_of(portfolios, tx, prices, benchmarks)) == {
-        ("s01", "2024-01-08")}
+        ("s01", "2024-01-08")
+    }
     portfolios, tx, prices, benchmarks = small_inputs()
     prices.loc[1, "close"] = 12.0  # S1, held only by P1
     assert changed(before, digests_of(portfolios, tx, prices, benchmarks)) == {
-        ("s00", "2024-01-04")}
+        ("s00", "2024-01-04")
+    }
     portfolios, tx, prices, benchmarks = small_inputs()
     benchmarks.loc[1, "close"] = 201.0  # B2 is P3's benchmark
     assert changed(before, digests_of(portfolios, tx, prices, benchmarks)) == {
-        ("s01", "2024-01-04")}
+        ("s01", "2024-01-04")
+    }
     portfolios, tx, prices, benchmarks = small_inputs()
     portfolios.loc[1, "benchmark_id"] = "B1"  # P2 gains a benchmark: from its first day,
     got = changed(before, digests_of(portfolios, tx, prices, benchmarks))  # and B1's closes
@@ -110,15 +142,27 @@ def test_a_digest_moves_only_on_the_shard_and_business_day_that_an_input_row_tou
     assert changed(before, digests_of(portfolios, tx, prices, benchmarks)) == set()
     # other settings: every shard from its first day
     assert changed(before, digests_of(*small_inputs(), settings="y")) == {
-        ("s00", "2024-01-02"), ("s01", "2024-01-02"), ("s02", "2024-01-02")}
+        ("s00", "2024-01-02"),
+        ("s01", "2024-01-02"),
+        ("s02", "2024-01-02"),
+    }
 
 
 def test_a_trade_price_reaches_every_shard_that_holds_the_security():
     portfolios, tx, prices, benchmarks = small_inputs()
     before = digests_of(portfolios, tx, prices, benchmarks)
-    more = pd.concat([tx, tx.loc[tx["transaction_id"] == "T5"].assign(
-        transaction_id="T6", portfolio_id="P1", account_id="A1",
-        trade_date=pd.Timestamp("2024-01-10"))], ignore_index=True)
+    more = pd.concat(
+        [
+            tx,
+            tx.loc[tx["transaction_id"] == "T5"].assign(
+                transaction_id="T6",
+                portfolio_id="P1",
+                account_id="A1",
+                trade_date=pd.Timestamp("2024-01-10"),
+            ),
+        ],
+        ignore_index=True,
+    )
     got = changed(before, digests_of(portfolios, more, prices, benchmarks))
     # P1 (s00) trades S2 on 01-10: its own day, and S2's price history now concerns s00
     # too (01-06 trade and 01-08 close); P3 (s01) holds S2, whose trade prices it sees.
@@ -131,35 +175,46 @@ def day(text: str) -> pd.Timestamp:
 
 
 def test_stale_ranges_start_at_the_first_day_that_differs_or_was_never_computed():
-    current = pd.DataFrame({"shard": ["s00", "s00", "s01", "s02"],
-                            "date": pd.to_datetime(["2024-01-02", "2024-01-04", "2024-01-03",
-                                                    "2024-01-02"]),
-                            "digest": [1, 2, 3, 4]})
+    current = pd.DataFrame(
+        {
+            "shard": ["s00", "s00", "s01", "s02"],
+            "date": pd.to_datetime(["2024-01-02", "2024-01-04", "2024-01-03", "2024-01-02"]),
+            "digest": [1, 2, 3, 4],
+        }
+    )
     days = pd.bdate_range("2024-01-02", "2024-01-05")
-    computed = pd.concat([
-        pd.DataFrame({"shard": "s00", "date": days, "digest": [1, 0, 2, 0]}),  # up to date
-        pd.DataFrame({"shard": "s01", "date": days, "digest": [0, 9, 0, 0]}),  # 01-03 moved
-        pd.DataFrame({"shard": "s02", "date": days[:2], "digest": [4, 0]}),  # two days behind
-    ])
+    computed = pd.concat(
+        [
+            pd.DataFrame({"shard": "s00", "date": days, "digest": [1, 0, 2, 0]}),  # up to date
+            pd.DataFrame({"shard": "s01", "date": days, "digest": [0, 9, 0, 0]}),  # 01-03 moved
+            pd.DataFrame({"shard": "s02", "date": days[:2], "digest": [4, 0]}),  # two days behind
+        ]
+    )
     got = stale_ranges(current, computed, day("2024-01-05"))
-    assert got.values.tolist() == [["s01", day("2024-01-03"), day("2024-01-05")],
-                                   ["s02", day("2024-01-04"), day("2024-01-05")]]
+    assert got.values.tolist() == [
+        ["s01", day("2024-01-03"), day("2024-01-05")],
+        ["s02", day("2024-01-04"), day("2024-01-05")],
+    ]
     later = stale_ranges(current, computed, day("2024-01-08"))  # one more day for everyone
     assert later["start"].tolist() == [day("2024-01-08"), day("2024-01-03"), day("2024-01-04")]
 
 
 def test_a_range_runs_through_the_last_computed_day_and_empties_a_shard_without_input():
     days = pd.bdate_range("2024-01-02", "2024-01-10")
-    computed = pd.concat([
-        pd.DataFrame({"shard": "s00", "date": days, "digest": 1}),
-        pd.DataFrame({"shard": "s01", "date": days, "digest": 2}),  # its input is all gone
-        pd.DataFrame({"shard": "s02", "date": days, "digest": [5] + [0] * 6}),
-    ])
-    current = pd.DataFrame({
-        "shard": ["s00"] * len(days) + ["s02"],
-        "date": [*days, day("2024-01-04")],  # s02: its first day's input went, later input came
-        "digest": [1, 1, 7, 1, 1, 1, 1, 9],
-    })
+    computed = pd.concat(
+        [
+            pd.DataFrame({"shard": "s00", "date": days, "digest": 1}),
+            pd.DataFrame({"shard": "s01", "date": days, "digest": 2}),  # its input is all gone
+            pd.DataFrame({"shard": "s02", "date": days, "digest": [5] + [0] * 6}),
+        ]
+    )
+    current = pd.DataFrame(
+        {
+            "shard": ["s00"] * len(days) + ["s02"],
+            "date": [*days, day("2024-01-04")],  # s02: its first day's input went, later input came
+            "digest": [1, 1, 7, 1, 1, 1, 1, 9],
+        }
+    )
     got = stale_ranges(current, computed, day("2024-01-05"))  # an as-of before the last day
     assert got.values.tolist() == [
         ["s00", day("2024-01-04"), day("2024-01-10")],
@@ -171,12 +226,14 @@ def test_a_range_runs_through_the_last_computed_day_and_empties_a_shard_without_
 def test_closes_before_the_first_partition_count_on_it_and_transactions_do_not():
     portfolios, tx, prices, benchmarks = small_inputs()
     prices.loc[0, "date"] = pd.Timestamp("2023-12-20")
-    got = input_digests(portfolios, tx, prices, benchmarks, shards=SHARDS,
-                        first_day=pd.Timestamp("2024-01-02"))
+    got = input_digests(
+        portfolios, tx, prices, benchmarks, shards=SHARDS, first_day=pd.Timestamp("2024-01-02")
+    )
     assert got["date"].min() == pd.Timestamp("2024-01-02")
     tx.loc[0, "trade_date"] = pd.Timestamp("2023-12-20")
-    got = input_digests(portfolios, tx, prices, benchmarks, shards=SHARDS,
-                        first_day=pd.Timestamp("2024-01-02"))
+    got = input_digests(
+        portfolios, tx, prices, benchmarks, shards=SHARDS, first_day=pd.Timestamp("2024-01-02")
+    )
     assert got["date"].min() == pd.Timestamp("2023-12-20")
 
 
@@ -211,18 +268,24 @@ def test_metrics_certify_only_the_digests_the_valuations_were_computed_from(tmp_
 
 def test_planned_runs_cover_exactly_the_stale_ranges_in_contiguous_shard_blocks():
     shards = shard_names(6)
-    ranges = pd.DataFrame({
-        "shard": ["s00", "s01", "s03", "s04", "s05"],
-        "start": [day("2024-01-08")] * 3 + [day("2024-01-03"), day("2024-01-08")],
-        "end": day("2024-01-08"),
-    })
+    ranges = pd.DataFrame(
+        {
+            "shard": ["s00", "s01", "s03", "s04", "s05"],
+            "start": [day("2024-01-08")] * 3 + [day("2024-01-03"), day("2024-01-08")],
+            "end": day("2024-01-08"),
+        }
+    )
     runs = plan_runs(ranges, shards)
     assert [(r.shards, f"{r.start:%m-%d}") for r in runs] == [
-        (("s04",), "01-03"), (("s00", "s01"), "01-08"), (("s03",), "01-08"),
-        (("s05",), "01-08")]
+        (("s04",), "01-03"),
+        (("s00", "s01"), "01-08"),
+        (("s03",), "01-08"),
+        (("s05",), "01-08"),
+    ]
     assert runs[1].range_tags() == {
         "dagster/asset_partition_range_start": "2024-01-08|s00",
-        "dagster/asset_partition_range_end": "2024-01-08|s01"}
+        "dagster/asset_partition_range_end": "2024-01-08|s01",
+    }
     halves = plan_runs(ranges.iloc[:2], shards, workers=2)
     assert [r.shards for r in halves] == [("s00",), ("s01",)]
     fresh = plan_runs(ranges.iloc[2:4], shards, fresh={"s03", "s04"})
@@ -254,18 +317,21 @@ def copy_input(source: Path, target: Path) -> Path:
 
 def run(root: Path, store: Path, capsys, *extra: str) -> str:
     capsys.readouterr()
-    assert main(["run", "--input", str(root), "--store", str(store), "--target", "local",
-                 *extra]) == 0
+    assert (
+        main(["run", "--input", str(root), "--store", str(store), "--target", "local", *extra]) == 0
+    )
     return capsys.readouterr().out
 
 
 def table(store: Path, name: str) -> pd.DataFrame:
     with duckdb.connect(str(store), read_only=True) as con:
         frame = con.execute(f'SELECT * FROM "{name}"').df()
-    keys = (["id", "calculation_date", "time_period"] if name == "performance_metrics"
-            else ["date", "entity_type", "entity_id"])
-    return frame.drop(columns=VOLATILE, errors="ignore").sort_values(keys).reset_index(
-        drop=True)
+    keys = (
+        ["id", "calculation_date", "time_period"]
+        if name == "performance_metrics"
+        else ["date", "entity_type", "entity_id"]
+    )
+    return frame.drop(columns=VOLATILE, errors="ignore").sort_values(keys).reset_index(drop=True)
 
 
 def assert_same_tables(ours: Path, theirs: Path) -> None:
@@ -289,13 +355,24 @@ def sample(tmp_path_factory):
     generate(full, portfolios=12, years=1, end=LAST_DAY, seed=11)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.delenv("DAGSTER_HOME", raising=False)
-        assert main(["run", "--input", str(full), "--store", str(home / "full.duckdb"),
-                     "--target", "local"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--input",
+                    str(full),
+                    "--store",
+                    str(home / "full.duckdb"),
+                    "--target",
+                    "local",
+                ]
+            )
+            == 0
+        )
     return full, home / "full.duckdb"
 
 
-def test_a_daily_increment_equals_the_full_recomputation(sample, tmp_path, capsys,
-                                                        monkeypatch):
+def test_a_daily_increment_equals_the_full_recomputation(sample, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     full, full_store = sample
     night_before = drop_last_day(copy_input(full, tmp_path / "before"), LAST_DAY)
@@ -323,8 +400,10 @@ def computed(sample, tmp_path, monkeypatch):
 
 def test_a_back_dated_correction_reruns_only_its_shard_from_its_day(computed, tmp_path, capsys):
     full, store = computed
-    before = {name: duckdb.connect(str(store), read_only=True).execute(
-        f'SELECT * FROM "{name}"').df() for name in ("performance_metrics",)}
+    before = {
+        name: duckdb.connect(str(store), read_only=True).execute(f'SELECT * FROM "{name}"').df()
+        for name in ("performance_metrics",)
+    }
     corrected = copy_input(full, tmp_path / "corrected")
     path = sorted((corrected / "transactions").rglob("*.csv"))[-3]
     rows = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -344,22 +423,29 @@ def test_a_back_dated_correction_reruns_only_its_shard_from_its_day(computed, tm
     run(corrected, fresh, capsys)
     assert_same_tables(store, fresh)
     # and nothing outside that shard and range was rewritten
-    after = duckdb.connect(str(store), read_only=True).execute(
-        'SELECT * FROM "performance_metrics"').df()
+    after = (
+        duckdb.connect(str(store), read_only=True)
+        .execute('SELECT * FROM "performance_metrics"')
+        .df()
+    )
     merged = before["performance_metrics"].merge(
-        after, on=["id", "calculation_date", "time_period"], suffixes=("_0", "_1"))
+        after, on=["id", "calculation_date", "time_period"], suffixes=("_0", "_1")
+    )
     moved = merged.loc[merged["updated_at_0"] != merged["updated_at_1"]]
     assert len(moved) > 0 and set(moved["shard_1"]) == {shard}
     assert (moved["calculation_date"] >= effective).all()
     assert (merged["created_at_0"] == merged["created_at_1"]).all()
     # the corrected portfolio's figures did change
-    mine = merged.loc[(merged["portfolio_id_1"] == deposit["portfolio_id"])
-                      & (merged["calculation_date"] > effective)]
+    mine = merged.loc[
+        (merged["portfolio_id_1"] == deposit["portfolio_id"])
+        & (merged["calculation_date"] > effective)
+    ]
     assert not np.allclose(mine["twr_0"], mine["twr_1"], rtol=1e-12)
 
 
-def test_a_two_process_backfill_equals_the_single_process_one(sample, tmp_path, capsys,
-                                                             monkeypatch):
+def test_a_two_process_backfill_equals_the_single_process_one(
+    sample, tmp_path, capsys, monkeypatch
+):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     full, full_store = sample
     store = tmp_path / "perf.duckdb"
@@ -370,7 +456,8 @@ def test_a_two_process_backfill_equals_the_single_process_one(sample, tmp_path, 
 
 
 def test_a_range_whose_days_before_are_not_computed_fails_instead_of_guessing(
-        sample, tmp_path, monkeypatch):
+    sample, tmp_path, monkeypatch
+):
     # A UI backfill split per day runs day D+1 beside day D: D+1 must not start from a close
     # that is missing or stale.
     from perf_pipeline.cli import run_partitions
@@ -386,8 +473,9 @@ def test_a_range_whose_days_before_are_not_computed_fails_instead_of_guessing(
     late = PlannedRun((shard,), pd.Timestamp(LAST_DAY), pd.Timestamp(LAST_DAY))
     lines = run_partitions("local", late.range_tags())
     assert result.success and lines, "the run should have failed"
-    assert any(f"shards {shard} are not up to date before this run's range" in line
-               for line in lines), lines
+    assert any(
+        f"shards {shard} are not up to date before this run's range" in line for line in lines
+    ), lines
 
 
 def test_an_input_root_with_no_rows_plans_nothing_and_succeeds(tmp_path, capsys, monkeypatch):

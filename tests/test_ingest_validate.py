@@ -416,11 +416,13 @@ def test_no_files_gives_empty_tables():
 
 
 def test_an_account_under_two_portfolios_is_rejected_whole_not_merged():
-    result = _run(_tx(
-        _tx_row(transaction_id="T1", portfolio_id="P1", account_id="A"),
-        _tx_row(transaction_id="T2", portfolio_id="P2", account_id="A"),
-        _tx_row(transaction_id="T3", portfolio_id="P1", account_id="B"),
-    ))
+    result = _run(
+        _tx(
+            _tx_row(transaction_id="T1", portfolio_id="P1", account_id="A"),
+            _tx_row(transaction_id="T2", portfolio_id="P2", account_id="A"),
+            _tx_row(transaction_id="T3", portfolio_id="P1", account_id="B"),
+        )
+    )
     assert list(result.transactions["transaction_id"]) == ["T3"]
     rejected = result.rejected_rows
     assert list(rejected["rule"]) == ["account_in_one_portfolio"] * 2

@@ -653,9 +653,13 @@ def add_partition_runs(fake: FakeDagster, parent: str, *statuses: str) -> None:
     """Partition runs of `parent`, as the stale_partitions sensor starts them."""
     for i, status in enumerate(statuses):
         fake.runs[f"{parent}-part-{i}"] = {
-            "runId": f"{parent}-part-{i}", "jobName": "performance_job", "status": status,
-            "tags": [{"key": "perf/parent_run", "value": parent},
-                     *[t for t in fake.runs[parent]["tags"] if t["key"] != "perf/partition_runs"]],
+            "runId": f"{parent}-part-{i}",
+            "jobName": "performance_job",
+            "status": status,
+            "tags": [
+                {"key": "perf/parent_run", "value": parent},
+                *[t for t in fake.runs[parent]["tags"] if t["key"] != "perf/partition_runs"],
+            ],
         }
 
 
@@ -687,8 +691,7 @@ def test_get_run_reports_the_whole_request(graphql: FakeDagster) -> None:
     graphql.runs[f"{run_id}-part-1"]["status"] = "SUCCESS"
     assert status() == "SUCCESS"
     lookup = graphql.requests[-1]["variables"]
-    assert lookup == {"filter": {"tags": [{"key": "perf/parent_run", "value": run_id}]},
-                      "limit": 2}
+    assert lookup == {"filter": {"tags": [{"key": "perf/parent_run", "value": run_id}]}, "limit": 2}
     # A partition run asked for directly reports its own status.
     code, body = call(rest_event("GET", f"/runs/{run_id}-part-0", headers=auth()))
     assert (code, body["status"]) == (200, "SUCCESS")

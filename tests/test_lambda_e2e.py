@@ -98,9 +98,9 @@ def queue_url_for(endpoint: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[
-    Stack
-]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("dagster-e2e")
     store = root / "perf.duckdb"
     env = {
@@ -134,9 +134,9 @@ def bearer(portfolios: list[str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(portfolios, sub='e2e-user')}"}
 
 
-def post_calculate(portfolio_ids: list[str], request_id: str, allowed: list[str]) -> tuple[
-    int, Any
-]:
+def post_calculate(
+    portfolio_ids: list[str], request_id: str, allowed: list[str]
+) -> tuple[int, Any]:
     body = {"portfolio_ids": portfolio_ids, "as_of": AS_OF, "request_id": request_id}
     event = rest_event("POST", "/calculate", body=json.dumps(body), headers=bearer(allowed))
     return call(event)
@@ -145,8 +145,11 @@ def post_calculate(portfolio_ids: list[str], request_id: str, allowed: list[str]
 def wait_for_first_tick(services: DagsterServices, sensor: str) -> None:
     """Block (bounded) until the sensor has ticked once: a run status sensor only sees runs
     that finish after its first tick."""
-    selector = {"repositoryLocationName": services.location,
-                "repositoryName": "__repository__", "sensorName": sensor}
+    selector = {
+        "repositoryLocationName": services.location,
+        "repositoryName": "__repository__",
+        "sensorName": sensor,
+    }
     deadline = time.monotonic() + RUN_DEADLINE_S
     while time.monotonic() < deadline:
         state = services.graphql(SENSOR_TICKS_QUERY, {"selector": selector})
@@ -159,11 +162,13 @@ def wait_for_first_tick(services: DagsterServices, sensor: str) -> None:
 
 def request_runs(services: DagsterServices, parent_id: str) -> tuple[dict, list[dict]]:
     """(the inputs run, its partition runs): job, status and tags of each."""
+
     def tagged(tags: dict[str, str]) -> list[dict[str, Any]]:
         filter_ = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
         found = services.graphql(TAGGED_RUNS_QUERY, {"filter": filter_})["runsOrError"]
-        return [{**run, "tags": {t["key"]: t["value"] for t in run["tags"]}}
-                for run in found["results"]]
+        return [
+            {**run, "tags": {t["key"]: t["value"] for t in run["tags"]}} for run in found["results"]
+        ]
 
     [parent] = [run for run in tagged({}) if run["runId"] == parent_id]
     return parent, tagged({"perf/parent_run": parent_id})
@@ -176,8 +181,9 @@ def assert_request_succeeded(services: DagsterServices, parent_id: str, request_
     assert len(children) == int(parent["tags"]["perf/partition_runs"]) >= 1
     for child in children:
         assert child["jobName"] == "performance_job"
-        assert child["status"] == "SUCCESS", failure_report(services, child["runId"],
-                                                            child["status"])
+        assert child["status"] == "SUCCESS", failure_report(
+            services, child["runId"], child["status"]
+        )
         assert child["tags"]["perf/request_id"] == request_id
         assert child["tags"]["perf/exclusive"].startswith("shards:")
 
@@ -211,8 +217,7 @@ def wait_for_status(services: DagsterServices, run_id: str) -> str:
             return status
         services.check_alive()
         time.sleep(POLL_S)
-    pytest.fail(f"run {run_id} still {status} after {RUN_DEADLINE_S:.0f} s\n"
-                f"{services.log_tails()}")
+    pytest.fail(f"run {run_id} still {status} after {RUN_DEADLINE_S:.0f} s\n{services.log_tails()}")
 
 
 def p1_itd(store: Path) -> dict[str, Any]:
@@ -337,33 +342,51 @@ def wait_for_tagged_run(services: DagsterServices, tags: dict[str, str]) -> dict
             return done[0]
         services.check_alive()
         time.sleep(POLL_S)
-    pytest.fail(f"no finished run tagged {tags} after {RUN_DEADLINE_S:.0f} s (runs: {found})\n"
-                f"{services.log_tails()}")
+    pytest.fail(
+        f"no finished run tagged {tags} after {RUN_DEADLINE_S:.0f} s (runs: {found})\n"
+        f"{services.log_tails()}"
+    )
 
 
-@pytest.mark.skipif(not sqs_sensor_present(), reason=f"{SQS_SENSOR_MODULE} does not exist yet "
-                    "(issue 5 builds the SQS sensor); TRIGGER_MODE=sqs cannot run end to end")
+@pytest.mark.skipif(
+    not sqs_sensor_present(),
+    reason=f"{SQS_SENSOR_MODULE} does not exist yet "
+    "(issue 5 builds the SQS sensor); TRIGGER_MODE=sqs cannot run end to end",
+)
 def test_sqs_mode_queues_and_the_sensor_runs_the_job(
     stack: Stack, first_run: tuple[str, float], aws: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from perf_pipeline.resources.aws_setup import create_dev_resources
 
     created = create_dev_resources(
-        bucket="perf-e2e-bucket", table="perf-e2e-metrics", timestream_database="perf_e2e",
-        timestream_table="metrics", queue_name=SQS_QUEUE, region="us-east-1", endpoint_url=aws,
+        bucket="perf-e2e-bucket",
+        table="perf-e2e-metrics",
+        timestream_database="perf_e2e",
+        timestream_table="metrics",
+        queue_name=SQS_QUEUE,
+        region="us-east-1",
+        endpoint_url=aws,
     )
     assert created["queue_url"] == stack.queue_url  # the URL the daemon was started with
     start_sqs_sensor(stack.services)
-    use_environment(monkeypatch, {"TRIGGER_MODE": "sqs", "PERF_SQS_QUEUE_URL": created["queue_url"],
-                                  "DAGSTER_GRAPHQL_URL": stack.services.graphql_url})
+    use_environment(
+        monkeypatch,
+        {
+            "TRIGGER_MODE": "sqs",
+            "PERF_SQS_QUEUE_URL": created["queue_url"],
+            "DAGSTER_GRAPHQL_URL": stack.services.graphql_url,
+        },
+    )
     before = runs(stack.services)
 
     code, body = post_calculate(["P1"], SQS_REQUEST_ID, allowed=["P1"])
     assert code == 202, body
     assert body == {"request_id": SQS_REQUEST_ID, "run_id": None, "status": "QUEUED"}
 
-    parent = wait_for_tagged_run(stack.services, {"perf/request_id": SQS_REQUEST_ID,
-                                                  "dagster/sensor_name": "sqs_request_sensor"})
+    parent = wait_for_tagged_run(
+        stack.services,
+        {"perf/request_id": SQS_REQUEST_ID, "dagster/sensor_name": "sqs_request_sensor"},
+    )
     status = wait_for_status(stack.services, parent["runId"])  # the whole request
     assert status == "SUCCESS", failure_report(stack.services, parent["runId"], status)
     assert_request_succeeded(stack.services, parent["runId"], SQS_REQUEST_ID)

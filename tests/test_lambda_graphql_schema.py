@@ -61,8 +61,9 @@ def test_variables_coerce_to_dagster_input_types(
 ) -> None:
     client = DagsterClient("http://dagster.invalid/graphql", 1.0, 1.0)
     request = CalculateRequest(("P1", "P2"), date(2024, 6, 28), "req-1")
-    client.runs_with_tags({"perf/request_id": "req-1", "perf/requested_by": "analyst-1"},
-                          job="inputs_job")
+    client.runs_with_tags(
+        {"perf/request_id": "req-1", "perf/requested_by": "analyst-1"}, job="inputs_job"
+    )
     client.launch_run(
         JobSelector("perf_pipeline", "__repository__", "performance_job"),
         run_config(request),

@@ -345,27 +345,32 @@ def _parent(status: str = "SUCCESS", **tags: str) -> RunInfo:
 
 
 def _children(*statuses: str) -> list[RunInfo]:
-    return [RunInfo(f"c{i}", s, {"perf/parent_run": "p"}, "performance_job")
-            for i, s in enumerate(statuses)]
+    return [
+        RunInfo(f"c{i}", s, {"perf/parent_run": "p"}, "performance_job")
+        for i, s in enumerate(statuses)
+    ]
 
 
-@pytest.mark.parametrize(("parent", "children", "expected"), [
-    (_parent("QUEUED"), [], "QUEUED"),  # the inputs run itself still waits
-    (_parent("STARTED"), [], "STARTED"),
-    (_parent("FAILURE"), [], "FAILURE"),
-    (_parent("CANCELED"), [], "CANCELED"),
-    (_parent(), [], "STARTED"),  # succeeded, not planned yet
-    (_parent(perf_partition_runs="0"), [], "SUCCESS"),  # nothing was stale
-    (_parent(perf_partition_runs="0", perf_plan_error="as-of after the last"), [], "FAILURE"),
-    (_parent(perf_partition_runs="2"), _children("SUCCESS"), "STARTED"),  # one not created
-    (_parent(perf_partition_runs="2"), _children("SUCCESS", "QUEUED"), "STARTED"),
-    (_parent(perf_partition_runs="2"), _children("FAILURE", "STARTED"), "STARTED"),
-    (_parent(perf_partition_runs="2"), _children("FAILURE", "SUCCESS"), "FAILURE"),
-    (_parent(perf_partition_runs="2"), _children("CANCELED", "SUCCESS"), "CANCELED"),
-    (_parent(perf_partition_runs="2"), _children("CANCELED", "FAILURE"), "FAILURE"),
-    (_parent(perf_partition_runs="2"), _children("SUCCESS", "SUCCESS"), "SUCCESS"),
-    (_parent(perf_partition_runs="x"), _children("SUCCESS"), "STARTED"),  # unreadable tag
-])
+@pytest.mark.parametrize(
+    ("parent", "children", "expected"),
+    [
+        (_parent("QUEUED"), [], "QUEUED"),  # the inputs run itself still waits
+        (_parent("STARTED"), [], "STARTED"),
+        (_parent("FAILURE"), [], "FAILURE"),
+        (_parent("CANCELED"), [], "CANCELED"),
+        (_parent(), [], "STARTED"),  # succeeded, not planned yet
+        (_parent(perf_partition_runs="0"), [], "SUCCESS"),  # nothing was stale
+        (_parent(perf_partition_runs="0", perf_plan_error="as-of after the last"), [], "FAILURE"),
+        (_parent(perf_partition_runs="2"), _children("SUCCESS"), "STARTED"),  # one not created
+        (_parent(perf_partition_runs="2"), _children("SUCCESS", "QUEUED"), "STARTED"),
+        (_parent(perf_partition_runs="2"), _children("FAILURE", "STARTED"), "STARTED"),
+        (_parent(perf_partition_runs="2"), _children("FAILURE", "SUCCESS"), "FAILURE"),
+        (_parent(perf_partition_runs="2"), _children("CANCELED", "SUCCESS"), "CANCELED"),
+        (_parent(perf_partition_runs="2"), _children("CANCELED", "FAILURE"), "FAILURE"),
+        (_parent(perf_partition_runs="2"), _children("SUCCESS", "SUCCESS"), "SUCCESS"),
+        (_parent(perf_partition_runs="x"), _children("SUCCESS"), "STARTED"),  # unreadable tag
+    ],
+)
 def test_request_status_combines_the_inputs_run_and_its_partition_runs(
     parent: RunInfo, children: list[RunInfo], expected: str
 ) -> None:

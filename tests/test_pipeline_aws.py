@@ -35,13 +35,24 @@ PERIODS = {"ITD", "MTD", "QTD", "YTD"}  # born 2024-01-02: no trailing period ye
 @pytest.fixture
 def aws_input(aws, tmp_path, monkeypatch):
     """The hand-made input on S3 and every AWS resource the pipeline needs, in moto."""
-    create_dev_resources(bucket=BUCKET, table=TABLE, timestream_database=TS_DB,
-                         timestream_table=TS_TABLE, queue_name="perf-requests",
-                         region="us-east-1", endpoint_url=aws)
+    create_dev_resources(
+        bucket=BUCKET,
+        table=TABLE,
+        timestream_database=TS_DB,
+        timestream_table=TS_TABLE,
+        queue_name="perf-requests",
+        region="us-east-1",
+        endpoint_url=aws,
+    )
     upload(aws, write_input(tmp_path / "input"))
-    for name, value in {"PERF_TARGET": "aws", "PERF_INPUT": f"s3://{BUCKET}/in",
-                        "PERF_DYNAMODB_TABLE": TABLE, "PERF_TIMESTREAM_DATABASE": TS_DB,
-                        "PERF_TIMESTREAM_TABLE": TS_TABLE, **DAGSTER_EVENT_SETTINGS}.items():
+    for name, value in {
+        "PERF_TARGET": "aws",
+        "PERF_INPUT": f"s3://{BUCKET}/in",
+        "PERF_DYNAMODB_TABLE": TABLE,
+        "PERF_TIMESTREAM_DATABASE": TS_DB,
+        "PERF_TIMESTREAM_TABLE": TS_TABLE,
+        **DAGSTER_EVENT_SETTINGS,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PERF_ASSET_STORE", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)  # an ephemeral instance per run
@@ -90,8 +101,9 @@ def test_metrics_reach_dynamodb_and_its_indexes_with_hand_computed_values(aws_in
         assert isinstance(item[name], Decimal), name
         assert float(item[name]) == pytest.approx(value, rel=1e-8), name
     assert "twr_annualized" not in item and "mwr_annualized" not in item  # null: left out
-    raw = client.get_item(TableName=TABLE, Key={"id": {"S": "portfolio#P1"},
-                                                "sk": {"S": "2024-01-08#ITD"}})["Item"]
+    raw = client.get_item(
+        TableName=TABLE, Key={"id": {"S": "portfolio#P1"}, "sk": {"S": "2024-01-08#ITD"}}
+    )["Item"]
     assert set(raw["twr"]) == {"N"} and set(raw["partial_period"]) == {"BOOL"}
     # The indexes hold every entity and period.
     by_portfolio = query_portfolio(client, TABLE, "P1", calculation_date="2024-01-08")
@@ -107,29 +119,36 @@ def test_series_reach_timestream_and_tables_are_on_s3(aws_input, capsys):
     # 5 dates for P1, A1 and A1:S1, 4 for A2 (inception 01-03); 16 metric rows.
     assert len(daily) == 19 and len(metrics) == 16
     last_day = str(int(pd.Timestamp("2024-01-08").timestamp() * 1000))
-    p1_last = next(r for r in daily
-                   if dimensions(r)["entity_id"] == "P1" and r["Time"] == last_day)
+    p1_last = next(r for r in daily if dimensions(r)["entity_id"] == "P1" and r["Time"] == last_day)
     values = {m["Name"]: m["Value"] for m in p1_last["MeasureValues"]}
     assert float(values["market_value"]) == pytest.approx(13305)
-    itd = next(r for r in metrics
-               if dimensions(r)["entity_id"] == "P1" and dimensions(r)["time_period"] == "ITD")
+    itd = next(
+        r
+        for r in metrics
+        if dimensions(r)["entity_id"] == "P1" and dimensions(r)["time_period"] == "ITD"
+    )
     values = {m["Name"]: m["Value"] for m in itd["MeasureValues"]}
     assert float(values["twr"]) == pytest.approx(p1_itd_expected()["twr"], rel=1e-12)
     assert values["request_id"]
     # The run's tables are on S3: the input tables whole, the partitioned ones per shard
     # and month.
     pages = boto3.client("s3", endpoint_url=aws_input).get_paginator("list_objects_v2")
-    stored = {obj["Key"][len("_perf_pipeline/assets/"):]
-              for page in pages.paginate(Bucket=BUCKET, Prefix="_perf_pipeline/assets/")
-              for obj in page.get("Contents", [])}
+    stored = {
+        obj["Key"][len("_perf_pipeline/assets/") :]
+        for page in pages.paginate(Bucket=BUCKET, Prefix="_perf_pipeline/assets/")
+        for obj in page.get("Contents", [])
+    }
     assert {"transactions", "prices", "positions"} <= stored
     (shard,) = shard_of(["P1"], SHARD_COUNT)
-    assert {f"{table}/{shard}/2024-01.pkl"
-            for table in ("daily_valuations", "performance_metrics", "computed_from")} <= stored
+    assert {
+        f"{table}/{shard}/2024-01.pkl"
+        for table in ("daily_valuations", "performance_metrics", "computed_from")
+    } <= stored
 
 
 def test_rerun_after_a_price_change_keeps_created_at_and_moves_updated_at(
-        aws_input, tmp_path, capsys):
+    aws_input, tmp_path, capsys
+):
     run_aws(capsys)
     client = dynamodb(aws_input)
     first = {i["sk"] + i["id"]: i for i in query_portfolio(client, TABLE, "P1")}
@@ -138,7 +157,8 @@ def test_rerun_after_a_price_change_keeps_created_at_and_moves_updated_at(
     # S1's Saturday close (it counts on Monday 01-08) moves from 106 to 107: 01-08 is stale.
     root = write_input(tmp_path / "changed")
     (root / "prices" / "2024" / "prices.csv").write_text(
-        PRICES.replace("S1,2024-01-06,106", "S1,2024-01-06,107"))
+        PRICES.replace("S1,2024-01-06,106", "S1,2024-01-06,107")
+    )
     upload(aws_input, root)
     assert "recomputed" in run_aws(capsys)
     second = {i["sk"] + i["id"]: i for i in query_portfolio(client, TABLE, "P1")}
@@ -150,7 +170,8 @@ def test_rerun_after_a_price_change_keeps_created_at_and_moves_updated_at(
     # By hand: S1 40 x 107 lifts A1 and P1 by 40 on 01-08, so P1 = 11,365 + 1,980.
     returns = hand_returns([*P1_MV[:-1], 11365 + 1980], P1_IN, [0] * 5)
     assert float(second["2024-01-08#ITDportfolio#P1"]["twr"]) == pytest.approx(
-        math.prod(1 + r for r in returns) - 1, rel=1e-12)
+        math.prod(1 + r for r in returns) - 1, rel=1e-12
+    )
 
 
 def test_a_later_as_of_deletes_the_superseded_latest_date(aws_input, capsys):
@@ -165,15 +186,19 @@ def test_a_later_as_of_deletes_the_superseded_latest_date(aws_input, capsys):
     assert [i["sk"] for i in items] == ["2024-01-08#ITD"]
     assert len(query_portfolio(client, TABLE, "P1")) == 16
     days = {r["Time"] for r in timestream_records("twr")}
-    assert days == {str(int(pd.Timestamp(d).timestamp() * 1000))
-                    for d in ("2024-01-05", "2024-01-08")}
+    assert days == {
+        str(int(pd.Timestamp(d).timestamp() * 1000)) for d in ("2024-01-05", "2024-01-08")
+    }
 
 
 def test_cli_run_with_target_aws(aws_input):
     env = {**os.environ}
     done = subprocess.run(
         [sys.executable, "-m", "perf_pipeline.cli", "run", "--target", "aws", "--as-of", AS_OF],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"{p1_itd_expected()['twr']:+.2%}" in done.stdout
@@ -191,8 +216,13 @@ def test_aws_target_needs_an_s3_input(monkeypatch):
 def test_aws_init_creates_what_the_pipeline_needs(aws, monkeypatch):
     monkeypatch.setenv("PERF_INPUT", "s3://init-bucket/in")
     monkeypatch.setenv("PERF_DYNAMODB_TABLE", "init-table")
-    done = subprocess.run([sys.executable, "-m", "perf_pipeline.cli", "aws-init"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    done = subprocess.run(
+        [sys.executable, "-m", "perf_pipeline.cli", "aws-init"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "init-bucket" in done.stdout and "init-table" in done.stdout
     tables = boto3.client("dynamodb", endpoint_url=aws).describe_table(TableName="init-table")
@@ -205,8 +235,13 @@ def test_aws_init_creates_what_the_pipeline_needs(aws, monkeypatch):
 
 def test_aws_init_without_a_bucket_is_a_usage_error(monkeypatch):
     monkeypatch.setenv("PERF_INPUT", "data/input")
-    done = subprocess.run([sys.executable, "-m", "perf_pipeline.cli", "aws-init"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    done = subprocess.run(
+        [sys.executable, "-m", "perf_pipeline.cli", "aws-init"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert done.returncode == 2
 
 

@@ -138,9 +138,24 @@ def test_cli_run_writes_the_same_tables(clean_run, tmp_path):
     cli_store = tmp_path / "cli.duckdb"
     home = tmp_path / "dagster_home_not_there_yet"  # the CLI makes it, and records the run
     done = subprocess.run(
-        [sys.executable, "-m", "perf_pipeline.cli", "run", "--input", str(root),
-         "--store", str(cli_store), "--target", "local", "--as-of", AS_OF],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": str(home)},
+        [
+            sys.executable,
+            "-m",
+            "perf_pipeline.cli",
+            "run",
+            "--input",
+            str(root),
+            "--store",
+            str(cli_store),
+            "--target",
+            "local",
+            "--as-of",
+            AS_OF,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (home / "history").is_dir()
@@ -165,8 +180,9 @@ def test_default_as_of_is_the_last_business_day_of_the_input(clean_run, tmp_path
     assert (a2["market_value"] == 2000).all()
 
 
-def test_an_earlier_as_of_after_a_later_one_recomputes_nothing(clean_run, tmp_path,
-                                                               monkeypatch, capsys):
+def test_an_earlier_as_of_after_a_later_one_recomputes_nothing(
+    clean_run, tmp_path, monkeypatch, capsys
+):
     root, _ = clean_run
     store = tmp_path / "perf.duckdb"
     run_materialize(root, store, monkeypatch)  # as of 2024-01-08
@@ -182,14 +198,24 @@ def test_an_earlier_as_of_after_a_later_one_recomputes_nothing(clean_run, tmp_pa
 
 
 def test_cli_bad_arguments_exit_2(tmp_path):
-    for args in (["run", "--as-of", "2024-02-30"], ["run", "--target", "mars"],
-                 ["run", "--input", str(tmp_path / "missing")], ["launch"]):
-        done = subprocess.run([sys.executable, "-m", "perf_pipeline.cli", *args],
-                              capture_output=True, text=True, timeout=120)
+    for args in (
+        ["run", "--as-of", "2024-02-30"],
+        ["run", "--target", "mars"],
+        ["run", "--input", str(tmp_path / "missing")],
+        ["launch"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "perf_pipeline.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 2, args
 
 
-BAD_TRANSACTIONS = TX_HEADER + """bad id!,P1,A1,,2024-01-03,DEPOSIT,,,5,,USD
+BAD_TRANSACTIONS = (
+    TX_HEADER
+    + """bad id!,P1,A1,,2024-01-03,DEPOSIT,,,5,,USD
 B02,,A1,,2024-01-03,DEPOSIT,,,5,,USD
 B03,P1,A1,,2024-01-03,DEPOSIT,,,5,,usd
 B04,P1,A1,,2024-01-03,GIFT,,,5,,USD
@@ -206,26 +232,39 @@ B13,P1,A1,,2024-01-03,DEPOSIT,,,6,,USD
 B15,P1,A1,,2024-01-03,DEPOSIT,,,5,,USD,surplus
 T1,P1,A1,,2024-01-02,DEPOSIT,,,10000.0,0,USD
 """
+)
 EXPECTED_REJECTS = {  # line -> rule
-    2: "id_pattern", 3: "not_null", 4: "iso_currency", 5: "type_allowed", 6: "date_format",
-    7: "number_format", 8: "finite", 9: "date_range", 10: "positive", 11: "non_negative",
-    12: "required_for_type", 13: "currency_matches_portfolio", 14: "duplicate_conflict",
-    15: "duplicate_conflict", 16: "field_count",
+    2: "id_pattern",
+    3: "not_null",
+    4: "iso_currency",
+    5: "type_allowed",
+    6: "date_format",
+    7: "number_format",
+    8: "finite",
+    9: "date_range",
+    10: "positive",
+    11: "non_negative",
+    12: "required_for_type",
+    13: "currency_matches_portfolio",
+    14: "duplicate_conflict",
+    15: "duplicate_conflict",
+    16: "field_count",
 }
 
 
-def test_bad_input_is_rejected_and_kept_and_good_rows_still_count(clean_run, tmp_path,
-                                                                   monkeypatch):
+def test_bad_input_is_rejected_and_kept_and_good_rows_still_count(clean_run, tmp_path, monkeypatch):
     _, clean_store = clean_run
     root = write_input(tmp_path / "input")
     (root / "transactions" / "bad").mkdir()
     (root / "transactions" / "bad" / "bad.csv").write_text(BAD_TRANSACTIONS)
     (root / "transactions" / "no_type.csv").write_text(
         "transaction_id,portfolio_id,account_id,trade_date,amount,currency\n"
-        "N1,P1,A1,2024-01-03,5,USD\n")
+        "N1,P1,A1,2024-01-03,5,USD\n"
+    )
     (root / "prices" / "garbage.parquet").write_bytes(bytes(range(256)) * 4)
-    (root / "prices" / "zero.csv").write_text("security_id,date,close,currency\n"
-                                              "S1,2024-01-04,0,USD\n")
+    (root / "prices" / "zero.csv").write_text(
+        "security_id,date,close,currency\nS1,2024-01-04,0,USD\n"
+    )
     store = tmp_path / "perf.duckdb"
     run_materialize(root, store, monkeypatch)  # succeeds, every check passes
 
@@ -250,6 +289,7 @@ def test_bad_input_is_rejected_and_kept_and_good_rows_still_count(clean_run, tmp
     # The good rows give exactly the figures of the clean run.
     volatile = ["request_id", "created_at", "updated_at"]
     for name in ("daily_valuations", "performance_metrics"):
-        pd.testing.assert_frame_equal(table(store, name).drop(columns=volatile, errors="ignore"),
-                                      table(clean_store, name).drop(columns=volatile,
-                                                                    errors="ignore"))
+        pd.testing.assert_frame_equal(
+            table(store, name).drop(columns=volatile, errors="ignore"),
+            table(clean_store, name).drop(columns=volatile, errors="ignore"),
+        )

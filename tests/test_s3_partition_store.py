@@ -26,12 +26,23 @@ D = dt.date
 
 @pytest.fixture
 def store(aws) -> S3PartitionStore:
-    create_dev_resources(bucket=BUCKET, table=TABLE, timestream_database=TS_DB,
-                         timestream_table=TS_TABLE, queue_name="q", region="us-east-1",
-                         endpoint_url=aws)
+    create_dev_resources(
+        bucket=BUCKET,
+        table=TABLE,
+        timestream_database=TS_DB,
+        timestream_table=TS_TABLE,
+        queue_name="q",
+        region="us-east-1",
+        endpoint_url=aws,
+    )
     return S3PartitionStore(
-        bucket=BUCKET, prefix=PREFIX, endpoint_url=aws, dynamodb_table=TABLE,
-        timestream_database=TS_DB, timestream_table=TS_TABLE, threads=3,
+        bucket=BUCKET,
+        prefix=PREFIX,
+        endpoint_url=aws,
+        dynamodb_table=TABLE,
+        timestream_database=TS_DB,
+        timestream_table=TS_TABLE,
+        threads=3,
     ).process_config_and_initialize()  # as the CLI initializes it
 
 
@@ -45,37 +56,68 @@ def keys(aws) -> list[str]:
 
 
 def daily(days: list[str], shard: str = "s01", entity: str = "P1", value: float = 1.0):
-    return pd.DataFrame({
-        "date": pd.to_datetime(days), "entity_type": "portfolio", "entity_id": entity,
-        "portfolio_id": entity, "market_value": value, "daily_return": 0.0,
-        "twr_index": 1.0, "shard": shard,
-    })
+    return pd.DataFrame(
+        {
+            "date": pd.to_datetime(days),
+            "entity_type": "portfolio",
+            "entity_id": entity,
+            "portfolio_id": entity,
+            "market_value": value,
+            "daily_return": 0.0,
+            "twr_index": 1.0,
+            "shard": shard,
+        }
+    )
 
 
 def metrics(days: list[str], created: str, entity: str = "P1", periods=("ITD", "MTD")):
-    rows = [{"id": f"portfolio#{entity}", "calculation_date": pd.Timestamp(day),
-             "entity_type": "portfolio", "entity_id": entity, "portfolio_id": entity,
-             "client_id": "C1", "time_period": period, "twr": 0.01 * (i + 1), "mwr": 0.02,
-             "volatility": 0.1, "sharpe_ratio": 1.5, "max_drawdown": 0.05,
-             "calculation_method": "daily", "request_id": created, "created_at": created,
-             "updated_at": created, "shard": "s01"}
-            for i, day in enumerate(days) for period in periods]
+    rows = [
+        {
+            "id": f"portfolio#{entity}",
+            "calculation_date": pd.Timestamp(day),
+            "entity_type": "portfolio",
+            "entity_id": entity,
+            "portfolio_id": entity,
+            "client_id": "C1",
+            "time_period": period,
+            "twr": 0.01 * (i + 1),
+            "mwr": 0.02,
+            "volatility": 0.1,
+            "sharpe_ratio": 1.5,
+            "max_drawdown": 0.05,
+            "calculation_method": "daily",
+            "request_id": created,
+            "created_at": created,
+            "updated_at": created,
+            "shard": "s01",
+        }
+        for i, day in enumerate(days)
+        for period in periods
+    ]
     return pd.DataFrame(rows)
 
 
 def test_round_trip_across_a_month_boundary_one_object_per_month(store, aws):
-    frame = pd.concat([daily(["2024-01-30", "2024-01-31", "2024-02-01"]),
-                       daily(["2024-01-31"], shard="s02", entity="P2", value=2.0)])
+    frame = pd.concat(
+        [
+            daily(["2024-01-30", "2024-01-31", "2024-02-01"]),
+            daily(["2024-01-31"], shard="s02", entity="P2", value=2.0),
+        ]
+    )
     store.replace("daily_valuations", frame, Slice(("s01", "s02"), D(2024, 1, 30), D(2024, 2, 1)))
-    assert keys(aws) == ["assets/daily_valuations/s01/2024-01.pkl",
-                         "assets/daily_valuations/s01/2024-02.pkl",
-                         "assets/daily_valuations/s02/2024-01.pkl"]
-    january = pickle.loads(s3(aws).get_object(
-        Bucket=BUCKET, Key="assets/daily_valuations/s01/2024-01.pkl")["Body"].read())
+    assert keys(aws) == [
+        "assets/daily_valuations/s01/2024-01.pkl",
+        "assets/daily_valuations/s01/2024-02.pkl",
+        "assets/daily_valuations/s02/2024-01.pkl",
+    ]
+    january = pickle.loads(
+        s3(aws)
+        .get_object(Bucket=BUCKET, Key="assets/daily_valuations/s01/2024-01.pkl")["Body"]
+        .read()
+    )
     assert list(january["date"]) == list(pd.to_datetime(["2024-01-30", "2024-01-31"]))
     back = store.read("daily_valuations", ["s01", "s02"], D(2024, 1, 31), D(2024, 2, 1))
-    assert list(back["date"]) == list(pd.to_datetime(["2024-01-31", "2024-01-31",
-                                                      "2024-02-01"]))
+    assert list(back["date"]) == list(pd.to_datetime(["2024-01-31", "2024-01-31", "2024-02-01"]))
     assert sorted(back.loc[back["date"] == "2024-01-31", "market_value"]) == [1.0, 2.0]
     only = store.read("daily_valuations", ["s02"], columns=["entity_id", "date"])
     assert list(only.columns) == ["entity_id", "date"] and list(only["entity_id"]) == ["P2"]
@@ -84,8 +126,11 @@ def test_round_trip_across_a_month_boundary_one_object_per_month(store, aws):
 def test_partial_month_replace_keeps_the_other_rows(store):
     days = ["2024-03-01", "2024-03-04", "2024-03-05", "2024-03-06"]
     store.replace("daily_valuations", daily(days), Slice(("s01",), D(2024, 3, 1), D(2024, 3, 6)))
-    store.replace("daily_valuations", daily(["2024-03-05"], value=9.0),
-                  Slice(("s01",), D(2024, 3, 5), D(2024, 3, 6)))
+    store.replace(
+        "daily_valuations",
+        daily(["2024-03-05"], value=9.0),
+        Slice(("s01",), D(2024, 3, 5), D(2024, 3, 6)),
+    )
     back = store.read("daily_valuations", ["s01"])
     assert list(back["date"].dt.strftime("%m-%d")) == ["03-01", "03-04", "03-05"]
     assert list(back["market_value"]) == [1.0, 1.0, 9.0]  # 03-06 dropped: in the slice
@@ -100,8 +145,9 @@ def test_an_object_left_empty_is_deleted_and_reads_are_empty(store, aws):
 
 def test_rows_outside_the_slice_are_refused(store):
     with pytest.raises(ValueError, match="outside the slice"):
-        store.replace("daily_valuations", daily(["2024-03-08"]),
-                      Slice(("s01",), D(2024, 3, 1), D(2024, 3, 6)))
+        store.replace(
+            "daily_valuations", daily(["2024-03-08"]), Slice(("s01",), D(2024, 3, 1), D(2024, 3, 6))
+        )
 
 
 def test_reading_a_range_gets_only_its_months(store):
@@ -109,8 +155,10 @@ def test_reading_a_range_gets_only_its_months(store):
     store.replace("daily_valuations", daily(days), Slice(("s01",), D(2024, 1, 1)))
     gets = RecordedCalls(store._client("s3"), "s3.GetObject")
     back = store.read("daily_valuations", ["s01"], D(2024, 3, 15), D(2024, 4, 2))
-    assert sorted(p["Key"] for p in gets.params) == ["assets/daily_valuations/s01/2024-03.pkl",
-                                 "assets/daily_valuations/s01/2024-04.pkl"]
+    assert sorted(p["Key"] for p in gets.params) == [
+        "assets/daily_valuations/s01/2024-03.pkl",
+        "assets/daily_valuations/s01/2024-04.pkl",
+    ]
     assert back["date"].min() == pd.Timestamp("2024-03-15")
     assert back["date"].max() == pd.Timestamp("2024-04-02") and len(back) == 13
 
@@ -119,8 +167,11 @@ def test_whole_months_are_rewritten_without_reading_them(store):
     days = pd.bdate_range("2024-01-01", "2024-02-29").strftime("%Y-%m-%d").tolist()
     store.replace("daily_valuations", daily(days), Slice(("s01",), D(2024, 1, 1)))
     gets = RecordedCalls(store._client("s3"), "s3.GetObject")
-    store.replace("daily_valuations", daily(days[-5:], value=3.0),
-                  Slice(("s01",), D(2024, 2, 1), D(2024, 2, 29)))
+    store.replace(
+        "daily_valuations",
+        daily(days[-5:], value=3.0),
+        Slice(("s01",), D(2024, 2, 1), D(2024, 2, 29)),
+    )
     assert gets.params == []
     back = store.read("daily_valuations", ["s01"], D(2024, 2, 1))
     assert list(back["market_value"]) == [3.0] * 5
@@ -129,15 +180,22 @@ def test_whole_months_are_rewritten_without_reading_them(store):
 def test_metrics_keep_created_at_and_delete_superseded_items(store, aws):
     """Run 1 ends on Tue 2024-02-06; run 2 covers 02-07..02-09 and supersedes 02-06."""
     first = metrics(["2024-01-31", "2024-02-06"], created="T1")
-    store.replace("performance_metrics", first, Slice(("s01",), D(2024, 1, 1), D(2024, 2, 6)),
-                  keep_created_at=METRIC_KEY)
+    store.replace(
+        "performance_metrics",
+        first,
+        Slice(("s01",), D(2024, 1, 1), D(2024, 2, 6)),
+        keep_created_at=METRIC_KEY,
+    )
     client = boto3.client("dynamodb", endpoint_url=aws)
     assert len(scan_items(client, TABLE)) == 4
 
     second = metrics(["2024-02-09"], created="T2")
-    store.replace("performance_metrics", second,
-                  Slice(("s01",), D(2024, 2, 7), D(2024, 2, 9), extra_days=(D(2024, 2, 6),)),
-                  keep_created_at=METRIC_KEY)
+    store.replace(
+        "performance_metrics",
+        second,
+        Slice(("s01",), D(2024, 2, 7), D(2024, 2, 9), extra_days=(D(2024, 2, 6),)),
+        keep_created_at=METRIC_KEY,
+    )
     back = store.read("performance_metrics", ["s01"])
     assert sorted(back["calculation_date"].dt.strftime("%m-%d").unique()) == ["01-31", "02-09"]
     stored = {i["sk"] for i in scan_items(client, TABLE)}
@@ -145,9 +203,12 @@ def test_metrics_keep_created_at_and_delete_superseded_items(store, aws):
 
     # A rerun of run 2 keeps created_at on S3 and in DynamoDB; updated_at moves in DynamoDB.
     before = query_entity(client, TABLE, "portfolio", "P1", date="2024-02-09", period="ITD")[0]
-    store.replace("performance_metrics", metrics(["2024-02-09"], created="T3"),
-                  Slice(("s01",), D(2024, 2, 7), D(2024, 2, 9), extra_days=(D(2024, 2, 6),)),
-                  keep_created_at=METRIC_KEY)
+    store.replace(
+        "performance_metrics",
+        metrics(["2024-02-09"], created="T3"),
+        Slice(("s01",), D(2024, 2, 7), D(2024, 2, 9), extra_days=(D(2024, 2, 6),)),
+        keep_created_at=METRIC_KEY,
+    )
     rows = store.read("performance_metrics", ["s01"], D(2024, 2, 9))
     assert set(rows["created_at"]) == {"T2"} and set(rows["request_id"]) == {"T3"}
     after = query_entity(client, TABLE, "portfolio", "P1", date="2024-02-09", period="ITD")[0]
@@ -158,11 +219,18 @@ def test_metrics_keep_created_at_and_delete_superseded_items(store, aws):
 def test_in_range_dates_no_longer_computed_leave_dynamodb(store, aws):
     """Run 1 ended on Wed 02-07; a rerun from Mon 02-05 (input changed) ends on Fri 02-09:
     02-07 is inside its range and not a calculation date any more."""
-    store.replace("performance_metrics", metrics(["2024-02-07"], created="T1"),
-                  Slice(("s01",), D(2024, 2, 1), D(2024, 2, 7)), keep_created_at=METRIC_KEY)
-    store.replace("performance_metrics", metrics(["2024-02-09"], created="T2"),
-                  Slice(("s01",), D(2024, 2, 5), D(2024, 2, 9), extra_days=(D(2024, 2, 2),)),
-                  keep_created_at=METRIC_KEY)
+    store.replace(
+        "performance_metrics",
+        metrics(["2024-02-07"], created="T1"),
+        Slice(("s01",), D(2024, 2, 1), D(2024, 2, 7)),
+        keep_created_at=METRIC_KEY,
+    )
+    store.replace(
+        "performance_metrics",
+        metrics(["2024-02-09"], created="T2"),
+        Slice(("s01",), D(2024, 2, 5), D(2024, 2, 9), extra_days=(D(2024, 2, 2),)),
+        keep_created_at=METRIC_KEY,
+    )
     client = boto3.client("dynamodb", endpoint_url=aws)
     assert {i["sk"] for i in scan_items(client, TABLE)} == {"2024-02-09#ITD", "2024-02-09#MTD"}
 
@@ -171,13 +239,20 @@ def test_timestream_gets_daily_and_metrics_records_with_a_later_version(store):
     versions: list[int] = []
     store._client("timestream").meta.events.register(
         "before-parameter-build.timestream-write.WriteRecords",
-        lambda params, **_: versions.append(params["CommonAttributes"]["Version"]))
+        lambda params, **_: versions.append(params["CommonAttributes"]["Version"]),
+    )
     started = time.time_ns() // 1_000_000
-    store.replace("daily_valuations", daily(["2024-02-05", "2024-02-06"]),
-                  Slice(("s01",), D(2024, 2, 5), D(2024, 2, 6)))
+    store.replace(
+        "daily_valuations",
+        daily(["2024-02-05", "2024-02-06"]),
+        Slice(("s01",), D(2024, 2, 5), D(2024, 2, 6)),
+    )
     time.sleep(0.01)
-    store.replace("performance_metrics", metrics(["2024-02-06"], created="T1"),
-                  Slice(("s01",), D(2024, 2, 5), D(2024, 2, 6)))
+    store.replace(
+        "performance_metrics",
+        metrics(["2024-02-06"], created="T1"),
+        Slice(("s01",), D(2024, 2, 5), D(2024, 2, 6)),
+    )
     backend = get_backend("timestream-write")[DEFAULT_ACCOUNT_ID]["us-east-1"]
     records = backend.databases[TS_DB].tables[TS_TABLE].records
     measures = [{m["Name"] for m in r["MeasureValues"]} for r in records]

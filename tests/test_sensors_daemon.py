@@ -41,13 +41,17 @@ def wait_for(condition, deadline: float, what: str, log: Path):
         if value:
             return value
         time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}; daemon log:\n"
-                         + log.read_text(errors="replace")[-4000:])
+    raise AssertionError(
+        f"timed out waiting for {what}; daemon log:\n" + log.read_text(errors="replace")[-4000:]
+    )
 
 
 def sensor_ticks(instance: DagsterInstance):
-    states = [state for state in instance.all_instigator_state()
-              if state.instigator_name == S3_SENSOR_NAME]
+    states = [
+        state
+        for state in instance.all_instigator_state()
+        if state.instigator_name == S3_SENSOR_NAME
+    ]
     if not states:
         return []
     return instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=20)
@@ -63,12 +67,21 @@ def test_daemon_turns_dropped_objects_into_one_successful_run(aws, tmp_path):
 
     home = write_instance(tmp_path / "dagster_home")
     (tmp_path / "location.py").write_text(WORKSPACE_MODULE)
-    workspace = write_workspace(tmp_path / "workspace.yaml", module="location",
-                                location="perf_pipeline", working_directory=tmp_path)
+    workspace = write_workspace(
+        tmp_path / "workspace.yaml",
+        module="location",
+        location="perf_pipeline",
+        working_directory=tmp_path,
+    )
     store = tmp_path / "perf.duckdb"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PERF_TARGET": "local",
-           "PERF_INPUT": f"s3://{BUCKET}/{PREFIX}", "PERF_STORE": str(store),
-           "AWS_ENDPOINT_URL": aws}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PERF_TARGET": "local",
+        "PERF_INPUT": f"s3://{BUCKET}/{PREFIX}",
+        "PERF_STORE": str(store),
+        "AWS_ENDPOINT_URL": aws,
+    }
     env.pop("PERF_SQS_QUEUE_URL", None)
     log = tmp_path / "daemon.log"
     process = start([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, log)
@@ -87,21 +100,28 @@ def test_daemon_turns_dropped_objects_into_one_successful_run(aws, tmp_path):
         def finished_partition_runs():
             promised = instance.get_run_by_id(run.run_id).tags.get(PARTITION_RUNS_TAG)
             found = instance.get_runs(filters=RunsFilter(tags={PARENT_RUN_TAG: run.run_id}))
-            done = promised and len(found) == int(promised) and all(
-                r.is_finished for r in found)
+            done = promised and len(found) == int(promised) and all(r.is_finished for r in found)
             return found if done else None
 
         parts = wait_for(finished_partition_runs, deadline, "the partition runs", log)
-        assert parts and all(p.status == DagsterRunStatus.SUCCESS for p in parts), \
-            log.read_text()[-4000:]
+        assert parts and all(p.status == DagsterRunStatus.SUCCESS for p in parts), log.read_text()[
+            -4000:
+        ]
         assert {p.job_name for p in parts} == {PERFORMANCE_JOB}
         # A tick that began after the run ended saw nothing new: still exactly one run.
         ended = instance.get_run_record_by_id(run.run_id).end_time
-        wait_for(lambda: any(tick.timestamp > ended and tick.status.value == "SKIPPED"
-                             for tick in sensor_ticks(instance)),
-                 deadline, "a later sensor tick", log)
-        assert len(instance.get_runs(
-            filters=RunsFilter(tags={SENSOR_NAME_TAG: S3_SENSOR_NAME}))) == 1
+        wait_for(
+            lambda: any(
+                tick.timestamp > ended and tick.status.value == "SKIPPED"
+                for tick in sensor_ticks(instance)
+            ),
+            deadline,
+            "a later sensor tick",
+            log,
+        )
+        assert (
+            len(instance.get_runs(filters=RunsFilter(tags={SENSOR_NAME_TAG: S3_SENSOR_NAME}))) == 1
+        )
     finally:
         stop(process)
 
@@ -109,7 +129,8 @@ def test_daemon_turns_dropped_objects_into_one_successful_run(aws, tmp_path):
         rows = con.execute(
             "SELECT calculation_date, twr, request_id FROM performance_metrics "
             "WHERE entity_type = 'portfolio' AND entity_id = 'P1' AND time_period = 'ITD' "
-            "ORDER BY calculation_date DESC LIMIT 1").fetchall()
+            "ORDER BY calculation_date DESC LIMIT 1"
+        ).fetchall()
     [(calculation_date, twr, request_id)] = rows
     # The latest input date is Saturday 01-06: valued up to Friday 01-05 (four hand returns).
     assert str(calculation_date)[:10] == "2024-01-05"

@@ -55,18 +55,26 @@ def upload(s3, key: str, etag: str) -> str:
     return f"{key}@{etag}@{modified.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def evaluate(instance: DagsterInstance, cursor: str | None, *, page_size: int = 1000,
-             settings: S3SensorSettings | None = None):
+def evaluate(
+    instance: DagsterInstance,
+    cursor: str | None,
+    *,
+    page_size: int = 1000,
+    settings: S3SensorSettings | None = None,
+):
     sensor = build_s3_sensor(PERFORMANCE_JOB, settings=settings)
     store = InputStore(root=f"s3://{BUCKET}/{PREFIX}", page_size=page_size)
-    with build_sensor_context(instance=instance, cursor=cursor, sensor_name=sensor.name,
-                              resources={"input_store": store}) as context:
+    with build_sensor_context(
+        instance=instance, cursor=cursor, sensor_name=sensor.name, resources={"input_store": store}
+    ) as context:
         return sensor.evaluate_tick(context)
 
 
 def test_new_objects_share_one_run_and_the_rest_is_skipped(s3, instance, capfd):
-    etags = {key: put(s3, key) for key in
-             ["transactions/2024/06/28/batch-7.csv", "prices/p.parquet", "portfolios/p.CSV"]}
+    etags = {
+        key: put(s3, key)
+        for key in ["transactions/2024/06/28/batch-7.csv", "prices/p.parquet", "portfolios/p.CSV"]
+    }
     for stray in ["transactions/notes.txt", "other/x.csv", "top.csv", "prices/_SUCCESS"]:
         put(s3, stray)
     result = evaluate(instance, None)
@@ -76,8 +84,9 @@ def test_new_objects_share_one_run_and_the_rest_is_skipped(s3, instance, capfd):
     assert run.run_key == f"s3-{digest([upload(s3, k, e) for k, e in etags.items()])}"
     assert run.tags[DIGEST_TAG] == expected
     assert run.tags[OBJECTS_TAG] == "3"
-    assert run.tags[KEYS_TAG] == ("portfolios/p.CSV, prices/p.parquet, "
-                                  "transactions/2024/06/28/batch-7.csv")
+    assert run.tags[KEYS_TAG] == (
+        "portfolios/p.CSV, prices/p.parquet, transactions/2024/06/28/batch-7.csv"
+    )
     assert run.run_config == {"resources": {"run_request": {"config": {}}}}
     err = capfd.readouterr().err
     assert "S3 object skipped: transactions/notes.txt: not a .csv or .parquet file" in err
@@ -97,7 +106,8 @@ def test_changed_object_same_key_new_etag_is_a_new_run(s3, instance):
     new_etag = put(s3, "transactions/t.csv", CSV + b"3,4\n")
     second = evaluate(instance, first.cursor)
     assert [run.run_key for run in second.run_requests] == [
-        f"s3-{digest([upload(s3, 'transactions/t.csv', new_etag)])}"]
+        f"s3-{digest([upload(s3, 'transactions/t.csv', new_etag)])}"
+    ]
     assert evaluate(instance, second.cursor).run_requests == []
 
 
@@ -123,15 +133,16 @@ def test_restart_from_a_saved_cursor_neither_repeats_nor_misses(s3, instance):
     with instance_for_test() as restarted:
         after = evaluate(restarted, json.dumps(stored))
         assert [run.tags[KEYS_TAG] for run in after.run_requests] == ["transactions/b.csv"]
-        assert after.run_requests[0].tags[DIGEST_TAG] == digest(
-            [f"transactions/b.csv@{new_etag}"])
+        assert after.run_requests[0].tags[DIGEST_TAG] == digest([f"transactions/b.csv@{new_etag}"])
         assert evaluate(restarted, after.cursor).run_requests == []
 
 
-def test_thousand_objects_over_pages_make_a_few_runs_covering_each_once(
-        s3, instance, monkeypatch):
-    keys = [f"transactions/2024/06/{day:02d}/batch-{n:04d}.csv"
-            for n in range(1000) for day in [1 + n % 28]]
+def test_thousand_objects_over_pages_make_a_few_runs_covering_each_once(s3, instance, monkeypatch):
+    keys = [
+        f"transactions/2024/06/{day:02d}/batch-{n:04d}.csv"
+        for n in range(1000)
+        for day in [1 + n % 28]
+    ]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda key: put(s3, key, key.encode()), keys))
 
@@ -143,18 +154,22 @@ def test_thousand_objects_over_pages_make_a_few_runs_covering_each_once(
         return original(self, operation, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
-    result = evaluate(instance, None, page_size=100,
-                      settings=S3SensorSettings(max_objects_per_run=300))
+    result = evaluate(
+        instance, None, page_size=100, settings=S3SensorSettings(max_objects_per_run=300)
+    )
     assert calls.count("ListObjectsV2") == 10
 
     assert [int(run.tags[OBJECTS_TAG]) for run in result.run_requests] == [300, 300, 300, 100]
     # Independently: the listing sorted oldest first, cut into slices of 300.
-    listed = [item for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-              for item in page["Contents"]]
+    listed = [
+        item
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for item in page["Contents"]
+    ]
     assert len(listed) == 1000
     listed.sort(key=lambda item: (item["LastModified"], item["Key"]))
-    lines = [f"{item['Key'][len(PREFIX) + 1:]}@{item['ETag'].strip(chr(34))}" for item in listed]
-    expected = {digest(lines[start:start + 300]) for start in range(0, 1000, 300)}
+    lines = [f"{item['Key'][len(PREFIX) + 1 :]}@{item['ETag'].strip(chr(34))}" for item in listed]
+    expected = {digest(lines[start : start + 300]) for start in range(0, 1000, 300)}
     assert {run.tags[DIGEST_TAG] for run in result.run_requests} == expected
     assert all(len(run.tags[KEYS_TAG]) <= MAX_TAG_CHARS for run in result.run_requests)
     assert evaluate(instance, result.cursor, page_size=100).run_requests == []
@@ -162,28 +177,39 @@ def test_thousand_objects_over_pages_make_a_few_runs_covering_each_once(
 
 def test_local_root_is_skipped_with_a_reason(instance, tmp_path):
     sensor = build_s3_sensor(PERFORMANCE_JOB)
-    with build_sensor_context(instance=instance, sensor_name=sensor.name,
-                              resources={"input_store": InputStore(root=str(tmp_path))}) as ctx:
+    with build_sensor_context(
+        instance=instance,
+        sensor_name=sensor.name,
+        resources={"input_store": InputStore(root=str(tmp_path))},
+    ) as ctx:
         result = sensor.evaluate_tick(ctx)
     assert result.run_requests == []
     assert "not an s3:// URI" in result.skip_message
 
 
 def obj(path: str, etag: str, minute: int) -> InputObject:
-    return InputObject(path, "transactions", etag, 1,
-                       datetime(2024, 6, 28, 12, 0, tzinfo=UTC) + timedelta(minutes=minute))
+    return InputObject(
+        path,
+        "transactions",
+        etag,
+        1,
+        datetime(2024, 6, 28, 12, 0, tzinfo=UTC) + timedelta(minutes=minute),
+    )
 
 
 def test_scan_catches_a_late_upload_inside_the_lookback_and_bounds_the_cursor():
     lookback = timedelta(minutes=10)
-    fresh, cursor = scan([obj("t/a.csv", "1", 0), obj("t/b.csv", "1", 30)], S3Cursor(),
-                         lookback)
+    fresh, cursor = scan([obj("t/a.csv", "1", 0), obj("t/b.csv", "1", 30)], S3Cursor(), lookback)
     assert [o.path for o in fresh] == ["t/a.csv", "t/b.csv"]
     assert len(cursor.seen) == 1  # a.csv (12:00) is older than 12:30 - 10 min: dropped
     # c.csv began uploading at 12:25 (before the high-water mark 12:30) and completed later;
     # d.csv at 12:15 is outside the lookback and is the documented miss.
-    late = [obj("t/a.csv", "1", 0), obj("t/b.csv", "1", 30), obj("t/c.csv", "1", 25),
-            obj("t/d.csv", "1", 15)]
+    late = [
+        obj("t/a.csv", "1", 0),
+        obj("t/b.csv", "1", 30),
+        obj("t/c.csv", "1", 25),
+        obj("t/d.csv", "1", 15),
+    ]
     fresh, cursor = scan(late, S3Cursor.from_json(cursor.to_json()), lookback)
     assert [o.path for o in fresh] == ["t/c.csv"]
     assert cursor.high_water == datetime(2024, 6, 28, 12, 30, tzinfo=UTC)

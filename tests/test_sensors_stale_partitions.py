@@ -42,13 +42,18 @@ from perf_pipeline.sensors.stale_partitions import (
 )
 
 START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-TX_HEADER = ("transaction_id,portfolio_id,account_id,security_id,trade_date,type,quantity,"
-             "price,amount,fee,currency\n")
-TRANSACTIONS = TX_HEADER + """T1,P1,A1,,2024-01-02,DEPOSIT,,,10000,,USD
+TX_HEADER = (
+    "transaction_id,portfolio_id,account_id,security_id,trade_date,type,quantity,"
+    "price,amount,fee,currency\n"
+)
+TRANSACTIONS = (
+    TX_HEADER
+    + """T1,P1,A1,,2024-01-02,DEPOSIT,,,10000,,USD
 T2,P1,A1,S1,2024-01-02,BUY,50,100,,0,USD
 T3,P2,A2,,2024-01-02,DEPOSIT,,,5000,,USD
 T4,P2,A2,S2,2024-01-03,BUY,10,200,,0,USD
 """
+)
 PRICES = """security_id,date,close,currency
 S1,2024-01-02,100,USD
 S1,2024-01-03,101,USD
@@ -66,8 +71,11 @@ def shard(portfolio_id: str) -> str:
 
 
 def write_input(root: Path) -> Path:
-    for kind, text in {"transactions": TRANSACTIONS, "prices": PRICES,
-                       "portfolios": PORTFOLIOS}.items():
+    for kind, text in {
+        "transactions": TRANSACTIONS,
+        "prices": PRICES,
+        "portfolios": PORTFOLIOS,
+    }.items():
         (root / kind).mkdir(parents=True)
         (root / kind / f"{kind}.csv").write_text(text)
     (root / "benchmarks").mkdir()
@@ -101,18 +109,25 @@ def setup(computed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     folder = tmp_path / "copy"
     shutil.copytree(computed[0], folder)
     root, store = folder / "input", folder / "perf.duckdb"
-    return (root, DuckDBStore(path=str(store)), definitions_for(root, store, monkeypatch),
-            DagsterInstance.ephemeral())
+    return (
+        root,
+        DuckDBStore(path=str(store)),
+        definitions_for(root, store, monkeypatch),
+        DagsterInstance.ephemeral(),
+    )
 
 
 def evaluate(defs, instance, store, tags=None):
     """Run inputs_job with `tags`, then evaluate the sensor on its success: (run, result)."""
     result = defs.resolve_job_def(INPUTS_JOB).execute_in_process(
-        instance=instance, tags=tags, run_config=QUIET)
+        instance=instance, tags=tags, run_config=QUIET
+    )
     [success] = [e for e in result.all_events if e.event_type == DagsterEventType.RUN_SUCCESS]
     with build_run_status_sensor_context(
-        sensor_name=STALE_PARTITIONS_SENSOR_NAME, dagster_instance=instance,
-        dagster_run=result.dagster_run, dagster_event=success,
+        sensor_name=STALE_PARTITIONS_SENSOR_NAME,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=success,
         resources={"partition_store": store, "io_manager": DuckDBIOManager(store=store)},
     ) as context:
         answer = defs.resolve_sensor_def(STALE_PARTITIONS_SENSOR_NAME)(context)
@@ -123,8 +138,9 @@ def compute(defs, instance, requests) -> None:
     """Execute each requested range of performance_job (as the daemon would)."""
     job = defs.resolve_job_def(PERFORMANCE_JOB)
     for request in requests:
-        assert job.execute_in_process(instance=instance, run_config=QUIET,
-                                      tags={k: request.tags[k] for k in (START, END)}).success
+        assert job.execute_in_process(
+            instance=instance, run_config=QUIET, tags={k: request.tags[k] for k in (START, END)}
+        ).success
 
 
 def test_the_first_run_covers_every_shard_from_its_first_input_day(computed):
@@ -157,8 +173,10 @@ def test_a_back_dated_transaction_recomputes_only_its_shard_from_its_day(setup):
     with (root / "transactions" / "transactions.csv").open("a") as out:
         out.write(BACK_DATED_2)
     parent, [request] = evaluate(defs, instance, store)
-    assert (request.tags[START], request.tags[END]) == (f"2024-01-04|{shard('P1')}",
-                                                        f"2024-01-08|{shard('P1')}")
+    assert (request.tags[START], request.tags[END]) == (
+        f"2024-01-04|{shard('P1')}",
+        f"2024-01-08|{shard('P1')}",
+    )
     assert parent.tags[PARTITION_RUNS_TAG] == "1"
     compute(defs, instance, [request])
     _, answer = evaluate(defs, instance, store)  # done: nothing stale any more
@@ -175,32 +193,40 @@ def test_a_transaction_on_a_weekend_marks_its_next_business_day(setup):
 
 def test_a_request_for_an_up_to_date_portfolio_still_recomputes_from_its_as_of_day(setup):
     _, store, defs, instance = setup
-    tags = {"perf/portfolio_ids": "P2", "perf/as_of": "2024-01-05", "perf/request_id": "r-7",
-            "perf/requested_by": "alice"}
+    tags = {
+        "perf/portfolio_ids": "P2",
+        "perf/as_of": "2024-01-05",
+        "perf/request_id": "r-7",
+        "perf/requested_by": "alice",
+    }
     parent, [request] = evaluate(defs, instance, store, tags=tags)
     # from the as-of day through the shard's last computed day (01-08): a range that ended
     # on 01-05 would leave 01-08 carrying a state it may have changed
-    assert (request.tags[START], request.tags[END]) == (f"2024-01-05|{shard('P2')}",
-                                                        f"2024-01-08|{shard('P2')}")
-    assert {k: request.tags[k] for k in ("perf/portfolio_ids", "perf/request_id",
-                                         "perf/requested_by")} == {
-        "perf/portfolio_ids": "P2", "perf/request_id": "r-7", "perf/requested_by": "alice"}
+    assert (request.tags[START], request.tags[END]) == (
+        f"2024-01-05|{shard('P2')}",
+        f"2024-01-08|{shard('P2')}",
+    )
+    assert {
+        k: request.tags[k] for k in ("perf/portfolio_ids", "perf/request_id", "perf/requested_by")
+    } == {"perf/portfolio_ids": "P2", "perf/request_id": "r-7", "perf/requested_by": "alice"}
     assert parent.tags[PARTITION_RUNS_TAG] == "1"
 
 
 def test_a_batch_request_recomputes_its_portfolios_from_its_start(setup):
     _, store, defs, instance = setup
-    tags = {"perf/portfolio_ids": "P1,P2", "perf/as_of": "2024-01-08",
-            "perf/start": "2024-01-04"}
+    tags = {"perf/portfolio_ids": "P1,P2", "perf/as_of": "2024-01-08", "perf/start": "2024-01-04"}
     _, requests = evaluate(defs, instance, store, tags=tags)
     # Nothing is stale, yet both shards recompute from the start asked for: one run over
     # both (the shards between them have no input).
     assert [(r.tags[START], r.tags[END]) for r in requests] == [
-        (f"2024-01-04|{shard('P1')}", f"2024-01-08|{shard('P2')}")]
+        (f"2024-01-04|{shard('P1')}", f"2024-01-08|{shard('P2')}")
+    ]
 
 
-@pytest.mark.parametrize(("as_of", "reason"), [("2999-01-01", "after the last partition"),
-                                               ("not-a-date", "is not a date")])
+@pytest.mark.parametrize(
+    ("as_of", "reason"),
+    [("2999-01-01", "after the last partition"), ("not-a-date", "is not a date")],
+)
 def test_an_unplannable_as_of_tags_the_parent_with_the_reason(setup, as_of, reason):
     _, store, defs, instance = setup
     parent, answer = evaluate(defs, instance, store, tags={"perf/as_of": as_of})
@@ -210,8 +236,7 @@ def test_an_unplannable_as_of_tags_the_parent_with_the_reason(setup, as_of, reas
 
 
 def test_read_input_table_reads_both_targets_stores(tmp_path, aws):
-    frame = pd.DataFrame({"shard": ["s01"], "date": [pd.Timestamp("2024-01-02")],
-                          "digest": [7]})
+    frame = pd.DataFrame({"shard": ["s01"], "date": [pd.Timestamp("2024-01-02")], "digest": [7]})
     store = DuckDBStore(path=str(tmp_path / "x.duckdb"))
     with store.connect(write=True) as con:
         con.register("frame", frame)
@@ -220,7 +245,9 @@ def test_read_input_table_reads_both_targets_stores(tmp_path, aws):
     assert local["digest"].tolist() == [7]
     boto3.client("s3", endpoint_url=aws).create_bucket(Bucket="perf-stale")
     boto3.client("s3", endpoint_url=aws).put_object(
-        Bucket="perf-stale", Key="pre/fix/input_digests", Body=pickle.dumps(frame))
-    manager = S3PickleIOManager(s3_resource=S3Resource(endpoint_url=aws), s3_bucket="perf-stale",
-                                s3_prefix="pre/fix")
+        Bucket="perf-stale", Key="pre/fix/input_digests", Body=pickle.dumps(frame)
+    )
+    manager = S3PickleIOManager(
+        s3_resource=S3Resource(endpoint_url=aws), s3_bucket="perf-stale", s3_prefix="pre/fix"
+    )
     pd.testing.assert_frame_equal(read_input_table(manager, "input_digests"), frame)

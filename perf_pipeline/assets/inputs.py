@@ -27,19 +27,23 @@ from perf_pipeline.resources.settings import CalculationSettings
 DESCRIPTIONS = {
     "portfolios": "Validated portfolios, plus those inferred from transactions (inferred=true).",
     "transactions": "Validated transactions, one per transaction_id, with their source file and "
-                    "line.",
+    "line.",
     "prices": "Validated security closes, one per security and date.",
     "benchmarks": "Validated benchmark index levels, one per benchmark and date.",
     "rejected_rows": "Every input row that broke a rule: the row as it came, its file, line, rule "
-                     "and column.",
+    "and column.",
     "rejected_files": "Every input file that could not be read at all, with the reason.",
     "input_files": "Every file read: rows read, accepted, rejected and duplicates.",
     "input_digests": "Per portfolio shard and business day, a digest of every input row that "
-                     "moves its figures from that day on: what decides which partitions are "
-                     "stale (perf_pipeline.increments).",
+    "moves its figures from that day on: what decides which partitions are "
+    "stale (perf_pipeline.increments).",
 }
-DATE_COLUMNS = {"transactions": "trade_date", "prices": "date", "benchmarks": "date",
-                "input_digests": "date"}
+DATE_COLUMNS = {
+    "transactions": "trade_date",
+    "prices": "date",
+    "benchmarks": "date",
+    "input_digests": "date",
+}
 RECONCILE = "rows_reconcile"
 
 
@@ -53,23 +57,38 @@ def read_input_files(store: InputStore) -> list[RawFile]:
 
 
 @multi_asset(
-    outs={name: AssetOut(description=text, group_name=INPUTS)
-          for name, text in DESCRIPTIONS.items()},
-    check_specs=[AssetCheckSpec(
-        RECONCILE, asset="input_files", blocking=True,
-        description="For every file: rows read = rows accepted + rows rejected.",
-    )],
-    retry_policy=RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
-                             jitter=Jitter.PLUS_MINUS),
+    outs={
+        name: AssetOut(description=text, group_name=INPUTS) for name, text in DESCRIPTIONS.items()
+    },
+    check_specs=[
+        AssetCheckSpec(
+            RECONCILE,
+            asset="input_files",
+            blocking=True,
+            description="For every file: rows read = rows accepted + rows rejected.",
+        )
+    ],
+    retry_policy=RetryPolicy(
+        max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+    ),
 )
-def inputs(context: AssetExecutionContext, input_store: InputStore,
-           calculation_settings: CalculationSettings):
+def inputs(
+    context: AssetExecutionContext,
+    input_store: InputStore,
+    calculation_settings: CalculationSettings,
+):
     """Read every input file and validate it (data.md); rejects are kept, never dropped."""
     files = read_input_files(input_store)
     result = validate_inputs(files, today=dt.datetime.now(dt.UTC).date())
-    digests = input_digests(result.portfolios, result.transactions, result.prices,
-                            result.benchmarks, shards=SHARD_COUNT, first_day=PARTITION_START,
-                            settings=calculation_settings.fingerprint())
+    digests = input_digests(
+        result.portfolios,
+        result.transactions,
+        result.prices,
+        result.benchmarks,
+        shards=SHARD_COUNT,
+        first_day=PARTITION_START,
+        settings=calculation_settings.fingerprint(),
+    )
     for name in DESCRIPTIONS:
         frame: pd.DataFrame = digests if name == "input_digests" else getattr(result, name)
         meta: dict = {"rows": len(frame)}
@@ -77,7 +96,8 @@ def inputs(context: AssetExecutionContext, input_store: InputStore,
             meta |= date_range(frame[DATE_COLUMNS[name]])
         if name == "rejected_rows":
             meta["by_rule"] = preview(
-                frame["rule"].value_counts().rename_axis("rule").reset_index(name="rows"))
+                frame["rule"].value_counts().rename_axis("rule").reset_index(name="rows")
+            )
             meta["preview"] = preview(frame)
         if name in ("rejected_files", "input_files"):
             meta["preview"] = preview(frame)
@@ -103,14 +123,19 @@ def check_input_files_reconcile(result: ValidatedInputs) -> AssetCheckResult:
         else:  # portfolios carry no source file: take the validator's count, duplicates included
             accepted = accepted.add(of_kind["rows_accepted"], fill_value=0)
     rejected = result.rejected_rows["file"].value_counts().reindex(files.index, fill_value=0)
-    counts = pd.DataFrame({
-        "file": files.index, "rows_read": files["rows_read"].to_numpy(),
-        "accepted": accepted.reindex(files.index, fill_value=0).to_numpy(dtype="int64"),
-        "rejected": rejected.to_numpy(dtype="int64"),
-    })
+    counts = pd.DataFrame(
+        {
+            "file": files.index,
+            "rows_read": files["rows_read"].to_numpy(),
+            "accepted": accepted.reindex(files.index, fill_value=0).to_numpy(dtype="int64"),
+            "rejected": rejected.to_numpy(dtype="int64"),
+        }
+    )
     off = counts.loc[counts["rows_read"] != counts["accepted"] + counts["rejected"]]
     return AssetCheckResult(
-        check_name=RECONCILE, asset_key="input_files", passed=off.empty,
+        check_name=RECONCILE,
+        asset_key="input_files",
+        passed=off.empty,
         severity=AssetCheckSeverity.ERROR,
         metadata={"files": len(counts), "files_off": len(off), "offending_files": preview(off)},
     )

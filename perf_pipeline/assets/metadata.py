@@ -20,5 +20,7 @@ def date_range(column: pd.Series) -> dict[str, str]:
     """first_date and last_date of a date column, for the UI."""
     if column.dropna().empty:
         return {}
-    return {"first_date": str(pd.Timestamp(column.min()).date()),
-            "last_date": str(pd.Timestamp(column.max()).date())}
+    return {
+        "first_date": str(pd.Timestamp(column.min()).date()),
+        "last_date": str(pd.Timestamp(column.max()).date()),
+    }

@@ -45,8 +45,9 @@ RETURN_BOUNDS = (-0.5, 1.0)  # a daily return outside these is worth a look
 CHUNK_PORTFOLIOS = 100  # portfolios valued in one pass: about 2 GB over 5 years
 
 
-def shard_chunks(shards: Sequence[str], owners: pd.DataFrame,
-                 limit: int = CHUNK_PORTFOLIOS) -> Iterator[tuple[tuple[str, ...], list[str]]]:
+def shard_chunks(
+    shards: Sequence[str], owners: pd.DataFrame, limit: int = CHUNK_PORTFOLIOS
+) -> Iterator[tuple[tuple[str, ...], list[str]]]:
     """Consecutive groups of `shards` holding at most `limit` portfolios (a shard is never
     split), each with its portfolio ids; `owners` maps portfolio_id to shard."""
     group: list[str] = []
@@ -68,8 +69,9 @@ def portfolio_shards(transactions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"portfolio_id": ids, "shard": shard_of(ids, SHARD_COUNT)})
 
 
-def opening_state(store: PartitionStore, shards: tuple[str, ...], start: pd.Timestamp,
-                  digests: pd.DataFrame):
+def opening_state(
+    store: PartitionStore, shards: tuple[str, ...], start: pd.Timestamp, digests: pd.DataFrame
+):
     """The stored close of the business day before `start`, or None when the shards have no
     input before `start`. A Failure when their partitions before `start` are not up to date
     with the input (never computed, changed since, or being computed by another run): the
@@ -85,16 +87,21 @@ def opening_state(store: PartitionStore, shards: tuple[str, ...], start: pd.Time
         raise Failure(
             f"shards {', '.join(behind['shard'])} are not up to date before this run's range "
             f"(from {first:%Y-%m-%d}): materialize them from {first:%Y-%m-%d} first "
-            f"(`perf-pipeline run` and the stale_partitions sensor plan this).")
+            f"(`perf-pipeline run` and the stale_partitions sensor plan this)."
+        )
     closing = store.read("daily_valuations", shards, before.date(), before.date())
     return None if closing.empty else state_from_closing(closing)
 
 
 @asset(
     group_name=VALUATION,
-    check_specs=[AssetCheckSpec("no_negative_holdings", asset="positions",
-                                description="No position or cash balance below zero "
-                                            "(warning).")],
+    check_specs=[
+        AssetCheckSpec(
+            "no_negative_holdings",
+            asset="positions",
+            description="No position or cash balance below zero (warning).",
+        )
+    ],
 )
 def positions(transactions: pd.DataFrame):
     """Holdings as a change log: quantity (cash for security_id null) held from each effective
@@ -104,9 +111,12 @@ def positions(transactions: pd.DataFrame):
     negative = negative_holdings(held)
     yield Output(held, metadata={"rows": len(held), **date_range(held["date"])})
     yield AssetCheckResult(
-        check_name="no_negative_holdings", asset_key="positions", passed=negative.empty,
+        check_name="no_negative_holdings",
+        asset_key="positions",
+        passed=negative.empty,
         severity=AssetCheckSeverity.WARN,
-        metadata={"rows": len(negative), "threshold": 0.0, "offending_rows": preview(negative)})
+        metadata={"rows": len(negative), "threshold": 0.0, "offending_rows": preview(negative)},
+    )
 
 
 @asset(
@@ -115,17 +125,30 @@ def positions(transactions: pd.DataFrame):
     backfill_policy=BackfillPolicy.single_run(),
     ins={"transactions": AssetIn(), "prices": AssetIn(), "input_digests": AssetIn()},
     description="One row per entity and business day: market value, flows, daily return, "
-                "performance index, price age, holding, inception.",
+    "performance index, price age, holding, inception.",
     check_specs=[
-        AssetCheckSpec("every_holding_priced", asset="daily_valuations", blocking=True,
-                       description="Every held security has a close or a trade price."),
-        AssetCheckSpec("values_add_up", asset="daily_valuations", blocking=True,
-                       description="Securities + cash = account; accounts = portfolio (1e-6)."),
-        AssetCheckSpec("prices_fresh", asset="daily_valuations",
-                       description="No held security priced more than 5 business days ago "
-                                   "(warning)."),
-        AssetCheckSpec("returns_within_bounds", asset="daily_valuations",
-                       description="Daily returns between -50% and +100% (warning)."),
+        AssetCheckSpec(
+            "every_holding_priced",
+            asset="daily_valuations",
+            blocking=True,
+            description="Every held security has a close or a trade price.",
+        ),
+        AssetCheckSpec(
+            "values_add_up",
+            asset="daily_valuations",
+            blocking=True,
+            description="Securities + cash = account; accounts = portfolio (1e-6).",
+        ),
+        AssetCheckSpec(
+            "prices_fresh",
+            asset="daily_valuations",
+            description="No held security priced more than 5 business days ago (warning).",
+        ),
+        AssetCheckSpec(
+            "returns_within_bounds",
+            asset="daily_valuations",
+            description="Daily returns between -50% and +100% (warning).",
+        ),
     ],
 )
 def daily_valuations(
@@ -143,30 +166,48 @@ def daily_valuations(
     days = []
     for chunk, members in shard_chunks(shards, owners):
         opening = opening_state(partition_store, chunk, start, input_digests)
-        panel = value_entities(transactions, prices, end, timing=calculation_settings.timing,
-                               portfolios=members, opening=opening)
+        panel = value_entities(
+            transactions,
+            prices,
+            end,
+            timing=calculation_settings.timing,
+            portfolios=members,
+            opening=opening,
+        )
         daily = panel.to_frame()
         daily["shard"] = shard_column(daily, owners)
         where = Slice(chunk, start.date(), end.date())
         partition_store.replace("computed_from", no_digests(), where)  # uncertified until done
         partition_store.replace("daily_valuations", daily, where)
-        partition_store.replace("valued_from",
-                                partition_digests(input_digests, chunk, start, end), where)
+        partition_store.replace(
+            "valued_from", partition_digests(input_digests, chunk, start, end), where
+        )
         days.append(daily["date"])
         for name, (_, find) in CHECKS.items():
             found[name].append(find(daily))
-        context.log.info("valued shards %s: %d entities over %d business days",
-                         ",".join(chunk), len(panel.entities), len(panel.dates))
+        context.log.info(
+            "valued shards %s: %d entities over %d business days",
+            ",".join(chunk),
+            len(panel.entities),
+            len(panel.dates),
+        )
     days = pd.concat(days) if days else pd.Series(dtype="datetime64[ns]")
-    yield MaterializeResult(metadata={"rows": len(days), "shards": ",".join(shards),
-                                      **date_range(days)})
+    yield MaterializeResult(
+        metadata={"rows": len(days), "shards": ",".join(shards), **date_range(days)}
+    )
     for name, (severity, _) in CHECKS.items():
         offending = pd.concat(found[name]) if found[name] else pd.DataFrame()
         yield AssetCheckResult(
-            check_name=name, asset_key="daily_valuations", passed=offending.empty,
+            check_name=name,
+            asset_key="daily_valuations",
+            passed=offending.empty,
             severity=severity,
-            metadata={"rows": len(offending), **CHECK_METADATA.get(name, {}),
-                      "offending_rows": preview(offending)})
+            metadata={
+                "rows": len(offending),
+                **CHECK_METADATA.get(name, {}),
+                "offending_rows": preview(offending),
+            },
+        )
 
 
 def shard_column(frame: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
@@ -195,27 +236,37 @@ def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
     day = pd.factorize(daily["date"])[0].astype(np.int64)
     value = daily["market_value"].to_numpy(dtype=float)
     off = []
-    for level, part, key in (("account", "security", "account_id"),
-                             ("portfolio", "account", "portfolio_id")):
+    for level, part, key in (
+        ("account", "security", "account_id"),
+        ("portfolio", "account", "portfolio_id"),
+    ):
         parent, names = pd.factorize(daily[key])
         cell = day * max(len(names), 1) + parent
         children, rows = kind == part, np.flatnonzero(kind == level)
-        totals = np.bincount(cell[children], weights=value[children],
-                             minlength=int(cell.max(initial=0)) + 1)
+        totals = np.bincount(
+            cell[children], weights=value[children], minlength=int(cell.max(initial=0)) + 1
+        )
         expected = totals[cell[rows]]
         if level == "account":
             expected = expected + np.nan_to_num(daily["holding"].to_numpy(dtype=float)[rows])
-        found = ~(np.abs(value[rows] - expected) <= SUM_TOLERANCE * np.maximum(1.0,
-                                                                              np.abs(expected)))
-        off.append(daily.iloc[rows[found]][["date", key, "entity_id", "market_value",
-                                            "holding"]].assign(expected=expected[found]))
+        found = ~(
+            np.abs(value[rows] - expected) <= SUM_TOLERANCE * np.maximum(1.0, np.abs(expected))
+        )
+        off.append(
+            daily.iloc[rows[found]][["date", key, "entity_id", "market_value", "holding"]].assign(
+                expected=expected[found]
+            )
+        )
     return pd.concat(off, ignore_index=True)
 
 
 def stale_prices(daily: pd.DataFrame) -> pd.DataFrame:
     """Held securities whose price is more than STALE_BUSINESS_DAYS business days old."""
-    held = ((daily["entity_type"] == "security") & (daily["market_value"] != 0)
-            & daily["price_age_days"].notna()).to_numpy()
+    held = (
+        (daily["entity_type"] == "security")
+        & (daily["market_value"] != 0)
+        & daily["price_age_days"].notna()
+    ).to_numpy()
     day = daily["date"].to_numpy()[held].astype("datetime64[D]")
     source = day - daily["price_age_days"].to_numpy()[held].astype("timedelta64[D]")
     late = np.zeros(len(daily), dtype=bool)

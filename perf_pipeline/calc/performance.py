@@ -33,17 +33,48 @@ from perf_pipeline.calc.valuation import ValuationPanel
 from perf_pipeline.calc.xirr import xirr_many_detailed
 
 METRIC_COLUMNS = [
-    "id", "calculation_date", "entity_type", "entity_id", "portfolio_id", "client_id",
-    "time_period", "start_date", "end_date", "partial_period", "twr", "twr_annualized", "mwr",
-    "mwr_annualized", "modified_dietz", "volatility", "downside_deviation", "sharpe_ratio",
-    "sortino_ratio", "max_drawdown", "calmar_ratio", "benchmark_id", "benchmark_twr", "beta",
-    "alpha", "tracking_error", "information_ratio", "correlation", "var_95", "cvar_95",
+    "id",
+    "calculation_date",
+    "entity_type",
+    "entity_id",
+    "portfolio_id",
+    "client_id",
+    "time_period",
+    "start_date",
+    "end_date",
+    "partial_period",
+    "twr",
+    "twr_annualized",
+    "mwr",
+    "mwr_annualized",
+    "modified_dietz",
+    "volatility",
+    "downside_deviation",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown",
+    "calmar_ratio",
+    "benchmark_id",
+    "benchmark_twr",
+    "beta",
+    "alpha",
+    "tracking_error",
+    "information_ratio",
+    "correlation",
+    "var_95",
+    "cvar_95",
     "calculation_method",
 ]
 ISSUE_COLUMNS = ["id", "calculation_date", "time_period", "status"]
 RISK_COLUMNS = [name for name in RISK_METRICS if name in METRIC_COLUMNS]
-BENCHMARK_COLUMNS = ["benchmark_twr", "beta", "alpha", "tracking_error", "information_ratio",
-                     "correlation"]
+BENCHMARK_COLUMNS = [
+    "benchmark_twr",
+    "beta",
+    "alpha",
+    "tracking_error",
+    "information_ratio",
+    "correlation",
+]
 
 
 def benchmark_closes(benchmarks: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
@@ -59,8 +90,7 @@ def benchmark_closes(benchmarks: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.Da
     calendar = business_days(start, dates[-1])
     closes = benchmarks.loc[benchmarks["date"] <= dates[-1]].sort_values("date", kind="stable")
     rolled = closes.assign(day=np.asarray(roll_to_business_day(pd.DatetimeIndex(closes["date"]))))
-    table = rolled.pivot_table(index="day", columns="benchmark_id", values="close",
-                               aggfunc="last")
+    table = rolled.pivot_table(index="day", columns="benchmark_id", values="close", aggfunc="last")
     return table.reindex(calendar).ffill()
 
 
@@ -87,8 +117,10 @@ def performance_metrics(
         dates = calculation_dates(panel.dates[0], panel.dates[-1])
     chunks, issues = [], []
     for calc_date in pd.DatetimeIndex(dates):  # one date at a time bounds the XIRR's memory
-        periods = [ctx.period_chunk(calc_date, period, risk_free_rate, periods_per_year, ddof)
-                   for period in PERIODS]
+        periods = [
+            ctx.period_chunk(calc_date, period, risk_free_rate, periods_per_year, ddof)
+            for period in PERIODS
+        ]
         periods = [chunk for chunk in periods if chunk is not None]
         if periods:
             day = pd.concat(periods, ignore_index=True)
@@ -107,8 +139,9 @@ def _nothing() -> tuple[pd.DataFrame, pd.DataFrame]:
 class _Context:
     """Running totals and lookups shared by every (calculation date, period) step."""
 
-    def __init__(self, panel: ValuationPanel, portfolios: pd.DataFrame,
-                 benchmarks: pd.DataFrame) -> None:
+    def __init__(
+        self, panel: ValuationPanel, portfolios: pd.DataFrame, benchmarks: pd.DataFrame
+    ) -> None:
         self.panel = panel
         n_dates, n_ent = panel.market_value.shape
         zero = np.zeros((1, n_ent))
@@ -126,14 +159,17 @@ class _Context:
         client_id = ports["client_id"].reindex(ent["portfolio_id"]).to_numpy()
         benchmark_id = ports["benchmark_id"].reindex(ent["portfolio_id"]).to_numpy()
         # the text columns of a metrics row, per entity, typed once (a step only takes rows)
-        self.text = {name: pd.array(values, dtype="str") for name, values in {
-            "id": (ent["entity_type"] + "#" + ent["entity_id"]).to_numpy(),
-            "entity_type": ent["entity_type"].to_numpy(),
-            "entity_id": ent["entity_id"].to_numpy(),
-            "portfolio_id": ent["portfolio_id"].to_numpy(),
-            "client_id": np.where(pd.isna(client_id), ent["portfolio_id"], client_id),
-            "benchmark_id": benchmark_id,
-        }.items()}
+        self.text = {
+            name: pd.array(values, dtype="str")
+            for name, values in {
+                "id": (ent["entity_type"] + "#" + ent["entity_id"]).to_numpy(),
+                "entity_type": ent["entity_type"].to_numpy(),
+                "entity_id": ent["entity_id"].to_numpy(),
+                "portfolio_id": ent["portfolio_id"].to_numpy(),
+                "client_id": np.where(pd.isna(client_id), ent["portfolio_id"], client_id),
+                "benchmark_id": benchmark_id,
+            }.items()
+        }
 
         closes = benchmark_closes(benchmarks, panel.dates)
         self.bench_calendar = closes.index
@@ -156,8 +192,9 @@ class _Context:
         safe = np.maximum(row, 0)
         return np.where(row >= 0, self.bench_close[safe, ent], np.nan)
 
-    def period_chunk(self, calc_date: pd.Timestamp, period: str, rf: float, ppy: int,
-                     ddof: int) -> pd.DataFrame | None:
+    def period_chunk(
+        self, calc_date: pd.Timestamp, period: str, rf: float, ppy: int, ddof: int
+    ) -> pd.DataFrame | None:
         """Metrics of every live entity for one calculation date and period."""
         panel = self.panel
         d = int(panel.dates.searchsorted(calc_date))
@@ -194,15 +231,21 @@ class _Context:
 
         columns = {
             **{name: values.take(ent) for name, values in self.text.items()},
-            "calculation_date": calc_date, "time_period": period,
-            "start_date": pd.DatetimeIndex(base), "end_date": calc_date,
+            "calculation_date": calc_date,
+            "time_period": period,
+            "start_date": pd.DatetimeIndex(base),
+            "end_date": calc_date,
             "partial_period": bounds["partial_period"].to_numpy()[keep],
             "twr": np.where(invested, twr, 0.0),
             "twr_annualized": figure(annualize(twr, days)),
             **{name: figure(risk[name], name in BENCHMARK_COLUMNS) for name in RISK_COLUMNS},
             "benchmark_twr": figure(close_d / close_b - 1.0, benchmark=True),
             "calculation_method": "daily",
-            "_ent": ent, "_b": b, "_e": e, "_days": days, "_invested": invested,
+            "_ent": ent,
+            "_b": b,
+            "_e": e,
+            "_days": days,
+            "_invested": invested,
         }
         return pd.DataFrame(columns)
 
@@ -216,11 +259,13 @@ class _Context:
         lo = np.searchsorted(self.flow_key, ent * n_dates + b, side="left")
         hi = np.searchsorted(self.flow_key, ent * n_dates + (e - 1), side="right")
         window, idx = ranges_to_indices(lo, hi)
-        return pd.DataFrame({
-            "entity": window,
-            "date": self.panel.dates[self.flow_row[idx]],
-            "amount": self.flow_in[idx],
-        })
+        return pd.DataFrame(
+            {
+                "entity": window,
+                "date": self.panel.dates[self.flow_row[idx]],
+                "amount": self.flow_in[idx],
+            }
+        )
 
     def attach_money_weighted(self, metrics: pd.DataFrame) -> pd.DataFrame:
         """Set modified_dietz, mwr and mwr_annualized of every window in place.
@@ -239,16 +284,19 @@ class _Context:
         dietz = modified_dietz_many(begin, final, flows, start, end).to_numpy()
         metrics["modified_dietz"] = np.where(invested, dietz, np.nan)
 
-        investor = pd.concat([  # the investor's side: pays MV_b and inflows, receives the rest
-            pd.DataFrame({"entity": window, "date": start.to_numpy(), "amount": -begin}),
-            flows.assign(amount=-flows["amount"]),
-            pd.DataFrame({"entity": window, "date": end.to_numpy(), "amount": final}),
-        ], ignore_index=True)
-        investor = investor.loc[(investor["amount"] != 0)
-                                & invested[investor["entity"].to_numpy()]]
+        investor = pd.concat(
+            [  # the investor's side: pays MV_b and inflows, receives the rest
+                pd.DataFrame({"entity": window, "date": start.to_numpy(), "amount": -begin}),
+                flows.assign(amount=-flows["amount"]),
+                pd.DataFrame({"entity": window, "date": end.to_numpy(), "amount": final}),
+            ],
+            ignore_index=True,
+        )
+        investor = investor.loc[(investor["amount"] != 0) & invested[investor["entity"].to_numpy()]]
         near = pd.Series(np.nan_to_num(metrics["modified_dietz"].to_numpy()), index=window)
-        solved = xirr_many_detailed(investor, near_period_rate=near,
-                                    horizon_days=pd.Series(days, index=window)).reindex(window)
+        solved = xirr_many_detailed(
+            investor, near_period_rate=near, horizon_days=pd.Series(days, index=window)
+        ).reindex(window)
         rate = solved["rate"].to_numpy(dtype=float)
         period_rate = np.expm1(solved["log1p_rate"].to_numpy(dtype=float) * days / 365.0)
         metrics["mwr"] = np.where(invested, period_rate, np.nan)  # exact for extreme rates too

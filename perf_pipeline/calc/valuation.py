@@ -131,8 +131,9 @@ def state_from_closing(closing: pd.DataFrame) -> ValuationState:
         inception=pd.DatetimeIndex(closing["inception"]).as_unit("ns"),
         **{name: closing[name].to_numpy(dtype=float) for name in ("market_value", "twr_index")},
     )
-    return ValuationState(date=pd.Timestamp(closing["date"].max()),
-                          entities=entities.reset_index(drop=True))
+    return ValuationState(
+        date=pd.Timestamp(closing["date"].max()), entities=entities.reset_index(drop=True)
+    )
 
 
 def effective_transactions(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -230,10 +231,14 @@ def positions(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         .groupby(keys, sort=True, as_index=False)["quantity_change"]
         .sum()
     )
-    running = changes.assign(turnover=changes["quantity_change"].abs()).groupby(
-        keys[:3], sort=False)[["quantity_change", "turnover"]].cumsum()
-    changes["quantity"] = snap_dust(running["quantity_change"].to_numpy(),
-                                    running["turnover"].to_numpy())
+    running = (
+        changes.assign(turnover=changes["quantity_change"].abs())
+        .groupby(keys[:3], sort=False)[["quantity_change", "turnover"]]
+        .cumsum()
+    )
+    changes["quantity"] = snap_dust(
+        running["quantity_change"].to_numpy(), running["turnover"].to_numpy()
+    )
     changes["security_id"] = changes["security_id"].replace("", None)
     return changes[POSITION_COLUMNS]
 
@@ -330,7 +335,8 @@ def value_entities(
 
     opening_cash, opening_quantity = _opening_balances(earlier, account_ids, pos_index)
     quantity = running_balance(
-        *opening_quantity, at(row[named], pos_col, effects["quantity_change"][named], n_pos))
+        *opening_quantity, at(row[named], pos_col, effects["quantity_change"][named], n_pos)
+    )
     securities = pd.Index(pos_keys["security_id"].unique())
     price, age = _price_matrix(prices, trades, securities, dates)
     sec_of_pos = securities.get_indexer(pos_keys["security_id"])
@@ -350,11 +356,13 @@ def value_entities(
         return np.hstack([portfolios_matrix, accounts_matrix, positions_matrix])
 
     return _finish_panel(
-        dates, entities, carried, timing,
+        dates,
+        entities,
+        carried,
+        timing,
         market_value=by_level(acc_mv, pos_mv),
         inflow=by_level(acc_in, at(row[named], pos_col, effects["security_in"][named], n_pos)),
-        outflow=by_level(acc_out, at(row[named], pos_col, effects["security_out"][named],
-                                     n_pos)),
+        outflow=by_level(acc_out, at(row[named], pos_col, effects["security_out"][named], n_pos)),
         price_age=np.hstack([np.full((n_dates, n_port + n_acc), np.nan), pos_age]),
         holding=np.hstack([np.full((n_dates, n_port), np.nan), cash, quantity]),
     )
@@ -371,8 +379,9 @@ def snap_dust(balance: np.ndarray, turnover: np.ndarray) -> np.ndarray:
     return np.where(np.abs(balance) <= SNAP_ULPS * np.finfo(float).eps * turnover, 0.0, balance)
 
 
-def running_balance(opening: np.ndarray, opening_turnover: np.ndarray,
-                    changes: np.ndarray) -> np.ndarray:
+def running_balance(
+    opening: np.ndarray, opening_turnover: np.ndarray, changes: np.ndarray
+) -> np.ndarray:
     """The running sum of `changes` along axis 0 from `opening`, dust snapped (`snap_dust`)
     against the running sum of |changes| from `opening_turnover`; summed in the same order
     as one running sum from the first change (a continued run gives the same bits)."""
@@ -381,8 +390,9 @@ def running_balance(opening: np.ndarray, opening_turnover: np.ndarray,
     return snap_dust(balance, turnover)
 
 
-def _opening_balances(earlier: pd.DataFrame, account_ids: pd.Index, pos_index: pd.MultiIndex
-                      ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _opening_balances(
+    earlier: pd.DataFrame, account_ids: pd.Index, pos_index: pd.MultiIndex
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """((cash, turnover) per account, (quantity, turnover) per position) that the `earlier`
     transactions leave, unsnapped: each day's changes summed in row order, then the days in
     date order, as `running_balance` sums them in a run from the first transaction."""
@@ -396,20 +406,32 @@ def _opening_balances(earlier: pd.DataFrame, account_ids: pd.Index, pos_index: p
         pair, pairs = pd.factorize(days.astype(np.int64) * width + cols, sort=True)
         daily = np.bincount(pair, weights=values)  # per (day, column), in row order
         column = (pairs % width).astype(np.int64)  # pairs sorted by day, then column
-        return (np.bincount(column, weights=daily, minlength=width),
-                np.bincount(column, weights=np.abs(daily), minlength=width))
+        return (
+            np.bincount(column, weights=daily, minlength=width),
+            np.bincount(column, weights=np.abs(daily), minlength=width),
+        )
 
-    cash = total(day_codes, account_ids.get_indexer(earlier["account_id"]),
-                 effects["cash_change"].to_numpy(dtype=float), len(account_ids))
+    cash = total(
+        day_codes,
+        account_ids.get_indexer(earlier["account_id"]),
+        effects["cash_change"].to_numpy(dtype=float),
+        len(account_ids),
+    )
     cols = pos_index.get_indexer(
-        pd.MultiIndex.from_frame(earlier.loc[named, ["account_id", "security_id"]]))
-    quantity = total(day_codes[named], cols,
-                     effects["quantity_change"].to_numpy(dtype=float)[named], len(pos_index))
+        pd.MultiIndex.from_frame(earlier.loc[named, ["account_id", "security_id"]])
+    )
+    quantity = total(
+        day_codes[named],
+        cols,
+        effects["quantity_change"].to_numpy(dtype=float)[named],
+        len(pos_index),
+    )
     return cash, quantity
 
 
-def _known_entities(opening: ValuationState | None,
-                    portfolios: Sequence[str] | None) -> pd.DataFrame:
+def _known_entities(
+    opening: ValuationState | None, portfolios: Sequence[str] | None
+) -> pd.DataFrame:
     """The entities an opening state carries (of the requested portfolios), possibly none."""
     if opening is None:
         return pd.DataFrame(columns=[*ENTITY_COLUMNS, *STATE_COLUMNS])
@@ -422,59 +444,93 @@ def _known_entities(opening: ValuationState | None,
 def _holding_keys(tx: pd.DataFrame, known: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Accounts (portfolio_id, account_id) and positions (+ security_id), sorted, that the
     transactions or the opening state name."""
-    accounts = pd.concat([
-        tx[["portfolio_id", "account_id"]],
-        known.loc[known["entity_type"] == "account", ["portfolio_id", "account_id"]],
-    ]).drop_duplicates("account_id").sort_values(["portfolio_id", "account_id"])
+    accounts = (
+        pd.concat(
+            [
+                tx[["portfolio_id", "account_id"]],
+                known.loc[known["entity_type"] == "account", ["portfolio_id", "account_id"]],
+            ]
+        )
+        .drop_duplicates("account_id")
+        .sort_values(["portfolio_id", "account_id"])
+    )
     position_columns = ["portfolio_id", "account_id", "security_id"]
-    positions = pd.concat([
-        tx.loc[tx["security_id"].notna(), position_columns],
-        known.loc[known["entity_type"] == "security", position_columns],
-    ]).drop_duplicates(["account_id", "security_id"]).sort_values(position_columns)
+    positions = (
+        pd.concat(
+            [
+                tx.loc[tx["security_id"].notna(), position_columns],
+                known.loc[known["entity_type"] == "security", position_columns],
+            ]
+        )
+        .drop_duplicates(["account_id", "security_id"])
+        .sort_values(position_columns)
+    )
     return accounts.reset_index(drop=True), positions.reset_index(drop=True)
 
 
-def _entities(portfolio_ids: pd.Index, accounts: pd.DataFrame,
-              positions: pd.DataFrame) -> pd.DataFrame:
+def _entities(
+    portfolio_ids: pd.Index, accounts: pd.DataFrame, positions: pd.DataFrame
+) -> pd.DataFrame:
     """The entity table: portfolios, then accounts, then security positions."""
-    return pd.concat([
-        pd.DataFrame({
-            "entity_type": "portfolio", "entity_id": portfolio_ids,
-            "portfolio_id": portfolio_ids, "account_id": None, "security_id": None,
-        }),
-        pd.DataFrame({
-            "entity_type": "account", "entity_id": accounts["account_id"],
-            "portfolio_id": accounts["portfolio_id"], "account_id": accounts["account_id"],
-            "security_id": None,
-        }),
-        pd.DataFrame({
-            "entity_type": "security",
-            "entity_id": positions["account_id"] + ":" + positions["security_id"],
-            "portfolio_id": positions["portfolio_id"], "account_id": positions["account_id"],
-            "security_id": positions["security_id"],
-        }),
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "entity_type": "portfolio",
+                    "entity_id": portfolio_ids,
+                    "portfolio_id": portfolio_ids,
+                    "account_id": None,
+                    "security_id": None,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "entity_type": "account",
+                    "entity_id": accounts["account_id"],
+                    "portfolio_id": accounts["portfolio_id"],
+                    "account_id": accounts["account_id"],
+                    "security_id": None,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "entity_type": "security",
+                    "entity_id": positions["account_id"] + ":" + positions["security_id"],
+                    "portfolio_id": positions["portfolio_id"],
+                    "account_id": positions["account_id"],
+                    "security_id": positions["security_id"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
 
 
 def _carried(known: pd.DataFrame, entities: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per entity, what the opening state carries: market value, index, inception; for an
     entity it does not know: 0, 1 and NaT."""
     keys = ["entity_type", "entity_id"]
-    table = known.set_index(keys)[STATE_COLUMNS].reindex(
-        pd.MultiIndex.from_frame(entities[keys]))
+    table = known.set_index(keys)[STATE_COLUMNS].reindex(pd.MultiIndex.from_frame(entities[keys]))
     inception = pd.DatetimeIndex(table["inception"]).as_unit("ns").to_numpy()
     hit = ~np.isnat(inception)
 
     def pick(column: str, default: float) -> np.ndarray:
         return np.where(hit, table[column].to_numpy(dtype=float), default)
 
-    return {"market_value": pick("market_value", 0.0), "twr_index": pick("twr_index", 1.0),
-            "inception": inception}
+    return {
+        "market_value": pick("market_value", 0.0),
+        "twr_index": pick("twr_index", 1.0),
+        "inception": inception,
+    }
 
 
-def _finish_panel(dates: pd.DatetimeIndex, entities: pd.DataFrame,
-                  carried: dict[str, np.ndarray], timing: str, **matrices: np.ndarray
-                  ) -> ValuationPanel:
+def _finish_panel(
+    dates: pd.DatetimeIndex,
+    entities: pd.DataFrame,
+    carried: dict[str, np.ndarray],
+    timing: str,
+    **matrices: np.ndarray,
+) -> ValuationPanel:
     """Drop entities never invested, stamp inception, compute returns and the index.
 
     An entity the opening state carries is past inception; a new one starts on its first
@@ -489,13 +545,23 @@ def _finish_panel(dates: pd.DatetimeIndex, entities: pd.DataFrame,
     entities = entities.loc[ever].reset_index(drop=True)
     entities["inception"] = pd.DatetimeIndex(inception[ever])
     kept = {name: matrix[:, ever] for name, matrix in matrices.items()}
-    returns = daily_returns_array(kept["market_value"], kept["inflow"], kept["outflow"],
-                                  timing=timing, previous_value=carried["market_value"][ever])
+    returns = daily_returns_array(
+        kept["market_value"],
+        kept["inflow"],
+        kept["outflow"],
+        timing=timing,
+        previous_value=carried["market_value"][ever],
+    )
     return ValuationPanel(
-        dates=dates, entities=entities, market_value=kept["market_value"],
-        inflow=kept["inflow"], outflow=kept["outflow"], daily_return=returns,
+        dates=dates,
+        entities=entities,
+        market_value=kept["market_value"],
+        inflow=kept["inflow"],
+        outflow=kept["outflow"],
+        daily_return=returns,
         twr_index=performance_index(returns, base=carried["twr_index"][ever]),
-        price_age_days=kept["price_age"], holding=kept["holding"],
+        price_age_days=kept["price_age"],
+        holding=kept["holding"],
     )
 
 
@@ -503,8 +569,9 @@ def _empty_panel() -> ValuationPanel:
     empty = np.zeros((0, 0))
     entities = pd.DataFrame({name: pd.Series(dtype=object) for name in ENTITY_COLUMNS})
     entities["inception"] = pd.Series(dtype="datetime64[ns]")
-    return ValuationPanel(pd.DatetimeIndex([]), entities, empty, empty, empty, empty, empty,
-                          empty, empty)
+    return ValuationPanel(
+        pd.DatetimeIndex([]), entities, empty, empty, empty, empty, empty, empty, empty
+    )
 
 
 def panel_from_frame(frame: pd.DataFrame) -> ValuationPanel:

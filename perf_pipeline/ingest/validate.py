@@ -296,8 +296,9 @@ def _check_account_owner(batch: _Batch) -> None:
     rows = batch.frame.iloc[alive]
     owners = rows.groupby(t.account_id)[t.portfolio_id].transform("nunique")
     shared = (owners > 1).to_numpy(dtype=bool)
-    _add_failures(batch, alive[shared], "account_in_one_portfolio",
-                  f"{t.account_id}+{t.portfolio_id}")
+    _add_failures(
+        batch, alive[shared], "account_in_one_portfolio", f"{t.account_id}+{t.portfolio_id}"
+    )
 
 
 def _accepted(batch: _Batch) -> pd.DataFrame:

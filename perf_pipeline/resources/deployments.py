@@ -53,9 +53,11 @@ def asset_store() -> tuple[str, str]:
     beside the input in the input root's bucket."""
     uri = os.environ.get("PERF_ASSET_STORE") or os.environ.get("PERF_INPUT", "")
     if not uri.startswith("s3://"):
-        raise ValueError("PERF_TARGET=aws needs PERF_INPUT (or PERF_ASSET_STORE) to be an "
-                         f"s3:// URI, not {uri!r}")
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
+        raise ValueError(
+            "PERF_TARGET=aws needs PERF_INPUT (or PERF_ASSET_STORE) to be an "
+            f"s3:// URI, not {uri!r}"
+        )
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
     if "PERF_ASSET_STORE" in os.environ:
         return bucket, prefix.strip("/")
     return bucket, ASSET_STORE_PREFIX
@@ -65,8 +67,7 @@ def common_resources() -> dict[str, Any]:
     """Resources every target shares: where the input is and how to calculate."""
     return {
         "input_store": InputStore(root=setting("PERF_INPUT")),
-        "calculation_settings": CalculationSettings(
-            risk_free_rate=setting("PERF_RISK_FREE_RATE")),
+        "calculation_settings": CalculationSettings(risk_free_rate=setting("PERF_RISK_FREE_RATE")),
         "run_request": RunRequest(),
         "sqs": SQSResource(endpoint_url=setting("AWS_ENDPOINT_URL")),
     }
@@ -75,8 +76,11 @@ def common_resources() -> dict[str, Any]:
 def local_resources() -> dict[str, Any]:
     """Everything in one DuckDB file (PERF_STORE)."""
     store = DuckDBStore(path=setting("PERF_STORE"))
-    return {**common_resources(), "io_manager": DuckDBIOManager(store=store),
-            "partition_store": store}
+    return {
+        **common_resources(),
+        "io_manager": DuckDBIOManager(store=store),
+        "partition_store": store,
+    }
 
 
 def aws_resources() -> dict[str, Any]:
@@ -90,15 +94,18 @@ def aws_resources() -> dict[str, Any]:
     bucket, prefix = asset_store()
     endpoint = setting("AWS_ENDPOINT_URL")
     store = S3PartitionStore(
-        bucket=bucket, prefix=prefix, endpoint_url=endpoint,
+        bucket=bucket,
+        prefix=prefix,
+        endpoint_url=endpoint,
         dynamodb_table=setting("PERF_DYNAMODB_TABLE"),
         timestream_database=setting("PERF_TIMESTREAM_DATABASE"),
         timestream_table=setting("PERF_TIMESTREAM_TABLE"),
     )
     return {
         **common_resources(),
-        "io_manager": S3PickleIOManager(s3_resource=S3Resource(endpoint_url=endpoint),
-                                        s3_bucket=bucket, s3_prefix=prefix),
+        "io_manager": S3PickleIOManager(
+            s3_resource=S3Resource(endpoint_url=endpoint), s3_bucket=bucket, s3_prefix=prefix
+        ),
         "partition_store": store,
     }
 

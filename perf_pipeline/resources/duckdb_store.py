@@ -55,21 +55,31 @@ class DuckDBStore(PartitionStore):
                 return pd.DataFrame()
             return con.execute(f'SELECT * FROM "{table}"').df()
 
-    def replace(self, table: str, frame: pd.DataFrame, where: Slice,
-                keep_created_at: Sequence[str] = ()) -> int:
+    def replace(
+        self, table: str, frame: pd.DataFrame, where: Slice, keep_created_at: Sequence[str] = ()
+    ) -> int:
         condition, params = _slice_condition(table, where)
         with self.connect(write=True) as con:
             return _write(con, table, frame, condition, params, keep_created_at)
 
-    def read(self, table: str, shards: Sequence[str], start: dt.date | None = None,
-             end: dt.date | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read(
+        self,
+        table: str,
+        shards: Sequence[str],
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
         condition, params = _slice_condition(table, Slice(tuple(shards), start, end))
         chosen = ", ".join(f'"{c}"' for c in columns) if columns else "*"
         with self.connect() as con:
             if not table_exists(con, table):
                 return pd.DataFrame(columns=list(columns or []))
-            return con.execute(f'SELECT {chosen} FROM "{table}" WHERE {condition} '
-                               f'ORDER BY "{DATE_COLUMNS[table]}"', params).df()
+            return con.execute(
+                f'SELECT {chosen} FROM "{table}" WHERE {condition} '
+                f'ORDER BY "{DATE_COLUMNS[table]}"',
+                params,
+            ).df()
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -93,15 +103,20 @@ def _slice_condition(table: str, where: Slice) -> tuple[str, list]:
         params.append(where.end)
     in_window = " AND ".join(window) or "TRUE"
     if where.extra_days:
-        in_window = (f"(({in_window}) OR \"{day}\" IN "
-                     f"({', '.join('?' for _ in where.extra_days)}))")
+        in_window = f'(({in_window}) OR "{day}" IN ({", ".join("?" for _ in where.extra_days)}))'
         params.extend(where.extra_days)
     parts.append(in_window)
     return " AND ".join(parts), params
 
 
-def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
-           condition: str | None, params: list, keep_created_at: Sequence[str]) -> int:
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    condition: str | None,
+    params: list,
+    keep_created_at: Sequence[str],
+) -> int:
     """Replace the rows of `table` matching `condition` (all rows when None) by `frame`, in
     one transaction; rows rewritten under the same `keep_created_at` key keep created_at.
     Returns the table's row count."""
@@ -146,11 +161,13 @@ class DuckDBIOManager(ConfigurableIOManager):
         table = table_name(context)
         with self.store.connect(write=True) as con:
             rows = _write(con, table, obj, None, [], ())
-        context.add_output_metadata({
-            "table": f"{self.store.path}:{table}",
-            "dagster/row_count": len(obj),
-            "table_rows": rows,
-        })
+        context.add_output_metadata(
+            {
+                "table": f"{self.store.path}:{table}",
+                "dagster/row_count": len(obj),
+                "table_rows": rows,
+            }
+        )
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         return self.store.read_table(table_name(context))

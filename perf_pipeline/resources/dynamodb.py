@@ -53,8 +53,7 @@ DATE_COLUMNS = ("calculation_date", "start_date", "end_date")
 BOOL_COLUMNS = ("partial_period",)
 METRIC_COLUMNS = (*CALCULATED_COLUMNS, "request_id", "created_at", "updated_at")
 NUMBER_COLUMNS = tuple(
-    name for name in METRIC_COLUMNS
-    if name not in (*STRING_COLUMNS, *DATE_COLUMNS, *BOOL_COLUMNS)
+    name for name in METRIC_COLUMNS if name not in (*STRING_COLUMNS, *DATE_COLUMNS, *BOOL_COLUMNS)
 )
 """performance_metrics columns in data.md's order."""
 
@@ -82,8 +81,14 @@ class DynamoDBWriteError(RuntimeError):
     """Items not written (or deleted) before the deadline; ``unwritten_keys`` lists their
     (id, sk) keys."""
 
-    def __init__(self, table: str, unwritten_keys: Sequence[Key], total: int, deadline_s: float,
-                 action: str = "written to"):
+    def __init__(
+        self,
+        table: str,
+        unwritten_keys: Sequence[Key],
+        total: int,
+        deadline_s: float,
+        action: str = "written to",
+    ):
         self.table = table
         self.unwritten_keys = list(unwritten_keys)
         shown = ", ".join(f"{pk}/{sk}" for pk, sk in self.unwritten_keys[:20])
@@ -355,11 +360,16 @@ def delete_metrics(
     unique = list(dict.fromkeys(keys))
     writes = [{"DeleteRequest": {"Key": {"id": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in unique]
     unwritten, api_calls, retried = _write_batches(
-        client, table, writes, threads, started + deadline_s)
+        client, table, writes, threads, started + deadline_s
+    )
     if unwritten:
         raise DynamoDBWriteError(table, unwritten, len(unique), deadline_s, "deleted from")
-    return WriteReport(items=len(unique), api_calls=api_calls, retried_items=retried,
-                       seconds=time.monotonic() - started)
+    return WriteReport(
+        items=len(unique),
+        api_calls=api_calls,
+        retried_items=retried,
+        seconds=time.monotonic() - started,
+    )
 
 
 def _write_batches(
@@ -372,11 +382,16 @@ def _write_batches(
         client, table, "batch_write_item", requests, "UnprocessedItems", threads, deadline
     )
     unwritten = [
-        _write_key(write) for _, leftover in results for batch in leftover.values()
+        _write_key(write)
+        for _, leftover in results
+        for batch in leftover.values()
         for write in batch
     ]
-    return (unwritten, sum(t.api_calls for t, _ in results),
-            sum(t.retried_items for t, _ in results))
+    return (
+        unwritten,
+        sum(t.api_calls for t, _ in results),
+        sum(t.retried_items for t, _ in results),
+    )
 
 
 def _write_key(write: Mapping[str, Any]) -> Key:

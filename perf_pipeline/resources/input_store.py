@@ -46,7 +46,8 @@ class InputStore(ConfigurableResource):
         description="S3 client settings, used when the root is an s3:// URI.",
     )
     page_size: int = Field(
-        default=1000, description="Keys per S3 ListObjectsV2 page (S3's maximum is 1,000).",
+        default=1000,
+        description="Keys per S3 ListObjectsV2 page (S3's maximum is 1,000).",
     )
     _s3_client: Any = PrivateAttr(default=None)
 
@@ -56,7 +57,7 @@ class InputStore(ConfigurableResource):
 
     def bucket_prefix(self) -> tuple[str, str]:
         """(bucket, key prefix without slashes) of an s3:// root."""
-        bucket, _, prefix = self.root[len("s3://"):].partition("/")
+        bucket, _, prefix = self.root[len("s3://") :].partition("/")
         return bucket, prefix.strip("/")
 
     def _key(self, path: str) -> tuple[str, str]:
@@ -80,10 +81,14 @@ class InputStore(ConfigurableResource):
         found = []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             stat = path.stat()
-            found.append(InputObject(
-                path=path.relative_to(self.root).as_posix(), kind=kind,
-                version=f"{stat.st_mtime_ns}-{stat.st_size}", size=stat.st_size,
-            ))
+            found.append(
+                InputObject(
+                    path=path.relative_to(self.root).as_posix(),
+                    kind=kind,
+                    version=f"{stat.st_mtime_ns}-{stat.st_size}",
+                    size=stat.st_size,
+                )
+            )
         return found
 
     def _list_s3(self, kind: str) -> list[InputObject]:
@@ -99,8 +104,9 @@ class InputStore(ConfigurableResource):
         bucket, key_prefix = self._key(sub_prefix)
         prefix = self.bucket_prefix()[1]
         paginator = self._client().get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=bucket, Prefix=key_prefix,
-                                   PaginationConfig={"PageSize": self.page_size})
+        pages = paginator.paginate(
+            Bucket=bucket, Prefix=key_prefix, PaginationConfig={"PageSize": self.page_size}
+        )
         for page in pages:
             for item in page.get("Contents", []):
                 if not item["Key"].endswith("/"):
@@ -108,10 +114,15 @@ class InputStore(ConfigurableResource):
 
     @staticmethod
     def _s3_object(item: dict[str, Any], prefix: str, kind: str | None) -> InputObject:
-        relative = item["Key"][len(prefix) + 1:] if prefix else item["Key"]
+        relative = item["Key"][len(prefix) + 1 :] if prefix else item["Key"]
         folder = relative.split("/", 1)[0] if "/" in relative else ""
-        return InputObject(relative, folder if kind is None else kind,
-                           item["ETag"].strip('"'), item["Size"], item["LastModified"])
+        return InputObject(
+            relative,
+            folder if kind is None else kind,
+            item["ETag"].strip('"'),
+            item["Size"],
+            item["LastModified"],
+        )
 
     def stat_s3(self, path: str) -> InputObject:
         """The object at ``path`` (relative to the s3:// root), from HeadObject; kind is its
@@ -123,8 +134,12 @@ class InputStore(ConfigurableResource):
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 raise FileNotFoundError(f"no object at s3://{bucket}/{key}") from exc
             raise
-        item = {"Key": key, "ETag": head["ETag"], "Size": head["ContentLength"],
-                "LastModified": head["LastModified"]}
+        item = {
+            "Key": key,
+            "ETag": head["ETag"],
+            "Size": head["ContentLength"],
+            "LastModified": head["LastModified"],
+        }
         return self._s3_object(item, self.bucket_prefix()[1], None)
 
     def read(self, obj: InputObject) -> bytes:

@@ -40,15 +40,22 @@ class PartitionStore(ConfigurableResource):
     """Where the partitioned tables live; every table has a ``shard`` column and the day
     column of DATE_COLUMNS."""
 
-    def replace(self, table: str, frame: pd.DataFrame, where: Slice,
-                keep_created_at: Sequence[str] = ()) -> int:
+    def replace(
+        self, table: str, frame: pd.DataFrame, where: Slice, keep_created_at: Sequence[str] = ()
+    ) -> int:
         """Replace the rows of `where` by `frame` (whose rows all lie in it), atomically per
         table; a row rewritten under the same `keep_created_at` key keeps its created_at.
         Returns the rows the table holds afterwards."""
         raise NotImplementedError
 
-    def read(self, table: str, shards: Sequence[str], start: dt.date | None = None,
-             end: dt.date | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read(
+        self,
+        table: str,
+        shards: Sequence[str],
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
         """The rows of `shards` with day in start..end, ordered by day (empty when the table
         does not exist yet)."""
         raise NotImplementedError

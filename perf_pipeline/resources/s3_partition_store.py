@@ -75,18 +75,22 @@ class S3PartitionStore(PartitionStore):
     bucket: str = Field(description="Bucket of the tables.")
     prefix: str = Field(default="", description="Key prefix of the tables in the bucket.")
     endpoint_url: str | None = Field(
-        default=None, description="Endpoint of S3, DynamoDB and Timestream (an emulator); "
-                                  "None: AWS. Passed to every client explicitly.")
+        default=None,
+        description="Endpoint of S3, DynamoDB and Timestream (an emulator); "
+        "None: AWS. Passed to every client explicitly.",
+    )
     region_name: str | None = Field(default=None, description="AWS region (None: boto3's).")
-    dynamodb_table: str = Field(default="performance-metrics",
-                                description="DynamoDB table of performance_metrics.")
-    timestream_database: str = Field(default="investment_performance",
-                                     description="Timestream database.")
-    timestream_table: str = Field(default="performance_metrics",
-                                  description="Timestream table.")
+    dynamodb_table: str = Field(
+        default="performance-metrics", description="DynamoDB table of performance_metrics."
+    )
+    timestream_database: str = Field(
+        default="investment_performance", description="Timestream database."
+    )
+    timestream_table: str = Field(default="performance_metrics", description="Timestream table.")
     threads: int = Field(default=8, description="Concurrent S3 GETs and publishing batches.")
     deadline_s: float = Field(
-        default=120.0, description="Seconds a publication may spend resending throttled writes.")
+        default=120.0, description="Seconds a publication may spend resending throttled writes."
+    )
 
     _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -97,8 +101,11 @@ class S3PartitionStore(PartitionStore):
         resources cannot be initialized outside a run (`process_config_and_initialize`, which
         the CLI uses to plan)."""
         if service not in self._clients:
-            factory = {"s3": S3Resource, "dynamodb": DynamoDBResource,
-                       "timestream": TimestreamWriteResource}[service]
+            factory = {
+                "s3": S3Resource,
+                "dynamodb": DynamoDBResource,
+                "timestream": TimestreamWriteResource,
+            }[service]
             settings = {"endpoint_url": self.endpoint_url, "region_name": self.region_name}
             self._clients[service] = factory(**settings).get_client()
         return self._clients[service]
@@ -118,7 +125,7 @@ class S3PartitionStore(PartitionStore):
         found = []
         for page in self._client("s3").get_paginator("list_objects_v2").paginate(**kwargs):
             for entry in page.get("Contents", []):
-                name = entry["Key"][len(folder):]
+                name = entry["Key"][len(folder) :]
                 if not name.endswith(SUFFIX) or "/" in name:
                     continue
                 month = name[: -len(SUFFIX)]
@@ -137,12 +144,21 @@ class S3PartitionStore(PartitionStore):
 
     # --- the PartitionStore interface -----------------------------------------------------
 
-    def read(self, table: str, shards: Sequence[str], start: dt.date | None = None,
-             end: dt.date | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read(
+        self,
+        table: str,
+        shards: Sequence[str],
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
         """The rows of `shards` with day in start..end, ordered by day: GETs only the month
         objects that exist in that range (one listing per shard finds them)."""
-        keys = [self._folder(table, shard) + month + SUFFIX for shard in shards
-                for month in self._months(table, shard, _month(start), _month(end))]
+        keys = [
+            self._folder(table, shard) + month + SUFFIX
+            for shard in shards
+            for month in self._months(table, shard, _month(start), _month(end))
+        ]
         frames = [_rows(frame, table, Slice((), start, end)) for frame in self._get_all(keys)]
         if not frames:
             return pd.DataFrame(columns=list(columns or []))
@@ -150,8 +166,9 @@ class S3PartitionStore(PartitionStore):
         rows = rows.sort_values(DATE_COLUMNS[table], kind="stable", ignore_index=True)
         return rows[list(columns)] if columns else rows
 
-    def replace(self, table: str, frame: pd.DataFrame, where: Slice,
-                keep_created_at: Sequence[str] = ()) -> int:
+    def replace(
+        self, table: str, frame: pd.DataFrame, where: Slice, keep_created_at: Sequence[str] = ()
+    ) -> int:
         """Rewrite the month objects the slice touches. A month the slice covers whole is
         written from `frame` alone (its old object is read only to keep created_at or, for
         performance_metrics, to find the superseded items); a partial month keeps its rows
@@ -159,12 +176,19 @@ class S3PartitionStore(PartitionStore):
         written (counting the whole table would read all of it)."""
         version = time.time_ns() // 1_000_000
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        if len(frame) and not (_in_slice(frame, table, where)
-                               & frame["shard"].isin(where.shards).to_numpy()).all():
+        if (
+            len(frame)
+            and not (
+                _in_slice(frame, table, where) & frame["shard"].isin(where.shards).to_numpy()
+            ).all()
+        ):
             raise ValueError(f"rows of the {table} frame lie outside the slice {where}")
         months = self._touched(table, frame, where, bool(keep_created_at) or table == METRICS)
-        superseded = [month.old.loc[_in_slice(month.old, table, where)] for month in months
-                      if month.old is not None]
+        superseded = [
+            month.old.loc[_in_slice(month.old, table, where)]
+            for month in months
+            if month.old is not None
+        ]
         self._publish(table, frame, superseded, version, now)
         written = 0
         for month in months:
@@ -173,13 +197,15 @@ class S3PartitionStore(PartitionStore):
                 if month.exists:
                     self._client("s3").delete_object(Bucket=self.bucket, Key=month.key)
                 continue
-            self._client("s3").put_object(Bucket=self.bucket, Key=month.key,
-                                          Body=pickle.dumps(rows, pickle.HIGHEST_PROTOCOL))
+            self._client("s3").put_object(
+                Bucket=self.bucket, Key=month.key, Body=pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
+            )
             written += len(rows)
         return written
 
-    def _touched(self, table: str, frame: pd.DataFrame, where: Slice,
-                 read_full: bool) -> list[_Month]:
+    def _touched(
+        self, table: str, frame: pd.DataFrame, where: Slice, read_full: bool
+    ) -> list[_Month]:
         """Every month object of the slice's shards that holds rows of the slice or receives
         rows of `frame`, with its old rows when they are needed: always for a partial month,
         for a whole one when `read_full`."""
@@ -194,38 +220,57 @@ class S3PartitionStore(PartitionStore):
                 existing |= set(self._months(table, shard, extra[0], extra[-1])) & set(extra)
             mine = shard_of_row == shard
             for label in sorted(set(new_months[mine]) | existing):
-                months.append(_Month(key=self._folder(table, shard) + label + SUFFIX,
-                                     label=label, exists=label in existing, old=None,
-                                     new=frame.loc[mine & (new_months == label)]))
-        wanted = [m for m in months
-                  if m.exists and (read_full or not _covers(where, m.label))]
+                months.append(
+                    _Month(
+                        key=self._folder(table, shard) + label + SUFFIX,
+                        label=label,
+                        exists=label in existing,
+                        old=None,
+                        new=frame.loc[mine & (new_months == label)],
+                    )
+                )
+        wanted = [m for m in months if m.exists and (read_full or not _covers(where, m.label))]
         for month, old in zip(wanted, self._get_all([m.key for m in wanted]), strict=True):
             month.old = old
         return months
 
-    def _publish(self, table: str, frame: pd.DataFrame, superseded: list[pd.DataFrame],
-                 version: int, now: str) -> None:
+    def _publish(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        superseded: list[pd.DataFrame],
+        version: int,
+        now: str,
+    ) -> None:
         """DynamoDB and Timestream for performance_metrics, Timestream for daily_valuations."""
         log = get_dagster_logger()
         if table not in (METRICS, DAILY):
             return
-        sink = TimestreamSink(self._client("timestream"), self.timestream_database,
-                              self.timestream_table, self.threads, self.deadline_s)
+        sink = TimestreamSink(
+            self._client("timestream"),
+            self.timestream_database,
+            self.timestream_table,
+            self.threads,
+            self.deadline_s,
+        )
         if table == DAILY:
             if len(frame):
                 report = sink.write_daily(frame, version)
                 log.info(f"Timestream: {report.items} daily records, version {version}")
             return
         ddb = self._client("dynamodb")
-        gone = set().union(*(metric_keys(old) for old in superseded if len(old))) \
-            - set(metric_keys(frame))
+        gone = set().union(*(metric_keys(old) for old in superseded if len(old))) - set(
+            metric_keys(frame)
+        )
         if gone:
-            report = delete_metrics(ddb, self.dynamodb_table, sorted(gone), self.threads,
-                                    self.deadline_s)
+            report = delete_metrics(
+                ddb, self.dynamodb_table, sorted(gone), self.threads, self.deadline_s
+            )
             log.info(f"DynamoDB: deleted {report.items} superseded items")
         if len(frame):
-            report = write_metrics(ddb, self.dynamodb_table, frame, now, self.threads,
-                                   self.deadline_s)
+            report = write_metrics(
+                ddb, self.dynamodb_table, frame, now, self.threads, self.deadline_s
+            )
             log.info(f"DynamoDB: {report.items} items in {report.api_calls} calls")
             report = sink.write_metrics(frame, version)
             log.info(f"Timestream: {report.items} metrics records, version {version}")
@@ -245,8 +290,9 @@ def _covers(where: Slice, label: str) -> bool:
     """Whether start..end spans the whole month `label`."""
     first = pd.Timestamp(f"{label}-01")
     last = first + pd.offsets.MonthEnd(0)
-    return ((where.start is None or pd.Timestamp(where.start) <= first)
-            and (where.end is None or pd.Timestamp(where.end) >= last))
+    return (where.start is None or pd.Timestamp(where.start) <= first) and (
+        where.end is None or pd.Timestamp(where.end) >= last
+    )
 
 
 def _in_slice(frame: pd.DataFrame, table: str, where: Slice) -> np.ndarray:
@@ -269,20 +315,24 @@ def _rows(frame: pd.DataFrame, table: str, where: Slice) -> pd.DataFrame:
     return frame.loc[_in_slice(frame, table, where)]
 
 
-def _merge(month: _Month, table: str, where: Slice,
-           keep_created_at: Sequence[str]) -> pd.DataFrame:
+def _merge(month: _Month, table: str, where: Slice, keep_created_at: Sequence[str]) -> pd.DataFrame:
     """The month's rows after the replace: its old rows outside the slice and the new rows,
     these keeping the created_at of an old row with the same `keep_created_at` key."""
     new = month.new
     if month.old is None or month.old.empty:
         return new.reset_index(drop=True)
     if keep_created_at and len(new) and "created_at" in month.old:
-        prior = (month.old[[*keep_created_at, "created_at"]].drop_duplicates(keep_created_at)
-                 .rename(columns={"created_at": "_prior"}))
-        found = new[list(keep_created_at)].merge(prior, on=list(keep_created_at),
-                                                 how="left")["_prior"].to_numpy()
-        new = new.assign(created_at=np.where(pd.isna(found), new["created_at"].to_numpy(),
-                                             found))
+        prior = (
+            month.old[[*keep_created_at, "created_at"]]
+            .drop_duplicates(keep_created_at)
+            .rename(columns={"created_at": "_prior"})
+        )
+        found = (
+            new[list(keep_created_at)]
+            .merge(prior, on=list(keep_created_at), how="left")["_prior"]
+            .to_numpy()
+        )
+        new = new.assign(created_at=np.where(pd.isna(found), new["created_at"].to_numpy(), found))
     kept = month.old.loc[~_in_slice(month.old, table, where)]
     parts = [part for part in (kept, new) if len(part)]
     if not parts:

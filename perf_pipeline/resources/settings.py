@@ -27,8 +27,9 @@ class CalculationSettings(ConfigurableResource):
         except ValueError:
             rate = math.nan
         if not math.isfinite(rate) or rate <= -1:
-            raise ValueError(f"PERF_RISK_FREE_RATE must be a number above -1, not "
-                             f"{self.risk_free_rate!r}")
+            raise ValueError(
+                f"PERF_RISK_FREE_RATE must be a number above -1, not {self.risk_free_rate!r}"
+            )
         return rate
 
     def fingerprint(self) -> str:
@@ -44,7 +45,8 @@ class RunRequest(ConfigurableResource):
         description="Value up to this date (YYYY-MM-DD); default: the latest date in the input.",
     )
     portfolio_ids: list[str] | None = Field(
-        default=None, description="Compute only these portfolios; default: all of them.",
+        default=None,
+        description="Compute only these portfolios; default: all of them.",
     )
     request_id: str | None = Field(
         default=None,

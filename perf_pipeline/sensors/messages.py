@@ -68,8 +68,9 @@ class BatchCalculation(_Strict):
         return self
 
 
-Request = Annotated[PortfolioPerformance | TransactionsFile | BatchCalculation,
-                    Field(discriminator="type")]
+Request = Annotated[
+    PortfolioPerformance | TransactionsFile | BatchCalculation, Field(discriminator="type")
+]
 _REQUEST = TypeAdapter(Request)
 
 
@@ -128,8 +129,10 @@ def parse_message(body: str) -> Message | None:
     except json.JSONDecodeError as exc:
         raise InvalidMessageError(f"not JSON: {exc}") from exc
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
-                             for error in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
+            for error in exc.errors()
+        )
         raise InvalidMessageError(problems) from exc
     except RecursionError as exc:  # json.loads on deeply nested arrays
         raise InvalidMessageError("not parseable: nested too deeply") from exc

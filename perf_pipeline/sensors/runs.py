@@ -80,36 +80,57 @@ def keys_tag(objects: Sequence[InputObject], limit: int = MAX_TAG_CHARS) -> str:
     return ", ".join([*shown, f"... (+{len(keys) - len(shown)} more)"])
 
 
-def run_request_config(*, as_of: str | None = None, portfolio_ids: Sequence[str] | None = None,
-                       request_id: str | None = None) -> dict[str, Any]:
+def run_request_config(
+    *,
+    as_of: str | None = None,
+    portfolio_ids: Sequence[str] | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
     """Run config of the job's ``run_request`` resource; unset fields keep their defaults."""
-    config: dict[str, Any] = {"as_of": as_of, "request_id": request_id,
-                              "portfolio_ids": list(portfolio_ids) if portfolio_ids else None}
-    return {"resources": {"run_request": {
-        "config": {name: value for name, value in config.items() if value is not None}}}}
+    config: dict[str, Any] = {
+        "as_of": as_of,
+        "request_id": request_id,
+        "portfolio_ids": list(portfolio_ids) if portfolio_ids else None,
+    }
+    return {
+        "resources": {
+            "run_request": {
+                "config": {name: value for name, value in config.items() if value is not None}
+            }
+        }
+    }
 
 
 def request_tags(request_id: str | None, as_of: str | None = None) -> dict[str, str]:
     """The request-id and as-of tags, for those given."""
-    return {tag: value for tag, value in ((REQUEST_TAG, request_id), (AS_OF_TAG, as_of))
-            if value}
+    return {tag: value for tag, value in ((REQUEST_TAG, request_id), (AS_OF_TAG, as_of)) if value}
 
 
-def objects_run_request(objects: Sequence[InputObject], *, run_key: str | None = None,
-                        request_id: str | None = None,
-                        tags: Mapping[str, str] | None = None) -> RunRequest:
+def objects_run_request(
+    objects: Sequence[InputObject],
+    *,
+    run_key: str | None = None,
+    request_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> RunRequest:
     """The run for these objects: run key ``s3-<digest of the uploads>`` unless given (the SQS
     sensor passes the message id), tags naming the objects and their ``key@etag`` digest (plus
     ``tags``), and the whole job."""
-    tags = {OBJECTS_TAG: str(len(objects)), KEYS_TAG: keys_tag(objects),
-            DIGEST_TAG: objects_digest(objects), **request_tags(request_id), **(tags or {})}
+    tags = {
+        OBJECTS_TAG: str(len(objects)),
+        KEYS_TAG: keys_tag(objects),
+        DIGEST_TAG: objects_digest(objects),
+        **request_tags(request_id),
+        **(tags or {}),
+    }
     run_key = run_key or f"s3-{objects_digest(objects, upload_line)}"
-    return RunRequest(run_key=run_key, tags=tags,
-                      run_config=run_request_config(request_id=request_id))
+    return RunRequest(
+        run_key=run_key, tags=tags, run_config=run_request_config(request_id=request_id)
+    )
 
 
 def chunks(objects: Sequence[InputObject], size: int) -> list[list[InputObject]]:
     """Consecutive slices of at most ``size`` objects, in the given order."""
     if size < 1:
         raise ValueError(f"chunk size must be at least 1, not {size}")
-    return [list(objects[start:start + size]) for start in range(0, len(objects), size)]
+    return [list(objects[start : start + size]) for start in range(0, len(objects), size)]

@@ -82,16 +82,21 @@ class S3Cursor:
         return json.dumps({"high_water": mark, "seen": sorted(self.seen)})
 
 
-def scan(objects: Iterable[InputObject], cursor: S3Cursor,
-         lookback: timedelta) -> tuple[list[InputObject], S3Cursor]:
+def scan(
+    objects: Iterable[InputObject], cursor: S3Cursor, lookback: timedelta
+) -> tuple[list[InputObject], S3Cursor]:
     """(objects new since the cursor, the next cursor); every object needs ``modified``."""
     listed = list(objects)
     floor = cursor.high_water - lookback if cursor.high_water else None
-    fresh = [obj for obj in listed
-             if (floor is None or obj.modified > floor) and object_id(obj) not in cursor.seen]
-    high_water = max([obj.modified for obj in listed] + ([cursor.high_water]
-                                                         if cursor.high_water else []),
-                     default=None)
+    fresh = [
+        obj
+        for obj in listed
+        if (floor is None or obj.modified > floor) and object_id(obj) not in cursor.seen
+    ]
+    high_water = max(
+        [obj.modified for obj in listed] + ([cursor.high_water] if cursor.high_water else []),
+        default=None,
+    )
     if high_water is None:
         return fresh, cursor
     next_floor = high_water - lookback
@@ -99,8 +104,11 @@ def scan(objects: Iterable[InputObject], cursor: S3Cursor,
     return fresh, S3Cursor(high_water, seen)
 
 
-def plan_runs(fresh: Sequence[InputObject], max_objects_per_run: int,
-              log: logging.Logger | logging.LoggerAdapter) -> list[RunRequest]:
+def plan_runs(
+    fresh: Sequence[InputObject],
+    max_objects_per_run: int,
+    log: logging.Logger | logging.LoggerAdapter,
+) -> list[RunRequest]:
     """Run requests for the input files among ``fresh`` (the rest logged as skipped), oldest
     first, at most ``max_objects_per_run`` objects each."""
     wanted = []
@@ -114,9 +122,12 @@ def plan_runs(fresh: Sequence[InputObject], max_objects_per_run: int,
     return [objects_run_request(chunk) for chunk in chunks(wanted, max_objects_per_run)]
 
 
-def build_s3_sensor(job_name: str, *,
-                    default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
-                    settings: S3SensorSettings | None = None) -> SensorDefinition:
+def build_s3_sensor(
+    job_name: str,
+    *,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
+    settings: S3SensorSettings | None = None,
+) -> SensorDefinition:
     """The S3 sensor on the input_store resource's root, asking for runs of ``job_name``."""
     settings = settings or S3SensorSettings()
     lookback = timedelta(seconds=settings.lookback_seconds)
@@ -138,12 +149,14 @@ def build_s3_sensor(job_name: str, *,
     def s3_input_sensor(context: SensorEvaluationContext, input_store: InputStore):
         if not input_store.is_s3:
             return SkipReason(f"the input root {input_store.root!r} is not an s3:// URI")
-        fresh, cursor = scan(input_store.list_s3_root(), S3Cursor.from_json(context.cursor),
-                             lookback)
+        fresh, cursor = scan(
+            input_store.list_s3_root(), S3Cursor.from_json(context.cursor), lookback
+        )
         requests = plan_runs(fresh, settings.max_objects_per_run, context.log)
         if not requests:
-            return SensorResult(skip_reason=SkipReason("no new or changed input files"),
-                                cursor=cursor.to_json())
+            return SensorResult(
+                skip_reason=SkipReason("no new or changed input files"), cursor=cursor.to_json()
+            )
         context.log.info(f"{len(fresh)} new or changed objects -> {len(requests)} runs")
         return SensorResult(run_requests=requests, cursor=cursor.to_json())
 

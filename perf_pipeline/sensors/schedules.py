@@ -26,9 +26,12 @@ def nightly_as_of(scheduled: date) -> str:
     return str(day)
 
 
-def build_nightly_schedule(job_name: str, *, timezone: str = "UTC",
-                           default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
-                           ) -> ScheduleDefinition:
+def build_nightly_schedule(
+    job_name: str,
+    *,
+    timezone: str = "UTC",
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> ScheduleDefinition:
     """Runs ``job_name`` at 22:30 (``timezone``) Monday to Friday with as_of = that business
     day; the run key is the as-of date, so a tick evaluated twice starts one run."""
 
@@ -45,7 +48,10 @@ def build_nightly_schedule(job_name: str, *, timezone: str = "UTC",
     )
     def nightly_performance(context: ScheduleEvaluationContext) -> RunRequest:
         as_of = nightly_as_of(context.scheduled_execution_time.date())
-        return RunRequest(run_key=f"nightly-{as_of}", tags={AS_OF_TAG: as_of},
-                          run_config=run_request_config(as_of=as_of))
+        return RunRequest(
+            run_key=f"nightly-{as_of}",
+            tags={AS_OF_TAG: as_of},
+            run_config=run_request_config(as_of=as_of),
+        )
 
     return nightly_performance

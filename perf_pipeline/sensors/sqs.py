@@ -123,7 +123,7 @@ def object_at(store: InputStore, uri: str) -> InputObject:
     if not store.is_s3 or not uri.startswith(root):
         raise InvalidMessageError(f"{uri} is not under the input root {store.root}")
     try:
-        obj = store.stat_s3(uri[len(root):])
+        obj = store.stat_s3(uri[len(root) :])
     except FileNotFoundError as exc:
         raise InvalidMessageError(str(exc)) from exc
     reason = skip_reason(obj)
@@ -132,8 +132,9 @@ def object_at(store: InputStore, uri: str) -> InputObject:
     return obj
 
 
-def event_objects(event: S3Event, store: InputStore,
-                  log: logging.Logger | logging.LoggerAdapter) -> list[InputObject]:
+def event_objects(
+    event: S3Event, store: InputStore, log: logging.Logger | logging.LoggerAdapter
+) -> list[InputObject]:
     """The input files an S3 event notification names; other records are logged and left."""
     bucket, prefix = store.bucket_prefix() if store.is_s3 else ("", "")
     root = f"{prefix}/" if prefix else ""
@@ -141,12 +142,18 @@ def event_objects(event: S3Event, store: InputStore,
     for record in event.Records:
         key = record.s3.object.decoded_key
         if not (record.created and record.s3.bucket.name == bucket and key.startswith(root)):
-            log.info(f"S3 event skipped: {record.eventName} s3://{record.s3.bucket.name}/{key} "
-                     f"is not an object created under {store.root}")
+            log.info(
+                f"S3 event skipped: {record.eventName} s3://{record.s3.bucket.name}/{key} "
+                f"is not an object created under {store.root}"
+            )
             continue
-        path = key[len(root):]
-        obj = InputObject(path, path.split("/", 1)[0] if "/" in path else "",
-                          record.s3.object.eTag, record.s3.object.size)
+        path = key[len(root) :]
+        obj = InputObject(
+            path,
+            path.split("/", 1)[0] if "/" in path else "",
+            record.s3.object.eTag,
+            record.s3.object.size,
+        )
         reason = skip_reason(obj)
         if reason:
             log.info(f"S3 event skipped: {reason}")
@@ -155,8 +162,12 @@ def event_objects(event: S3Event, store: InputStore,
     return found
 
 
-def message_run(message_id: str, message: Message | None, store: InputStore,
-                log: logging.Logger | logging.LoggerAdapter) -> RunRequest | None:
+def message_run(
+    message_id: str,
+    message: Message | None,
+    store: InputStore,
+    log: logging.Logger | logging.LoggerAdapter,
+) -> RunRequest | None:
     """The run a parsed message asks for, run key = message id (None: nothing to run, as for
     ``s3:TestEvent``, parsed as None)."""
     if message is None:
@@ -165,31 +176,53 @@ def message_run(message_id: str, message: Message | None, store: InputStore,
         objects = event_objects(message, store, log)
         return objects_run_request(objects, run_key=message_id) if objects else None
     if isinstance(message, TransactionsFile):
-        return objects_run_request([object_at(store, message.s3_uri)], run_key=message_id,
-                                   request_id=message.request_id,
-                                   tags={MESSAGE_TYPE_TAG: message.type})
+        return objects_run_request(
+            [object_at(store, message.s3_uri)],
+            run_key=message_id,
+            request_id=message.request_id,
+            tags={MESSAGE_TYPE_TAG: message.type},
+        )
     as_of = message.as_of if isinstance(message, PortfolioPerformance) else message.end
-    tags = {MESSAGE_TYPE_TAG: message.type, PORTFOLIO_IDS_TAG: ",".join(message.portfolio_ids),
-            **request_tags(message.request_id, as_of.isoformat())}
+    tags = {
+        MESSAGE_TYPE_TAG: message.type,
+        PORTFOLIO_IDS_TAG: ",".join(message.portfolio_ids),
+        **request_tags(message.request_id, as_of.isoformat()),
+    }
     if isinstance(message, BatchCalculation):
         tags[START_TAG] = message.start.isoformat()  # recomputed from here (stale_partitions)
-    return RunRequest(run_key=message_id, tags=tags, run_config=run_request_config(
-        as_of=as_of.isoformat(), portfolio_ids=message.portfolio_ids,
-        request_id=message.request_id))
+    return RunRequest(
+        run_key=message_id,
+        tags=tags,
+        run_config=run_request_config(
+            as_of=as_of.isoformat(),
+            portfolio_ids=message.portfolio_ids,
+            request_id=message.request_id,
+        ),
+    )
 
 
-def _batched(client: Any, method: str, queue_url: str, entries: Sequence[dict[str, Any]],
-             log: logging.Logger | logging.LoggerAdapter) -> None:
+def _batched(
+    client: Any,
+    method: str,
+    queue_url: str,
+    entries: Sequence[dict[str, Any]],
+    log: logging.Logger | logging.LoggerAdapter,
+) -> None:
     for start in range(0, len(entries), SQS_BATCH):
-        answer = getattr(client, method)(QueueUrl=queue_url,
-                                         Entries=list(entries[start:start + SQS_BATCH]))
+        answer = getattr(client, method)(
+            QueueUrl=queue_url, Entries=list(entries[start : start + SQS_BATCH])
+        )
         for failed in answer.get("Failed", []):
             log.warning(f"SQS {method} failed for {failed['Id']}: {failed.get('Message')}")
 
 
-def build_sqs_sensor(job_name: str, queue_url: str | None, *,
-                     default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
-                     settings: SqsSensorSettings | None = None) -> SensorDefinition:
+def build_sqs_sensor(
+    job_name: str,
+    queue_url: str | None,
+    *,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
+    settings: SqsSensorSettings | None = None,
+) -> SensorDefinition:
     """The SQS sensor on ``queue_url`` (PERF_SQS_QUEUE_URL), asking for runs of ``job_name``;
     it needs the ``sqs`` and ``input_store`` resources."""
     settings = settings or SqsSensorSettings()
@@ -207,8 +240,9 @@ def build_sqs_sensor(job_name: str, queue_url: str | None, *,
             "PERF_SQS_QUEUE_URL is set."
         ),
     )
-    def sqs_request_sensor(context: SensorEvaluationContext, sqs: SQSResource,
-                           input_store: InputStore):
+    def sqs_request_sensor(
+        context: SensorEvaluationContext, sqs: SQSResource, input_store: InputStore
+    ):
         if not queue_url:
             return SkipReason("PERF_SQS_QUEUE_URL is not set: no queue to read")
         client = sqs.get_client()
@@ -220,12 +254,15 @@ def build_sqs_sensor(job_name: str, queue_url: str | None, *,
             message_id = received["MessageId"]
             entry = {"Id": message_id, "ReceiptHandle": received["ReceiptHandle"]}
             try:
-                request = message_run(message_id, parse_message(received["Body"]),
-                                      input_store, context.log)
+                request = message_run(
+                    message_id, parse_message(received["Body"]), input_store, context.log
+                )
             except InvalidMessageError as exc:
                 count = received.get("Attributes", {}).get("ApproximateReceiveCount", "?")
-                context.log.warning(f"SQS message {message_id} (receive {count}) left for the "
-                                    f"dead-letter queue: {exc}")
+                context.log.warning(
+                    f"SQS message {message_id} (receive {count}) left for the "
+                    f"dead-letter queue: {exc}"
+                )
                 continue
             except (BotoCoreError, ClientError) as exc:  # S3 unreachable or refusing: retry
                 context.log.warning(f"SQS message {message_id} left for a later tick: {exc}")

@@ -76,7 +76,7 @@ def requested(run: DagsterRun, tag: str, field: str) -> str | None:
     """A request field of a run: its tag, else the ``run_request`` resource's run config."""
     if run.tags.get(tag):
         return run.tags[tag]
-    config = (((run.run_config or {}).get("resources") or {}).get("run_request") or {})
+    config = ((run.run_config or {}).get("resources") or {}).get("run_request") or {}
     value = (config.get("config") or {}).get(field)
     if isinstance(value, list):
         return ",".join(value) or None
@@ -109,9 +109,13 @@ def as_of_of(run: DagsterRun, instance: DagsterInstance) -> pd.Timestamp | None:
     return max(days) if days else None
 
 
-def requested_runs(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Timestamp,
-                   portfolio_ids: Sequence[str] = (),
-                   start: pd.Timestamp | None = None) -> list[PlannedRun]:
+def requested_runs(
+    digests: pd.DataFrame,
+    store: PartitionStore,
+    as_of: pd.Timestamp,
+    portfolio_ids: Sequence[str] = (),
+    start: pd.Timestamp | None = None,
+) -> list[PlannedRun]:
     """The ranged runs of one request: planning.plan over the portfolios' shards (all shards
     without portfolios), then every requested shard with input on or before `as_of`
     recomputes at least from `start` (default: `as_of`; never before the shard's first day
@@ -126,25 +130,42 @@ def requested_runs(digests: pd.DataFrame, store: PartitionStore, as_of: pd.Times
     runs = plan(digests, store, as_of, shards=shards)
     planned = {shard: run.start for run in runs for shard in run.shards}
     wanted = pd.Timestamp(start).normalize() if start is not None else as_of
-    first = (digests.loc[digests["shard"].isin(shards) & (digests["date"] <= as_of)]
-             .groupby("shard")["date"].min())
+    first = (
+        digests.loc[digests["shard"].isin(shards) & (digests["date"] <= as_of)]
+        .groupby("shard")["date"]
+        .min()
+    )
     ends = last_computed(store, shards)
-    ranges = [(shard, min(planned.get(shard, as_of), max(wanted, pd.Timestamp(day))),
-               max(as_of, ends.get(shard, as_of)))
-              for shard, day in first.items()]
-    return plan_runs(pd.DataFrame(ranges, columns=RANGE_COLUMNS), SHARDS,
-                     idle=set(SHARDS) - set(digests["shard"]))
+    ranges = [
+        (
+            shard,
+            min(planned.get(shard, as_of), max(wanted, pd.Timestamp(day))),
+            max(as_of, ends.get(shard, as_of)),
+        )
+        for shard, day in first.items()
+    ]
+    return plan_runs(
+        pd.DataFrame(ranges, columns=RANGE_COLUMNS),
+        SHARDS,
+        idle=set(SHARDS) - set(digests["shard"]),
+    )
 
 
 def partition_request(parent: DagsterRun, run: PlannedRun, exclusive_tag: str) -> RunRequest:
     """The RunRequest of one planned range of the parent's request."""
     first, last = run.shards[0], run.shards[-1]
-    inherited = {REQUEST_TAG: parent.run_id,
-                 **{tag: parent.tags[tag] for tag in INHERITED_TAGS if parent.tags.get(tag)}}
+    inherited = {
+        REQUEST_TAG: parent.run_id,
+        **{tag: parent.tags[tag] for tag in INHERITED_TAGS if parent.tags.get(tag)},
+    }
     return RunRequest(
         run_key=f"{parent.run_id}:{run.start:%Y-%m-%d}:{first}-{last}",
-        tags={**run.range_tags(), **inherited, PARENT_RUN_TAG: parent.run_id,
-              exclusive_tag: f"shards:{first}-{last}"},
+        tags={
+            **run.range_tags(),
+            **inherited,
+            PARENT_RUN_TAG: parent.run_id,
+            exclusive_tag: f"shards:{first}-{last}",
+        },
     )
 
 
@@ -155,22 +176,30 @@ def first_business_day(text: str | None) -> pd.Timestamp | None:
     return max(pd.Timestamp(roll_to_business_day(pd.DatetimeIndex([text]))[0]), PARTITION_START)
 
 
-def plan_request(parent: DagsterRun, instance: DagsterInstance, store: PartitionStore,
-                 io_manager: Any) -> list[PlannedRun]:
+def plan_request(
+    parent: DagsterRun, instance: DagsterInstance, store: PartitionStore, io_manager: Any
+) -> list[PlannedRun]:
     """The planned runs of a successful inputs run (its request read from its tags)."""
     as_of = as_of_of(parent, instance)
     if as_of is None:
         return []
     as_of = as_of_day(as_of)
     portfolios = requested(parent, PORTFOLIO_IDS_TAG, "portfolio_ids")
-    return requested_runs(read_input_table(io_manager, "input_digests"), store, as_of,
-                          portfolio_ids=portfolios.split(",") if portfolios else (),
-                          start=first_business_day(requested(parent, START_TAG, "start")))
+    return requested_runs(
+        read_input_table(io_manager, "input_digests"),
+        store,
+        as_of,
+        portfolio_ids=portfolios.split(",") if portfolios else (),
+        start=first_business_day(requested(parent, START_TAG, "start")),
+    )
 
 
 def build_stale_partitions_sensor(
-    monitored_job: UnresolvedAssetJobDefinition, request_job: UnresolvedAssetJobDefinition, *,
-    exclusive_tag: str, default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+    monitored_job: UnresolvedAssetJobDefinition,
+    request_job: UnresolvedAssetJobDefinition,
+    *,
+    exclusive_tag: str,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
 ) -> RunStatusSensorDefinition:
     """The sensor on `monitored_job`'s successful runs, asking for runs of `request_job`; it
     needs the ``partition_store`` and ``io_manager`` resources."""
@@ -189,15 +218,19 @@ def build_stale_partitions_sensor(
             f"{PARTITION_RUNS_TAG} with the number of runs asked for."
         ),
     )
-    def stale_partitions(context: RunStatusSensorContext, partition_store: PartitionStore,
-                         io_manager: ResourceParam[Any]):
+    def stale_partitions(
+        context: RunStatusSensorContext,
+        partition_store: PartitionStore,
+        io_manager: ResourceParam[Any],
+    ):
         parent = context.dagster_run
         try:
             runs = plan_request(parent, context.instance, partition_store, io_manager)
         except PlanError as error:
             context.log.error(f"run {parent.run_id}: no partition runs: {error}")
-            context.instance.add_run_tags(parent.run_id, {
-                PARTITION_RUNS_TAG: "0", PLAN_ERROR_TAG: str(error)[:MAX_TAG_CHARS]})
+            context.instance.add_run_tags(
+                parent.run_id, {PARTITION_RUNS_TAG: "0", PLAN_ERROR_TAG: str(error)[:MAX_TAG_CHARS]}
+            )
             return SkipReason(f"run {parent.run_id}: {error}")
         requests = [partition_request(parent, run, exclusive_tag) for run in runs]
         context.instance.add_run_tags(parent.run_id, {PARTITION_RUNS_TAG: str(len(requests))})
