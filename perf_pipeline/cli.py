@@ -6,6 +6,7 @@ Exit status of `run`: 0 done, 1 the run failed, 2 bad arguments (interfaces.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -49,10 +50,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--target", choices=("local", "aws"), help="PERF_TARGET (default local)")
     run.add_argument("--as-of", type=iso_date, help="value up to this date (default: latest)")
     run.add_argument(
-        "--processes",
+        "--workers",
         type=positive,
         default=1,
-        help="run the stale partitions in this many processes (default 1)",
+        help="steps run side by side by Dagster's multiprocess executor (default 1: "
+        "the in-process executor)",
     )
     init = commands.add_parser(
         "aws-init", help="create the bucket, table, Timestream table and queue (dev or emulator)"
@@ -128,7 +130,8 @@ def generate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Materialize the inputs, then every stale partition up to the as-of date: one ranged
-    run per set of shards with the same stale range, in `--processes` processes."""
+    run per set of shards with the same stale range, its shard chunks run by Dagster's
+    executor (`--workers` side by side)."""
     for option, variable in TARGET_VARIABLES.items():
         if getattr(args, option):
             os.environ[variable] = getattr(args, option)
@@ -166,15 +169,11 @@ def run(args: argparse.Namespace) -> int:
     )
     store = defs.resources["partition_store"].process_config_and_initialize()
     try:
-        runs = (
-            plan(inputs["input_digests"], store, as_of, workers=args.processes)
-            if as_of is not None
-            else []
-        )
+        runs = plan(inputs["input_digests"], store, as_of) if as_of is not None else []
     except PlanError as error:
         print(f"perf-pipeline: {error}", file=sys.stderr)
         return EXIT_USAGE
-    failed = _execute(target, runs, args.processes)
+    failed = _execute(target, runs, args.workers)
     if failed:
         for message in failed:
             print(message, file=sys.stderr)
@@ -195,30 +194,49 @@ def _instance():
     return DagsterInstance.get() if home else DagsterInstance.ephemeral()
 
 
-def run_partitions(target: str, tags: dict[str, str]) -> list[str]:
-    """Run performance_job over one partition range in this process; the failure lines."""
+def run_partitions(target: str, tags: dict[str, str], workers: int = 1) -> list[str]:
+    """Run performance_job over one scope (partitions.scope_tags); the failure lines. One
+    worker: the in-process executor, in this process. More: Dagster's multiprocess executor
+    with that many steps at once, on the DAGSTER_HOME instance (a temporary one when unset),
+    each step a process that loads the code location again (env: PERF_*)."""
     from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions
 
-    job = build_definitions(target).resolve_job_def(PERFORMANCE_JOB)
-    result = job.execute_in_process(
-        run_config=QUIET, instance=_instance(), tags=tags, raise_on_error=False
-    )
-    return [] if result.success else failure_lines(result)
+    if workers == 1:
+        job = build_definitions(target).resolve_job_def(PERFORMANCE_JOB)
+        result = job.execute_in_process(
+            run_config=QUIET, instance=_instance(), tags=tags, raise_on_error=False
+        )
+        return [] if result.success else failure_lines(result)
+    import tempfile
+
+    from dagster import DagsterInstance, execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    job = ReconstructableRepository.for_module(
+        "perf_pipeline.definitions", "defs", working_directory=os.getcwd()
+    ).get_reconstructable_job(PERFORMANCE_JOB)
+    config = {**QUIET, "execution": {"config": {"multiprocess": {"max_concurrent": workers}}}}
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("DAGSTER_HOME"):
+            instance = stack.enter_context(DagsterInstance.get())
+        else:
+            home = stack.enter_context(tempfile.TemporaryDirectory(prefix="perf-dagster-"))
+            instance = stack.enter_context(DagsterInstance.local_temp(home))
+        result = stack.enter_context(
+            execute_job(job, instance=instance, run_config=config, tags=tags, raise_on_error=False)
+        )
+        return [] if result.success else failure_lines(result)
 
 
-def _execute(target: str, runs: list, processes: int) -> list[str]:
-    """Run the planned ranges, one after another or in a pool of `processes` processes
-    (spawned: each imports its own Dagster and opens its own store connections)."""
-    tags = [run.range_tags() for run in runs]
-    if processes == 1 or len(runs) < 2:
-        return [line for t in tags for line in run_partitions(target, t)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def _execute(target: str, runs: list, workers: int) -> list[str]:
+    """Run the planned scopes one after another, each with `workers` steps at once."""
+    from perf_pipeline.partitions import scope_tags
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        results = pool.map(run_partitions, [target] * len(tags), tags)
-        return [line for lines in results for line in lines]
+    return [
+        line
+        for run in runs
+        for line in run_partitions(target, scope_tags(run.shards, run.start, run.end), workers)
+    ]
 
 
 def failure_lines(result) -> list[str]:
@@ -261,8 +279,9 @@ def summary(run_id: str, files: pd.DataFrame, runs: list, store) -> str:
     calculation date, whatever the as-of date asked for) the entities and each portfolio's
     ITD TWR."""
     from perf_pipeline.assets.performance import latest_itd
-    from perf_pipeline.partitions import SHARDS
     from perf_pipeline.planning import last_computed
+
+    shards = store.shard_names()
 
     lines = [
         f"perf-pipeline: inputs run {run_id} succeeded, then {len(runs)} partition run(s)",
@@ -274,18 +293,18 @@ def summary(run_id: str, files: pd.DataFrame, runs: list, store) -> str:
         f"  recomputed {', '.join(run.shards)}: {run.start:%Y-%m-%d} .. {run.end:%Y-%m-%d}"
         for run in runs[:10]
     ]
-    latest = last_computed(store, SHARDS).max()
+    latest = last_computed(store, shards).max()
     if pd.isna(latest):
         return "\n".join(lines)
     day = pd.Timestamp(latest).date()
-    kinds = store.read("daily_valuations", SHARDS, day, day, columns=["entity_type"])
+    kinds = store.read("daily_valuations", shards, day, day, columns=["entity_type"])
     kinds = kinds["entity_type"].value_counts() if not kinds.empty else pd.Series(dtype=int)
     lines.append(
         f"  entities on {day}: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} "
         f"portfolios, {int(kinds.get('account', 0))} accounts, "
         f"{int(kinds.get('security', 0))} positions)"
     )
-    metrics = store.read("performance_metrics", SHARDS, day, day)
+    metrics = store.read("performance_metrics", shards, day, day)
     latest = latest_itd(metrics) if not metrics.empty else metrics
     if not latest.empty:
         lines.append("  ITD TWR per portfolio:")

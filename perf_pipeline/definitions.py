@@ -12,10 +12,12 @@ from dagster import (
     definitions,
 )
 
-from perf_pipeline.assets.groups import INPUTS, PERFORMANCE, VALUATION
+from perf_pipeline.assets.groups import INPUTS, PERFORMANCE, PUBLICATION, VALUATION
 from perf_pipeline.assets.inputs import inputs
-from perf_pipeline.assets.performance import performance_metrics
-from perf_pipeline.assets.valuation import daily_valuations, positions
+from perf_pipeline.assets.performance import build_performance_metrics
+from perf_pipeline.assets.publication import build_publication
+from perf_pipeline.assets.valuation import build_daily_valuations, positions
+from perf_pipeline.partitions import monthly_partitions
 from perf_pipeline.resources.deployments import configured, resources_for
 from perf_pipeline.sensors.s3 import S3SensorSettings, build_s3_sensor
 from perf_pipeline.sensors.schedules import build_nightly_schedule
@@ -38,8 +40,10 @@ inputs_job = define_asset_job(
 )
 performance_job = define_asset_job(
     PERFORMANCE_JOB,
-    selection=AssetSelection.groups(VALUATION, PERFORMANCE) - AssetSelection.assets("positions"),
-    description="Valuations and performance metrics of a range of business days x shards.",
+    selection=AssetSelection.groups(VALUATION, PERFORMANCE, PUBLICATION)
+    - AssetSelection.assets("positions"),
+    description="Valuations and performance metrics of a range of months (the business days "
+    "and shards its tags name), and on the aws target their publication.",
 )
 
 
@@ -59,8 +63,16 @@ def build_definitions(
     wires them, and both on would process each object twice); the nightly schedule is off
     until started."""
     root, queue_url = configured("PERF_INPUT"), configured("PERF_SQS_QUEUE_URL")
+    months = monthly_partitions(configured("PERF_PARTITION_START"))
+    publication = build_publication(months) if target == "aws" else []
     return Definitions(
-        assets=[inputs, positions, daily_valuations, performance_metrics],
+        assets=[
+            inputs,
+            positions,
+            build_daily_valuations(months),
+            build_performance_metrics(months),
+            *publication,
+        ],
         jobs=[inputs_job, performance_job],
         sensors=[
             build_s3_sensor(

@@ -262,14 +262,6 @@ class PlannedRun:
     start: pd.Timestamp
     end: pd.Timestamp
 
-    def range_tags(self) -> dict[str, str]:
-        """Dagster's partition-range tags: keys are 'date|shard', a 2-D range of both."""
-        first, last = self.shards[0], self.shards[-1]
-        return {
-            "dagster/asset_partition_range_start": f"{self.start:%Y-%m-%d}|{first}",
-            "dagster/asset_partition_range_end": f"{self.end:%Y-%m-%d}|{last}",
-        }
-
 
 def plan_runs(
     ranges: pd.DataFrame,

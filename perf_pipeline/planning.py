@@ -8,7 +8,7 @@ import pandas as pd
 
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.increments import DIGEST_COLUMNS, PlannedRun, plan_runs, stale_ranges
-from perf_pipeline.partitions import PARTITION_START, SHARDS, business_days_partitions
+from perf_pipeline.resources.duckdb_catalog import OldLayoutError
 from perf_pipeline.resources.partition_store import PartitionStore
 
 
@@ -40,22 +40,27 @@ def plan(
     computed (increments.stale_ranges). A PlanError when a transaction is dated before the
     first partition or `as_of` is past the last one."""
     as_of = as_of_day(as_of)
-    last = pd.Timestamp(business_days_partitions.get_last_partition_key())
-    if as_of > last:
-        raise PlanError(f"as-of {as_of:%Y-%m-%d} is after the last partition {last:%Y-%m-%d}")
-    first = digests["date"].min()
-    if pd.notna(first) and first < PARTITION_START:
+    today = pd.Timestamp.now().normalize()
+    if as_of > today:
+        raise PlanError(f"as-of {as_of:%Y-%m-%d} is in the future (today is {today:%Y-%m-%d})")
+    first, start = digests["date"].min(), store.start
+    if pd.notna(first) and first < start:
         raise PlanError(
             f"a transaction is dated {first:%Y-%m-%d}, before the first partition "
-            f"{PARTITION_START:%Y-%m-%d}: set PERF_PARTITION_START earlier"
+            f"{start:%Y-%m-%d}: set PERF_PARTITION_START earlier"
         )
-    computed = store.read("computed_from", SHARDS, columns=DIGEST_COLUMNS)
-    idle = set(SHARDS) - set(digests["shard"]) - set(computed["shard"])
-    chosen = list(shards) if shards else SHARDS
+    try:
+        store.check_layout()
+    except OldLayoutError as error:
+        raise PlanError(str(error)) from error
+    every = store.shard_names()
+    computed = store.read("computed_from", every, columns=DIGEST_COLUMNS)
+    idle = set(every) - set(digests["shard"]) - set(computed["shard"])
+    chosen = list(shards) if shards else every
     computed = computed.loc[computed["shard"].isin(chosen)]
     ranges = stale_ranges(digests.loc[digests["shard"].isin(chosen)], computed, as_of)
     fresh = set(chosen) - set(computed["shard"])
-    return plan_runs(ranges, SHARDS, fresh=fresh, idle=idle, workers=workers)
+    return plan_runs(ranges, every, fresh=fresh, idle=idle, workers=workers)
 
 
 def last_computed(store: PartitionStore, shards: Sequence[str]) -> pd.Series:

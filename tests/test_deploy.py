@@ -41,7 +41,6 @@ from dagster_aws.ecs import EcsRunLauncher
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 
 from perf_pipeline.cli import DAGSTER_EVENT_SETTINGS
-from perf_pipeline.partitions import SHARDS, business_days_partitions
 from perf_pipeline.resources.deployments import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -341,20 +340,15 @@ def test_a_launched_run_gets_the_run_worker_environment(aws, instance_env, env_v
     assert environment["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] == "true"
 
 
-def backfill_runs(days: list[str]) -> list[tuple[str, str]]:
-    """(range start, range end) of the runs a single-run backfill of `days` x every shard of
+def backfill_runs(months: list[str]) -> list[tuple[str, str]]:
+    """(range start, range end) of the runs a single-run backfill of `months` of
     daily_valuations and performance_metrics asks for, as Dagster's backfill daemon builds them."""
     from perf_pipeline.definitions import build_definitions
 
     asset_graph = build_definitions("local").resolve_asset_graph()
     keys = [AssetKey("daily_valuations"), AssetKey("performance_metrics")]
     assert {asset_graph.get(key).backfill_policy for key in keys} == {BackfillPolicy.single_run()}
-    partitions = [
-        AssetKeyPartitionKey(key, f"{day}|{shard}")
-        for key in keys
-        for day in days
-        for shard in SHARDS
-    ]
+    partitions = [AssetKeyPartitionKey(key, month) for key in keys for month in months]
     requests = build_run_requests_with_backfill_policies(partitions, asset_graph, None)
     assert all(set(request.asset_selection) == set(keys) for request in requests)
     return sorted(
@@ -363,17 +357,15 @@ def backfill_runs(days: list[str]) -> list[tuple[str, str]]:
     )
 
 
-def business_days(first: str, last: str) -> list[str]:
-    return [key for key in business_days_partitions.get_partition_keys() if first <= key <= last]
+def test_a_single_run_backfill_of_a_year_is_one_run_over_its_twelve_months():
+    # Shards are no partition dimension: the run covers every shard of its months.
+    months = [f"2024-{month:02d}" for month in range(1, 13)]
+    assert backfill_runs(months) == [("2024-01", "2024-12")]
 
 
-def test_a_single_run_backfill_over_more_days_than_shards_is_one_run_per_shard():
-    runs = backfill_runs(business_days("2024-01-01", "2024-12-31"))
-    assert len(SHARDS) == 8
-    assert runs == [(f"2024-01-01|{shard}", f"2024-12-31|{shard}") for shard in SHARDS]
+def test_the_partitions_of_ten_years_are_a_hundred_and_twenty_months():
+    from perf_pipeline.partitions import monthly_partitions
 
-
-def test_a_single_run_backfill_over_fewer_days_than_shards_is_one_run_per_day():
-    days = business_days("2024-01-01", "2024-01-05")
-    assert len(days) == 5 < len(SHARDS)
-    assert backfill_runs(days) == [(f"{day}|s00", f"{day}|{SHARDS[-1]}") for day in days]
+    keys = monthly_partitions("2015-01-01").get_partition_keys()
+    assert keys[:2] == ["2015-01", "2015-02"] and "2024-12" in keys
+    assert keys.index("2024-12") + 1 == 120

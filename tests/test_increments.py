@@ -20,9 +20,11 @@ from perf_pipeline.increments import (
     shard_of,
     stale_ranges,
 )
-from perf_pipeline.partitions import SHARD_COUNT
+from perf_pipeline.partitions import scope_tags
+from perf_pipeline.resources.parquet_store import ParquetStore
 from perf_pipeline.sample_data import generate
 
+SHARD_COUNT = ParquetStore(root=".").shards  # the default layout the pipeline tests run with
 LAST_DAY = "2024-06-27"  # a Thursday: the day before it is no month-end, so it is superseded
 VOLATILE = ["request_id", "created_at", "updated_at"]
 DATE_COLUMNS = {"transactions": "trade_date", "prices": "date", "benchmarks": "date"}
@@ -239,10 +241,9 @@ def test_closes_before_the_first_partition_count_on_it_and_transactions_do_not()
 
 def test_a_weekend_as_of_plans_up_to_the_friday(tmp_path):
     from perf_pipeline.planning import plan
-    from perf_pipeline.resources.duckdb_store import DuckDBStore
 
     current = pd.DataFrame({"shard": ["s00"], "date": [day("2024-06-20")], "digest": [3]})
-    [only] = plan(current, DuckDBStore(path=str(tmp_path / "s.duckdb")), day("2024-06-22"))
+    [only] = plan(current, ParquetStore(root=str(tmp_path / "tables")), day("2024-06-22"))
     assert (only.start, only.end) == (day("2024-06-20"), day("2024-06-21"))
 
 
@@ -251,10 +252,9 @@ def test_metrics_certify_only_the_digests_the_valuations_were_computed_from(tmp_
 
     from perf_pipeline.assets.performance import valued_from
     from perf_pipeline.increments import partition_digests
-    from perf_pipeline.resources.duckdb_store import DuckDBStore
     from perf_pipeline.resources.partition_store import Slice
 
-    store = DuckDBStore(path=str(tmp_path / "s.duckdb"))
+    store = ParquetStore(root=str(tmp_path / "tables"))
     start, end = day("2024-01-02"), day("2024-01-04")
     digests = pd.DataFrame({"shard": ["s00"], "date": [start], "digest": [11]})
     used = partition_digests(digests, ["s00"], start, end)
@@ -282,9 +282,12 @@ def test_planned_runs_cover_exactly_the_stale_ranges_in_contiguous_shard_blocks(
         (("s03",), "01-08"),
         (("s05",), "01-08"),
     ]
-    assert runs[1].range_tags() == {
-        "dagster/asset_partition_range_start": "2024-01-08|s00",
-        "dagster/asset_partition_range_end": "2024-01-08|s01",
+    assert scope_tags(runs[1].shards, runs[1].start, runs[1].end) == {
+        "dagster/asset_partition_range_start": "2024-01",
+        "dagster/asset_partition_range_end": "2024-01",
+        "perf/range_start": "2024-01-08",
+        "perf/range_end": "2024-01-08",
+        "perf/range_shards": "s00,s01",
     }
     halves = plan_runs(ranges.iloc[:2], shards, workers=2)
     assert [r.shards for r in halves] == [("s00",), ("s01",)]
@@ -395,6 +398,8 @@ def computed(sample, tmp_path, monkeypatch):
     full, full_store = sample
     store = tmp_path / "perf.duckdb"
     subprocess.run(["cp", str(full_store), str(store)], check=True)
+    tables = full_store.with_name(f"{full_store.stem}_tables")
+    subprocess.run(["cp", "-r", str(tables), str(tmp_path / "perf_tables")], check=True)
     return full, store
 
 
@@ -471,7 +476,7 @@ def test_a_range_whose_days_before_are_not_computed_fails_instead_of_guessing(
     result = build_definitions("local").resolve_job_def(INPUTS_JOB).execute_in_process()
     shard = shard_of(["P00001"], SHARD_COUNT)[0]
     late = PlannedRun((shard,), pd.Timestamp(LAST_DAY), pd.Timestamp(LAST_DAY))
-    lines = run_partitions("local", late.range_tags())
+    lines = run_partitions("local", scope_tags(late.shards, late.start, late.end))
     assert result.success and lines, "the run should have failed"
     assert any(
         f"shards {shard} are not up to date before this run's range" in line for line in lines

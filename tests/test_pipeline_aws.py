@@ -22,10 +22,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from perf_pipeline.cli import DAGSTER_EVENT_SETTINGS, main
 from perf_pipeline.increments import shard_of
-from perf_pipeline.partitions import SHARD_COUNT
 from perf_pipeline.resources.aws_setup import create_dev_resources
 from perf_pipeline.resources.deployments import aws_resources
 from perf_pipeline.resources.dynamodb import query_client, query_entity, query_portfolio
+from perf_pipeline.resources.parquet_store import ParquetStore
 
 BUCKET, TABLE, TS_DB, TS_TABLE = "perf-input", "performance-metrics", "perf_db", "perf_ts"
 ENTITIES = {"P1", "A1", "A2", "A1:S1"}
@@ -138,10 +138,10 @@ def test_series_reach_timestream_and_tables_are_on_s3(aws_input, capsys):
         for page in pages.paginate(Bucket=BUCKET, Prefix="_perf_pipeline/assets/")
         for obj in page.get("Contents", [])
     }
-    assert {"transactions", "prices", "positions"} <= stored
-    (shard,) = shard_of(["P1"], SHARD_COUNT)
+    assert {"transactions.parquet", "prices.parquet", "positions.parquet"} <= stored
+    (shard,) = shard_of(["P1"], ParquetStore(root=".").shards)
     assert {
-        f"{table}/{shard}/2024-01.pkl"
+        f"{table}/{shard}/2024-01.parquet"
         for table in ("daily_valuations", "performance_metrics", "computed_from")
     } <= stored
 

@@ -1,4 +1,4 @@
-"""The stale_partitions sensor against a real DuckDB store: inputs_job runs in process, the
+"""The stale_partitions sensor against a real local store: inputs_job runs in process, the
 planned performance_job ranges run in process, then a changed input is planned again.
 
 Two portfolios in different shards (CRC-32 of the id modulo the shard count, computed here
@@ -8,7 +8,6 @@ P1 holds S1, P2 holds S2, so no price or trade of one moves the other's shard.
 
 from __future__ import annotations
 
-import pickle
 import shutil
 import zlib
 from pathlib import Path
@@ -22,7 +21,6 @@ from dagster import (
     SkipReason,
     build_run_status_sensor_context,
 )
-from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from perf_pipeline.cli import QUIET
 from perf_pipeline.definitions import (
@@ -31,8 +29,15 @@ from perf_pipeline.definitions import (
     PERFORMANCE_JOB,
     build_definitions,
 )
-from perf_pipeline.partitions import SHARD_COUNT, SHARDS
-from perf_pipeline.resources.duckdb_store import DuckDBIOManager, DuckDBStore
+from perf_pipeline.partitions import (
+    END_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    SHARDS_TAG,
+    START_TAG,
+)
+from perf_pipeline.resources.parquet_io_manager import ParquetIOManager
+from perf_pipeline.resources.parquet_store import ParquetStore, to_parquet
 from perf_pipeline.sensors.stale_partitions import (
     PARENT_RUN_TAG,
     PARTITION_RUNS_TAG,
@@ -41,7 +46,8 @@ from perf_pipeline.sensors.stale_partitions import (
     read_input_table,
 )
 
-START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+SCOPE_TAGS = (RANGE_START_TAG, RANGE_END_TAG, START_TAG, END_TAG, SHARDS_TAG)
+SHARD_COUNT = ParquetStore(root=".").shards
 TX_HEADER = (
     "transaction_id,portfolio_id,account_id,security_id,trade_date,type,quantity,"
     "price,amount,fee,currency\n"
@@ -68,6 +74,16 @@ BACK_DATED_2 = "T8,P1,A1,,2024-01-04,DEPOSIT,,,100,,USD\n"
 
 def shard(portfolio_id: str) -> str:
     return f"s{zlib.crc32(portfolio_id.encode()) % SHARD_COUNT:02d}"
+
+
+def span(request) -> tuple[str, str, str]:
+    """(first day, last day, shards) of a requested run, from its tags."""
+    return request.tags[START_TAG], request.tags[END_TAG], request.tags[SHARDS_TAG]
+
+
+def local_store(store: Path) -> ParquetStore:
+    """The partition store of the local target whose DuckDB file is `store`."""
+    return ParquetStore(root=str(store.with_name(f"{store.stem}_tables")), catalog=str(store))
 
 
 def write_input(root: Path) -> Path:
@@ -98,7 +114,7 @@ def computed(tmp_path_factory: pytest.TempPathFactory):
     root, store = write_input(folder / "input"), folder / "perf.duckdb"
     with pytest.MonkeyPatch.context() as env:
         defs, instance = definitions_for(root, store, env), DagsterInstance.ephemeral()
-        parent, requests = evaluate(defs, instance, DuckDBStore(path=str(store)))
+        parent, requests = evaluate(defs, instance, local_store(store))
         compute(defs, instance, requests)
     return folder, parent, requests
 
@@ -111,7 +127,7 @@ def setup(computed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     root, store = folder / "input", folder / "perf.duckdb"
     return (
         root,
-        DuckDBStore(path=str(store)),
+        local_store(store),
         definitions_for(root, store, monkeypatch),
         DagsterInstance.ephemeral(),
     )
@@ -128,7 +144,7 @@ def evaluate(defs, instance, store, tags=None):
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         dagster_event=success,
-        resources={"partition_store": store, "io_manager": DuckDBIOManager(store=store)},
+        resources={"partition_store": store, "io_manager": ParquetIOManager(root=store.root)},
     ) as context:
         answer = defs.resolve_sensor_def(STALE_PARTITIONS_SENSOR_NAME)(context)
     return instance.get_run_by_id(result.run_id), answer
@@ -139,7 +155,7 @@ def compute(defs, instance, requests) -> None:
     job = defs.resolve_job_def(PERFORMANCE_JOB)
     for request in requests:
         assert job.execute_in_process(
-            instance=instance, run_config=QUIET, tags={k: request.tags[k] for k in (START, END)}
+            instance=instance, run_config=QUIET, tags={k: request.tags[k] for k in SCOPE_TAGS}
         ).success
 
 
@@ -150,9 +166,12 @@ def test_the_first_run_covers_every_shard_from_its_first_input_day(computed):
     # span the shards without input between them (they cost nothing).
     covered = set()
     for request in requests:
-        (day, first), (end, last) = (request.tags[k].split("|") for k in (START, END))
+        day, end, shards = span(request)
         assert (day, end) == ("2024-01-02", "2024-01-08")
-        covered |= {s for s in SHARDS if first <= s <= last}
+        assert request.tags[RANGE_START_TAG] == request.tags[RANGE_END_TAG] == "2024-01"
+        shards = shards.split(",")
+        first, last = shards[0], shards[-1]
+        covered |= set(shards)
         assert request.tags[PARENT_RUN_TAG] == parent.run_id
         assert request.tags["perf/request_id"] == parent.run_id  # none asked: the parent's id
         assert request.tags[EXCLUSIVE_TAG] == f"shards:{first}-{last}"
@@ -173,10 +192,7 @@ def test_a_back_dated_transaction_recomputes_only_its_shard_from_its_day(setup):
     with (root / "transactions" / "transactions.csv").open("a") as out:
         out.write(BACK_DATED_2)
     parent, [request] = evaluate(defs, instance, store)
-    assert (request.tags[START], request.tags[END]) == (
-        f"2024-01-04|{shard('P1')}",
-        f"2024-01-08|{shard('P1')}",
-    )
+    assert span(request) == ("2024-01-04", "2024-01-08", shard("P1"))
     assert parent.tags[PARTITION_RUNS_TAG] == "1"
     compute(defs, instance, [request])
     _, answer = evaluate(defs, instance, store)  # done: nothing stale any more
@@ -188,7 +204,7 @@ def test_a_transaction_on_a_weekend_marks_its_next_business_day(setup):
     with (root / "transactions" / "transactions.csv").open("a") as out:
         out.write(BACK_DATED)
     _, [request] = evaluate(defs, instance, store)
-    assert request.tags[START] == f"2024-01-08|{shard('P1')}"
+    assert span(request) == ("2024-01-08", "2024-01-08", shard("P1"))
 
 
 def test_a_request_for_an_up_to_date_portfolio_still_recomputes_from_its_as_of_day(setup):
@@ -202,10 +218,7 @@ def test_a_request_for_an_up_to_date_portfolio_still_recomputes_from_its_as_of_d
     parent, [request] = evaluate(defs, instance, store, tags=tags)
     # from the as-of day through the shard's last computed day (01-08): a range that ended
     # on 01-05 would leave 01-08 carrying a state it may have changed
-    assert (request.tags[START], request.tags[END]) == (
-        f"2024-01-05|{shard('P2')}",
-        f"2024-01-08|{shard('P2')}",
-    )
+    assert span(request) == ("2024-01-05", "2024-01-08", shard("P2"))
     assert {
         k: request.tags[k] for k in ("perf/portfolio_ids", "perf/request_id", "perf/requested_by")
     } == {"perf/portfolio_ids": "P2", "perf/request_id": "r-7", "perf/requested_by": "alice"}
@@ -218,14 +231,15 @@ def test_a_batch_request_recomputes_its_portfolios_from_its_start(setup):
     _, requests = evaluate(defs, instance, store, tags=tags)
     # Nothing is stale, yet both shards recompute from the start asked for: one run over
     # both (the shards between them have no input).
-    assert [(r.tags[START], r.tags[END]) for r in requests] == [
-        (f"2024-01-04|{shard('P1')}", f"2024-01-08|{shard('P2')}")
-    ]
+    [request] = requests
+    day, end, shards = span(request)
+    assert (day, end) == ("2024-01-04", "2024-01-08")
+    assert {shard("P1"), shard("P2")} <= set(shards.split(","))
 
 
 @pytest.mark.parametrize(
     ("as_of", "reason"),
-    [("2999-01-01", "after the last partition"), ("not-a-date", "is not a date")],
+    [("2999-01-01", "in the future"), ("not-a-date", "is not a date")],
 )
 def test_an_unplannable_as_of_tags_the_parent_with_the_reason(setup, as_of, reason):
     _, store, defs, instance = setup
@@ -237,17 +251,10 @@ def test_an_unplannable_as_of_tags_the_parent_with_the_reason(setup, as_of, reas
 
 def test_read_input_table_reads_both_targets_stores(tmp_path, aws):
     frame = pd.DataFrame({"shard": ["s01"], "date": [pd.Timestamp("2024-01-02")], "digest": [7]})
-    store = DuckDBStore(path=str(tmp_path / "x.duckdb"))
-    with store.connect(write=True) as con:
-        con.register("frame", frame)
-        con.execute("CREATE TABLE input_digests AS SELECT * FROM frame")
-    local = read_input_table(DuckDBIOManager(store=store), "input_digests")
-    assert local["digest"].tolist() == [7]
     boto3.client("s3", endpoint_url=aws).create_bucket(Bucket="perf-stale")
-    boto3.client("s3", endpoint_url=aws).put_object(
-        Bucket="perf-stale", Key="pre/fix/input_digests", Body=pickle.dumps(frame)
-    )
-    manager = S3PickleIOManager(
-        s3_resource=S3Resource(endpoint_url=aws), s3_bucket="perf-stale", s3_prefix="pre/fix"
-    )
-    pd.testing.assert_frame_equal(read_input_table(manager, "input_digests"), frame)
+    for manager in (
+        ParquetIOManager(root=str(tmp_path / "tables")),
+        ParquetIOManager(root="s3://perf-stale/pre/fix", endpoint_url=aws),
+    ):
+        manager.blobs.put("input_digests.parquet", to_parquet(frame))
+        pd.testing.assert_frame_equal(read_input_table(manager, "input_digests"), frame)

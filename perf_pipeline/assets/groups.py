@@ -3,3 +3,4 @@
 INPUTS = "inputs"
 VALUATION = "valuation"
 PERFORMANCE = "performance"
+PUBLICATION = "publication"

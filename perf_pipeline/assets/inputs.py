@@ -20,8 +20,8 @@ from perf_pipeline.assets.groups import INPUTS
 from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.increments import input_digests
 from perf_pipeline.ingest import KINDS, RawFile, ValidatedInputs, validate_inputs
-from perf_pipeline.partitions import PARTITION_START, SHARD_COUNT
 from perf_pipeline.resources.input_store import InputStore
+from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.resources.settings import CalculationSettings
 
 DESCRIPTIONS = {
@@ -76,6 +76,7 @@ def inputs(
     context: AssetExecutionContext,
     input_store: InputStore,
     calculation_settings: CalculationSettings,
+    partition_store: PartitionStore,
 ):
     """Read every input file and validate it (data.md); rejects are kept, never dropped."""
     files = read_input_files(input_store)
@@ -85,8 +86,8 @@ def inputs(
         result.transactions,
         result.prices,
         result.benchmarks,
-        shards=SHARD_COUNT,
-        first_day=PARTITION_START,
+        shards=partition_store.shards,
+        first_day=partition_store.start,
         settings=calculation_settings.fingerprint(),
     )
     for name in DESCRIPTIONS:

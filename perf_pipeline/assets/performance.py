@@ -1,30 +1,43 @@
 """Performance metrics of every entity, calculation date and period.
 
-Partitioned like daily_valuations; a run computes the calculation dates of its range (each
-month-end business day in it, and its last day, the as-of date) from the stored daily
-valuations of each period's window, and certifies the range (computed_from) with the input
+Partitioned by month like daily_valuations, its shards fanned out the same way
+(assets.fanout); a run computes the calculation dates of its range (each month-end business
+day in it, and its last day, the as-of date) from the stored daily valuations of each
+period's window, and certifies the range (computed_from) with the input
 digests its valuations were computed from, when this step sees the same.
 """
 
 import datetime as dt
+import io
 
 import numpy as np
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetExecutionContext,
     AssetIn,
+    AssetsDefinition,
     BackfillPolicy,
     Failure,
-    MaterializeResult,
-    asset,
+    Nothing,
+    OpExecutionContext,
+    Out,
+    Output,
+    PartitionsDefinition,
+    graph_asset,
+    op,
 )
 
+from perf_pipeline.assets.fanout import (
+    check_result,
+    findings,
+    portfolio_shards,
+    run_chunks,
+    scope,
+)
 from perf_pipeline.assets.groups import PERFORMANCE
 from perf_pipeline.assets.metadata import preview
-from perf_pipeline.assets.valuation import portfolio_shards, shard_chunks, shard_column
+from perf_pipeline.assets.valuation import run_summary, shard_column
 from perf_pipeline.calc.calendar import (
     month_end_business_days,
     previous_business_day,
@@ -33,7 +46,6 @@ from perf_pipeline.calc.performance import performance_metrics as compute_metric
 from perf_pipeline.calc.periods import calculation_dates
 from perf_pipeline.calc.valuation import panel_from_frame
 from perf_pipeline.increments import DIGEST_COLUMNS, partition_digests
-from perf_pipeline.partitions import PARTITION_START, daily_shards, partition_scope
 from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
 
@@ -67,7 +79,7 @@ HISTORY_COLUMNS = [
 ]
 
 
-def request_id(context: AssetExecutionContext, request: RunRequest) -> str:
+def request_id(context: OpExecutionContext, request: RunRequest) -> str:
     """The API request id of the run (config, then run tag), else the Dagster run id."""
     return request.request_id or context.run.tags.get(REQUEST_TAG) or context.run.run_id
 
@@ -79,11 +91,11 @@ def latest_itd(metrics: pd.DataFrame) -> pd.DataFrame:
     return latest.sort_values("entity_id")
 
 
-def superseded_days(start: pd.Timestamp) -> tuple[dt.date, ...]:
+def superseded_days(start: pd.Timestamp, first_day: pd.Timestamp) -> tuple[dt.date, ...]:
     """The business day before `start` when it is not a month-end: it was the latest date of
     the run before, and stops being a calculation date once a later day is computed."""
     before = pd.Timestamp(previous_business_day(start))
-    if before < PARTITION_START or len(month_end_business_days(before, before)):
+    if before < first_day or len(month_end_business_days(before, before)):
         return ()
     return (before.date(),)
 
@@ -115,84 +127,152 @@ def valued_from(
     return expected
 
 
-@asset(
-    group_name=PERFORMANCE,
-    partitions_def=daily_shards,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=["daily_valuations"],
-    ins={
-        "portfolios": AssetIn(),
-        "benchmarks": AssetIn(),
-        "transactions": AssetIn(),
-        "input_digests": AssetIn(),
-    },
-    check_specs=[
-        AssetCheckSpec(
-            "twr_within_bounds",
-            asset="performance_metrics",
-            description="Every period TWR above -100% and below +10,000% (warning).",
-        )
-    ],
-)
-def performance_metrics(
-    context: AssetExecutionContext,
+@op(description="Metrics of one chunk of the run's shards on the run's calculation dates.")
+def metrics_chunk(
+    context: OpExecutionContext,
+    chunk: list,
     portfolios: pd.DataFrame,
     benchmarks: pd.DataFrame,
     transactions: pd.DataFrame,
+    prices: pd.DataFrame,
     input_digests: pd.DataFrame,
     calculation_settings: CalculationSettings,
     run_request: RunRequest,
     partition_store: PartitionStore,
-):
-    """TWR, MWR, Modified Dietz and risk metrics per entity, calculation date and period."""
-    shards, start, end = partition_scope(context.partition_keys)
+) -> dict:
+    """Compute the chunk's metrics from its stored daily valuations, store them (with the keys
+    they supersede, for the DynamoDB sink), certify the range (computed_from), and return the
+    latest ITD figures and what the check found."""
+    chunk = tuple(chunk)
+    _, start, end = scope(context, partition_store, transactions, prices)
     dates = calculation_dates(start, end)  # the range's month-ends and its last day
-    rf = calculation_settings.annual_risk_free_rate()
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     stamp = {"request_id": request_id(context, run_request), "created_at": now, "updated_at": now}
-    owners = portfolio_shards(transactions)
-    latest, wild, issues, rows = [], [], [], 0
-    for chunk, _ in shard_chunks(shards, owners):
-        used = valued_from(partition_store, input_digests, chunk, start, end)
-        history = partition_store.read(
-            "daily_valuations", chunk, end=end.date(), columns=HISTORY_COLUMNS
-        )
-        panel = panel_from_frame(history)
-        metrics, mwr_issues = compute_metrics(
-            panel,
-            portfolios,
-            benchmarks,
-            risk_free_rate=rf,
-            dates=dates[dates >= panel.dates.min()],
-        )
-        metrics = metrics.assign(shard=shard_column(metrics, owners), **stamp)
-        partition_store.replace(
-            "performance_metrics",
-            metrics,
-            Slice(chunk, start.date(), end.date(), superseded_days(start)),
-            keep_created_at=METRIC_KEY,
-        )
-        partition_store.replace("computed_from", used, Slice(chunk, start.date(), end.date()))
-        rows += len(metrics)
-        latest.append(latest_itd(metrics))
-        wild.append(twr_out_of_bounds(metrics))
-        issues.append(mwr_issues)
-    latest = pd.concat(latest) if latest else pd.DataFrame(columns=SUMMARY_COLUMNS)
-    issues = pd.concat(issues) if issues else pd.DataFrame()
-    # Dagster stores this metadata once per (day, shard) partition of the range: it stays
-    # small, and the tables go to the run's log instead.
-    context.log.info("latest ITD by portfolio:\n" + preview(latest[SUMMARY_COLUMNS], rows=50).value)
-    if not issues.empty:
-        context.log.warning(f"{len(issues)} MWR windows without a rate:\n" + preview(issues).value)
-    yield MaterializeResult(
-        metadata={
-            "rows": rows,
-            "shards": ",".join(shards),
-            "calculation_dates": f"{len(dates)} from {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}",
-            "mwr_without_root": len(issues),
-        }
+    owners = portfolio_shards(transactions, partition_store)
+    used = valued_from(partition_store, input_digests, chunk, start, end)
+    history = partition_store.read(
+        "daily_valuations", chunk, end=end.date(), columns=HISTORY_COLUMNS
     )
-    yield check_twr_bounded(pd.concat(wild) if wild else pd.DataFrame(columns=METRIC_KEY))
+    panel = panel_from_frame(history)
+    metrics, mwr_issues = compute_metrics(
+        panel,
+        portfolios,
+        benchmarks,
+        risk_free_rate=calculation_settings.annual_risk_free_rate(),
+        dates=dates[dates >= panel.dates.min()],
+    )
+    metrics = metrics.assign(shard=shard_column(metrics, owners), **stamp)
+    where = Slice(chunk, start.date(), end.date(), superseded_days(start, partition_store.start))
+    superseded = superseded_rows(partition_store, metrics, where)
+    partition_store.replace(SUPERSEDED, superseded, where)
+    partition_store.replace("performance_metrics", metrics, where, keep_created_at=METRIC_KEY)
+    partition_store.replace("computed_from", used, Slice(chunk, start.date(), end.date()))
+    latest = latest_itd(metrics)[SUMMARY_COLUMNS]
+    return {
+        "rows": len(metrics),
+        "entities": int(metrics["id"].nunique()),
+        "superseded": len(superseded),
+        "calculation_dates": len(dates),
+        "latest": latest.to_json(orient="records", date_format="iso"),
+        "mwr_without_root": findings(mwr_issues),
+        "found": findings(twr_out_of_bounds(metrics)),
+    }
+
+
+@op(
+    out={"result": Out(), "performance_metrics_twr_within_bounds": Out()},
+    description="The run's metrics summary and check, over every chunk.",
+)
+def metrics_done(context: OpExecutionContext, chunks: list):
+    frames = [pd.read_json(io.StringIO(part["latest"])) for part in chunks if part["rows"]]
+    latest = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(latest):
+        context.log.info("latest ITD by portfolio:\n" + preview(latest, rows=50).value)
+    no_root = sum(part["mwr_without_root"]["rows"] for part in chunks)
+    if no_root:
+        context.log.warning(f"{no_root} MWR windows without a rate")
+    yield Output(
+        None,
+        "result",
+        metadata={
+            **run_summary(context, chunks),
+            "superseded_rows": sum(part["superseded"] for part in chunks),
+            "calculation_dates": max((part["calculation_dates"] for part in chunks), default=0),
+            "mwr_without_root": no_root,
+        },
+    )
+    low, high = TWR_BOUNDS
+    yield check_result(
+        "performance_metrics",
+        "twr_within_bounds",
+        AssetCheckSeverity.WARN,
+        [part["found"] for part in chunks],
+        {"lower": low, "upper": high},
+    )
+
+
+def build_performance_metrics(partitions_def: PartitionsDefinition) -> AssetsDefinition:
+    """The performance_metrics asset over `partitions_def` (partitions.monthly_partitions):
+    the run's shards fan out as one metrics_chunk step per chunk (assets.fanout)."""
+
+    @graph_asset(
+        group_name=PERFORMANCE,
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        kinds={"parquet"},
+        ins={"daily_valuations": AssetIn(dagster_type=Nothing)},
+        description="TWR, MWR, Modified Dietz and risk metrics per entity, calculation date "
+        "and period.",
+        check_specs=[
+            AssetCheckSpec(
+                "twr_within_bounds",
+                asset="performance_metrics",
+                description="Every period TWR above -100% and below +10,000% (warning).",
+            )
+        ],
+    )
+    def performance_metrics(
+        daily_valuations, portfolios, benchmarks, transactions, prices, input_digests
+    ):
+        chunks = run_chunks(transactions, prices, after=daily_valuations)
+        done = chunks.map(
+            lambda chunk: metrics_chunk(
+                chunk, portfolios, benchmarks, transactions, prices, input_digests
+            )
+        )
+        return metrics_done(done.collect())
+
+    return performance_metrics
+
+
+SUPERSEDED = "superseded_metrics"
+"""Keys of the metric rows a run replaced without a successor (a calculation date that is
+no longer one): the DynamoDB sink deletes their items."""
+SUPERSEDED_COLUMNS = ["shard", "calculation_date", "entity_type", "entity_id", "time_period"]
+
+
+def superseded_rows(store: PartitionStore, metrics: pd.DataFrame, where: Slice) -> pd.DataFrame:
+    """The keys of the stored metric rows in `where` that `metrics` does not rewrite."""
+    ranges = [(where.start, where.end)] + [(day, day) for day in where.extra_days]
+    stored = [
+        store.read("performance_metrics", where.shards, first, last, SUPERSEDED_COLUMNS)
+        for first, last in ranges
+    ]
+    stored = [frame for frame in stored if len(frame)]
+    if not stored:
+        return pd.DataFrame(columns=SUPERSEDED_COLUMNS).astype(
+            {"calculation_date": "datetime64[ns]"}
+        )
+    stored = pd.concat(stored, ignore_index=True)
+    key = SUPERSEDED_COLUMNS[1:]
+    new = (
+        metrics[key]
+        .drop_duplicates()
+        .assign(calculation_date=lambda f: pd.to_datetime(f["calculation_date"]))
+    )
+    old = stored.assign(calculation_date=pd.to_datetime(stored["calculation_date"]))
+    both = old.merge(new, on=key, how="left", indicator=True)
+    return both.loc[both["_merge"] == "left_only", SUPERSEDED_COLUMNS].reset_index(drop=True)
 
 
 def twr_out_of_bounds(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -200,15 +280,3 @@ def twr_out_of_bounds(metrics: pd.DataFrame) -> pd.DataFrame:
     low, high = TWR_BOUNDS
     twr = metrics["twr"].to_numpy(dtype=float)
     return metrics.loc[(twr <= low) | (twr > high) | ~np.isfinite(twr), [*METRIC_KEY, "twr"]]
-
-
-def check_twr_bounded(wild: pd.DataFrame) -> AssetCheckResult:
-    """Warn on period TWRs outside TWR_BOUNDS."""
-    low, high = TWR_BOUNDS
-    return AssetCheckResult(
-        check_name="twr_within_bounds",
-        asset_key="performance_metrics",
-        passed=wild.empty,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"rows": len(wild), "lower": low, "upper": high, "offending_rows": preview(wild)},
-    )

@@ -1,12 +1,10 @@
 """Positions and daily valuations of every security position, account and portfolio.
 
-daily_valuations is partitioned by business day x portfolio shard; a run covers a 2-D range
-of both and values it in one vectorized pass per chunk of shards (at most CHUNK_PORTFOLIOS
-portfolios, which bounds memory), continuing from the stored close of the business day
-before its range.
+daily_valuations is partitioned by month (perf_pipeline.partitions); a run covers the
+business days and shards of its scope and values them in one vectorized pass per chunk of
+shards (assets.fanout: one step per shard, which bounds memory by the shard's size),
+continuing from the stored close of the business day before its range.
 """
-
-from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,15 +12,25 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetExecutionContext,
-    AssetIn,
+    AssetsDefinition,
     BackfillPolicy,
     Failure,
-    MaterializeResult,
+    OpExecutionContext,
+    Out,
     Output,
+    PartitionsDefinition,
     asset,
+    graph_asset,
+    op,
 )
 
+from perf_pipeline.assets.fanout import (
+    check_result,
+    findings,
+    portfolio_shards,
+    run_chunks,
+    scope,
+)
 from perf_pipeline.assets.groups import VALUATION
 from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.calc.calendar import previous_business_day
@@ -32,41 +40,16 @@ from perf_pipeline.increments import (
     DIGEST_COLUMNS,
     no_digests,
     partition_digests,
-    shard_of,
     stale_ranges,
 )
-from perf_pipeline.partitions import SHARD_COUNT, daily_shards, partition_scope
+from perf_pipeline.partitions import END_TAG, SHARDS_TAG, START_TAG
 from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings
 
 SUM_TOLERANCE = 1e-6  # relative to max(1, |value|)
 STALE_BUSINESS_DAYS = 5
 RETURN_BOUNDS = (-0.5, 1.0)  # a daily return outside these is worth a look
-CHUNK_PORTFOLIOS = 100  # portfolios valued in one pass: about 2 GB over 5 years
-
-
-def shard_chunks(
-    shards: Sequence[str], owners: pd.DataFrame, limit: int = CHUNK_PORTFOLIOS
-) -> Iterator[tuple[tuple[str, ...], list[str]]]:
-    """Consecutive groups of `shards` holding at most `limit` portfolios (a shard is never
-    split), each with its portfolio ids; `owners` maps portfolio_id to shard."""
-    group: list[str] = []
-    members: list[str] = []
-    for shard in shards:
-        ids = owners.loc[owners["shard"] == shard, "portfolio_id"].tolist()
-        if group and len(members) + len(ids) > limit:
-            yield tuple(group), members
-            group, members = [], []
-        group.append(shard)
-        members.extend(ids)
-    if group:
-        yield tuple(group), members
-
-
-def portfolio_shards(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Each portfolio with transactions, and its shard."""
-    ids = pd.unique(transactions["portfolio_id"])
-    return pd.DataFrame({"portfolio_id": ids, "shard": shard_of(ids, SHARD_COUNT)})
+CHECK_NAMES = ("every_holding_priced", "values_add_up", "prices_fresh", "returns_within_bounds")
 
 
 def opening_state(
@@ -119,95 +102,121 @@ def positions(transactions: pd.DataFrame):
     )
 
 
-@asset(
-    group_name=VALUATION,
-    partitions_def=daily_shards,
-    backfill_policy=BackfillPolicy.single_run(),
-    ins={"transactions": AssetIn(), "prices": AssetIn(), "input_digests": AssetIn()},
-    description="One row per entity and business day: market value, flows, daily return, "
-    "performance index, price age, holding, inception.",
-    check_specs=[
-        AssetCheckSpec(
-            "every_holding_priced",
-            asset="daily_valuations",
-            blocking=True,
-            description="Every held security has a close or a trade price.",
-        ),
-        AssetCheckSpec(
-            "values_add_up",
-            asset="daily_valuations",
-            blocking=True,
-            description="Securities + cash = account; accounts = portfolio (1e-6).",
-        ),
-        AssetCheckSpec(
-            "prices_fresh",
-            asset="daily_valuations",
-            description="No held security priced more than 5 business days ago (warning).",
-        ),
-        AssetCheckSpec(
-            "returns_within_bounds",
-            asset="daily_valuations",
-            description="Daily returns between -50% and +100% (warning).",
-        ),
-    ],
-)
-def daily_valuations(
-    context: AssetExecutionContext,
+@op(description="Value one chunk of the run's shards over the run's business days.")
+def value_chunk(
+    context: OpExecutionContext,
+    chunk: list,
     transactions: pd.DataFrame,
     prices: pd.DataFrame,
     input_digests: pd.DataFrame,
     calculation_settings: CalculationSettings,
     partition_store: PartitionStore,
-):
-    """Value every entity of the run's shards on every business day of its range."""
-    shards, start, end = partition_scope(context.partition_keys)
-    owners = portfolio_shards(transactions)
-    found: dict[str, list[pd.DataFrame]] = {name: [] for name in CHECKS}
-    days = []
-    for chunk, members in shard_chunks(shards, owners):
-        opening = opening_state(partition_store, chunk, start, input_digests)
-        panel = value_entities(
-            transactions,
-            prices,
-            end,
-            timing=calculation_settings.timing,
-            portfolios=members,
-            opening=opening,
-        )
-        daily = panel.to_frame()
-        daily["shard"] = shard_column(daily, owners)
-        where = Slice(chunk, start.date(), end.date())
-        partition_store.replace("computed_from", no_digests(), where)  # uncertified until done
-        partition_store.replace("daily_valuations", daily, where)
-        partition_store.replace(
-            "valued_from", partition_digests(input_digests, chunk, start, end), where
-        )
-        days.append(daily["date"])
-        for name, (_, find) in CHECKS.items():
-            found[name].append(find(daily))
-        context.log.info(
-            "valued shards %s: %d entities over %d business days",
-            ",".join(chunk),
-            len(panel.entities),
-            len(panel.dates),
-        )
-    days = pd.concat(days) if days else pd.Series(dtype="datetime64[ns]")
-    yield MaterializeResult(
-        metadata={"rows": len(days), "shards": ",".join(shards), **date_range(days)}
+) -> dict:
+    """Value the chunk's portfolios from the stored close before the range (opening_state),
+    store their rows, and return what the checks found."""
+    chunk = tuple(chunk)
+    _, start, end = scope(context, partition_store, transactions, prices)
+    owners = portfolio_shards(transactions, partition_store)
+    members = owners.loc[owners["shard"].isin(chunk), "portfolio_id"].tolist()
+    opening = opening_state(partition_store, chunk, start, input_digests)
+    panel = value_entities(
+        transactions,
+        prices,
+        end,
+        timing=calculation_settings.timing,
+        portfolios=members,
+        opening=opening,
     )
+    daily = panel.to_frame()
+    daily["shard"] = shard_column(daily, owners)
+    where = Slice(chunk, start.date(), end.date())
+    partition_store.replace("computed_from", no_digests(), where)  # uncertified until done
+    partition_store.replace("daily_valuations", daily, where)
+    partition_store.replace(
+        "valued_from", partition_digests(input_digests, chunk, start, end), where
+    )
+    context.log.info(
+        f"valued shards {','.join(chunk)}: {len(panel.entities)} entities over "
+        f"{len(panel.dates)} business days"
+    )
+    return {
+        "rows": len(daily),
+        "entities": len(panel.entities),
+        "found": {name: findings(find(daily)) for name, (_, find) in CHECKS.items()},
+    }
+
+
+@op(
+    out={"result": Out(), **{f"daily_valuations_{name}": Out() for name in CHECK_NAMES}},
+    description="The run's valuation summary and checks, over every chunk.",
+)
+def valuations_done(context: OpExecutionContext, chunks: list):
+    yield Output(None, "result", metadata=run_summary(context, chunks))
     for name, (severity, _) in CHECKS.items():
-        offending = pd.concat(found[name]) if found[name] else pd.DataFrame()
-        yield AssetCheckResult(
-            check_name=name,
-            asset_key="daily_valuations",
-            passed=offending.empty,
-            severity=severity,
-            metadata={
-                "rows": len(offending),
-                **CHECK_METADATA.get(name, {}),
-                "offending_rows": preview(offending),
-            },
+        yield check_result(
+            "daily_valuations",
+            name,
+            severity,
+            [part["found"][name] for part in chunks],
+            CHECK_METADATA.get(name, {}),
         )
+
+
+def run_summary(context: OpExecutionContext, chunks: list[dict]) -> dict:
+    """The materialization metadata of a run over every chunk: rows and entities written,
+    and the days and shards the run's tags name."""
+    tags = context.run.tags
+    return {
+        "rows": sum(part["rows"] for part in chunks),
+        "entities": sum(part["entities"] for part in chunks),
+        "chunks": len(chunks),
+        "shards": tags.get(SHARDS_TAG, "all"),
+        "days": f"{tags.get(START_TAG, '')} .. {tags.get(END_TAG, '')}",
+    }
+
+
+def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefinition:
+    """The daily_valuations asset over `partitions_def` (partitions.monthly_partitions): the
+    run's shards fan out as one value_chunk step per chunk (assets.fanout)."""
+
+    @graph_asset(
+        group_name=VALUATION,
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        kinds={"parquet"},
+        description="One row per entity and business day: market value, flows, daily return, "
+        "performance index, price age, holding, inception.",
+        check_specs=[
+            AssetCheckSpec(
+                "every_holding_priced",
+                asset="daily_valuations",
+                blocking=True,
+                description="Every held security has a close or a trade price.",
+            ),
+            AssetCheckSpec(
+                "values_add_up",
+                asset="daily_valuations",
+                blocking=True,
+                description="Securities + cash = account; accounts = portfolio (1e-6).",
+            ),
+            AssetCheckSpec(
+                "prices_fresh",
+                asset="daily_valuations",
+                description="No held security priced more than 5 business days ago (warning).",
+            ),
+            AssetCheckSpec(
+                "returns_within_bounds",
+                asset="daily_valuations",
+                description="Daily returns between -50% and +100% (warning).",
+            ),
+        ],
+    )
+    def daily_valuations(transactions, prices, input_digests):
+        chunks = run_chunks(transactions, prices)
+        done = chunks.map(lambda chunk: value_chunk(chunk, transactions, prices, input_digests))
+        return valuations_done(done.collect())
+
+    return daily_valuations
 
 
 def shard_column(frame: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
@@ -222,8 +231,10 @@ def negative_holdings(held: pd.DataFrame) -> pd.DataFrame:
 
 
 def unpriced_holdings(daily: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose value is unknown: a held security with no price at all."""
-    return daily.loc[daily["market_value"].isna()]
+    """Held securities whose value is unknown (no close and no trade price yet), by day: the
+    cause, not the accounts and portfolios whose sums it leaves unknown."""
+    unpriced = daily["market_value"].isna() & (daily["entity_type"] == "security")
+    return daily.loc[unpriced, ["date", "portfolio_id", "account_id", "security_id", "entity_id"]]
 
 
 def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
@@ -249,8 +260,11 @@ def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
         expected = totals[cell[rows]]
         if level == "account":
             expected = expected + np.nan_to_num(daily["holding"].to_numpy(dtype=float)[rows])
-        found = ~(
-            np.abs(value[rows] - expected) <= SUM_TOLERANCE * np.maximum(1.0, np.abs(expected))
+        # an unknown value (an unpriced holding below) is every_holding_priced's finding, not
+        # a sum that is off: only a known value that differs, or one unknown alone, is
+        off_by = np.abs(value[rows] - expected)
+        found = (off_by > SUM_TOLERANCE * np.maximum(1.0, np.abs(expected))) | (
+            np.isnan(value[rows]) != np.isnan(expected)
         )
         off.append(
             daily.iloc[rows[found]][["date", key, "entity_id", "market_value", "holding"]].assign(

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from dagster import EnvVar
-from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
-from perf_pipeline.resources.aws_clients import (
-    SQSResource,
-)
-from perf_pipeline.resources.duckdb_store import DuckDBIOManager, DuckDBStore
+from perf_pipeline.resources.aws_clients import SQSResource
 from perf_pipeline.resources.input_store import InputStore
-from perf_pipeline.resources.s3_partition_store import S3PartitionStore
+from perf_pipeline.resources.parquet_io_manager import ParquetIOManager
+from perf_pipeline.resources.parquet_store import ParquetStore
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
+from perf_pipeline.resources.sinks import MetricsSink
 
 TARGETS = ("local", "aws")
 DEFAULTS = {
     "PERF_INPUT": "data/input",
     "PERF_STORE": "data/perf.duckdb",
+    "PERF_TABLES": None,
+    "PERF_ASSET_STORE": None,
     "PERF_RISK_FREE_RATE": "0",
     "PERF_DYNAMODB_TABLE": "performance-metrics",
     "PERF_TIMESTREAM_DATABASE": "investment_performance",
@@ -44,23 +45,41 @@ def setting(name: str) -> Any:
 
 def configured(name: str) -> str | None:
     """The variable's value now, else its default: for choices made while loading (which
-    sensors start on), not for settings, which go through `setting`."""
+    sensors start on, the partitions' first month), not for settings, which go through
+    `setting`."""
     return os.environ.get(name) or DEFAULTS[name]
 
 
-def asset_store() -> tuple[str, str]:
-    """(bucket, prefix) for the pipeline's own tables on S3: PERF_ASSET_STORE, else a prefix
-    beside the input in the input root's bucket."""
-    uri = os.environ.get("PERF_ASSET_STORE") or os.environ.get("PERF_INPUT", "")
+def local_tables() -> str:
+    """The folder of the local target's Parquet tables: PERF_TABLES, else a folder beside
+    the DuckDB file (``data/perf.duckdb`` -> ``data/perf_tables``)."""
+    if configured("PERF_TABLES"):
+        return configured("PERF_TABLES")
+    store = Path(configured("PERF_STORE"))
+    return str(store.with_name(f"{store.stem}_tables"))
+
+
+def asset_store() -> str:
+    """``s3://bucket/prefix`` of the pipeline's own tables on the aws target:
+    PERF_ASSET_STORE, else a prefix beside the input in the input root's bucket."""
+    uri = configured("PERF_ASSET_STORE") or configured("PERF_INPUT") or ""
     if not uri.startswith("s3://"):
         raise ValueError(
             "PERF_TARGET=aws needs PERF_INPUT (or PERF_ASSET_STORE) to be an "
             f"s3:// URI, not {uri!r}"
         )
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    if "PERF_ASSET_STORE" in os.environ:
-        return bucket, prefix.strip("/")
-    return bucket, ASSET_STORE_PREFIX
+    if configured("PERF_ASSET_STORE"):
+        return uri.rstrip("/")
+    bucket = uri[len("s3://") :].partition("/")[0]
+    return f"s3://{bucket}/{ASSET_STORE_PREFIX}"
+
+
+def layout() -> dict[str, Any]:
+    """The store's layout settings, the same on every target."""
+    shards = (
+        EnvVar.int("PERF_SHARDS") if "PERF_SHARDS" in os.environ else int(DEFAULTS["PERF_SHARDS"])
+    )
+    return {"shards": shards, "first_day": setting("PERF_PARTITION_START")}
 
 
 def common_resources() -> dict[str, Any]:
@@ -74,39 +93,36 @@ def common_resources() -> dict[str, Any]:
 
 
 def local_resources() -> dict[str, Any]:
-    """Everything in one DuckDB file (PERF_STORE)."""
-    store = DuckDBStore(path=setting("PERF_STORE"))
+    """Parquet tables in a local folder, each a view in one DuckDB file (PERF_STORE) for the
+    user to query; no publication."""
+    root, catalog = local_tables(), setting("PERF_STORE")
     return {
         **common_resources(),
-        "io_manager": DuckDBIOManager(store=store),
-        "partition_store": store,
+        "io_manager": ParquetIOManager(root=root, catalog=catalog),
+        "partition_store": ParquetStore(root=root, catalog=catalog, **layout()),
+        "metrics_sink": MetricsSink(enabled=False),
     }
 
 
 def aws_resources() -> dict[str, Any]:
-    """S3 for the pipeline's own tables, so every run worker can load them: the input tables
-    through S3PickleIOManager, the partitioned ones through S3PartitionStore, which also
-    publishes them (daily series to Timestream, metrics to DynamoDB and Timestream).
+    """Parquet tables under an S3 prefix (every run worker reads them), published by the
+    sink assets: metrics to DynamoDB, metrics and daily series to Timestream.
 
     Timestream clients get the endpoint URL explicitly: boto3's endpoint discovery would
-    otherwise leave an emulator for the real AWS host (data.md, Configuration).
+    otherwise leave an emulator for the real AWS host.
     """
-    bucket, prefix = asset_store()
-    endpoint = setting("AWS_ENDPOINT_URL")
-    store = S3PartitionStore(
-        bucket=bucket,
-        prefix=prefix,
-        endpoint_url=endpoint,
-        dynamodb_table=setting("PERF_DYNAMODB_TABLE"),
-        timestream_database=setting("PERF_TIMESTREAM_DATABASE"),
-        timestream_table=setting("PERF_TIMESTREAM_TABLE"),
-    )
+    root, endpoint = asset_store(), setting("AWS_ENDPOINT_URL")
     return {
         **common_resources(),
-        "io_manager": S3PickleIOManager(
-            s3_resource=S3Resource(endpoint_url=endpoint), s3_bucket=bucket, s3_prefix=prefix
+        "io_manager": ParquetIOManager(root=root, endpoint_url=endpoint),
+        "partition_store": ParquetStore(root=root, endpoint_url=endpoint, **layout()),
+        "metrics_sink": MetricsSink(
+            enabled=True,
+            endpoint_url=endpoint,
+            dynamodb_table=setting("PERF_DYNAMODB_TABLE"),
+            timestream_database=setting("PERF_TIMESTREAM_DATABASE"),
+            timestream_table=setting("PERF_TIMESTREAM_TABLE"),
         ),
-        "partition_store": store,
     }
 
 

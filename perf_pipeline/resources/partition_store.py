@@ -1,6 +1,6 @@
 """The store of the partitioned tables: rows of some shards over a range of business days.
 
-The partitioned assets (positions, daily_valuations, performance_metrics and the digests
+The partitioned assets (daily_valuations, performance_metrics and the digests
 they were computed from) write and read through this interface rather than an IO manager:
 one ranged run covers many (day, shard) partitions, and its later steps read history from
 before its range (the opening state, the windows of the period metrics), which an IO
@@ -10,17 +10,22 @@ manager's load of the run's own partitions cannot give.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from dagster import ConfigurableResource
+from pydantic import Field
+
+from perf_pipeline.increments import shard_names, shard_of
 
 DATE_COLUMNS = {
     "daily_valuations": "date",
     "performance_metrics": "calculation_date",
     "valued_from": "date",
     "computed_from": "date",
+    "superseded_metrics": "calculation_date",
 }
 """The day column of each partitioned table: the date dimension of its partitions."""
 
@@ -38,7 +43,32 @@ class Slice:
 
 class PartitionStore(ConfigurableResource):
     """Where the partitioned tables live; every table has a ``shard`` column and the day
-    column of DATE_COLUMNS."""
+    column of DATE_COLUMNS. Its layout: the number of portfolio shards and the first day
+    of the partitions, which decide every stored row's place (changing either means
+    recomputing everything)."""
+
+    shards: int = Field(default=8, description="Portfolio shards (PERF_SHARDS), at least 1.")
+    first_day: str = Field(
+        default="2015-01-01",
+        description="First day of the partitions (PERF_PARTITION_START): closes before it "
+        "only seed the first day; a transaction before it is an error.",
+    )
+
+    def shard_names(self) -> list[str]:
+        """s00, s01, ... (increments.shard_names)."""
+        return shard_names(self.shards)
+
+    def shard_of(self, portfolio_ids: Iterable[str]) -> np.ndarray:
+        """The shard of each portfolio id (increments.shard_of)."""
+        return shard_of(portfolio_ids, self.shards)
+
+    def check_layout(self) -> None:
+        """Raise OldLayoutError when the store was written by an earlier layout."""
+
+    @property
+    def start(self) -> pd.Timestamp:
+        """first_day as a Timestamp."""
+        return pd.Timestamp(self.first_day)
 
     def replace(
         self, table: str, frame: pd.DataFrame, where: Slice, keep_created_at: Sequence[str] = ()

@@ -44,8 +44,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 
 from perf_pipeline.assets.performance import REQUEST_TAG
 from perf_pipeline.calc.calendar import roll_to_business_day
-from perf_pipeline.increments import RANGE_COLUMNS, PlannedRun, plan_runs, shard_of
-from perf_pipeline.partitions import PARTITION_START, SHARD_COUNT, SHARDS
+from perf_pipeline.increments import RANGE_COLUMNS, PlannedRun, plan_runs
+from perf_pipeline.partitions import scope_tags
 from perf_pipeline.planning import PlanError, as_of_day, last_computed, plan
 from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.sensors.runs import (
@@ -68,7 +68,7 @@ MINIMUM_INTERVAL_SECONDS = 10
 
 def read_input_table(io_manager: Any, name: str) -> pd.DataFrame:
     """The unpartitioned asset `name`, loaded by the IO manager that stored it (the code
-    location's ``io_manager``: DuckDB on the local target, S3 pickles on the aws target)."""
+    location's ``io_manager``: Parquet in the local folder or under the S3 prefix)."""
     return io_manager.load_input(build_input_context(asset_key=AssetKey(name)))
 
 
@@ -126,7 +126,7 @@ def requested_runs(
     as_of = pd.Timestamp(as_of).normalize()
     if not portfolio_ids:
         return plan(digests, store, as_of)
-    shards = sorted(set(shard_of(portfolio_ids, SHARD_COUNT)))
+    shards = sorted(set(store.shard_of(portfolio_ids)))
     runs = plan(digests, store, as_of, shards=shards)
     planned = {shard: run.start for run in runs for shard in run.shards}
     wanted = pd.Timestamp(start).normalize() if start is not None else as_of
@@ -146,8 +146,8 @@ def requested_runs(
     ]
     return plan_runs(
         pd.DataFrame(ranges, columns=RANGE_COLUMNS),
-        SHARDS,
-        idle=set(SHARDS) - set(digests["shard"]),
+        store.shard_names(),
+        idle=set(store.shard_names()) - set(digests["shard"]),
     )
 
 
@@ -161,7 +161,7 @@ def partition_request(parent: DagsterRun, run: PlannedRun, exclusive_tag: str) -
     return RunRequest(
         run_key=f"{parent.run_id}:{run.start:%Y-%m-%d}:{first}-{last}",
         tags={
-            **run.range_tags(),
+            **scope_tags(run.shards, run.start, run.end),
             **inherited,
             PARENT_RUN_TAG: parent.run_id,
             exclusive_tag: f"shards:{first}-{last}",
@@ -169,11 +169,12 @@ def partition_request(parent: DagsterRun, run: PlannedRun, exclusive_tag: str) -
     )
 
 
-def first_business_day(text: str | None) -> pd.Timestamp | None:
-    """A requested start date rolled forward to a business day, not before the partitions."""
+def first_business_day(text: str | None, first_day: pd.Timestamp) -> pd.Timestamp | None:
+    """A requested start date rolled forward to a business day, not before `first_day` (the
+    partitions' first day)."""
     if not text:
         return None
-    return max(pd.Timestamp(roll_to_business_day(pd.DatetimeIndex([text]))[0]), PARTITION_START)
+    return max(pd.Timestamp(roll_to_business_day(pd.DatetimeIndex([text]))[0]), first_day)
 
 
 def plan_request(
@@ -190,7 +191,7 @@ def plan_request(
         store,
         as_of,
         portfolio_ids=portfolios.split(",") if portfolios else (),
-        start=first_business_day(requested(parent, START_TAG, "start")),
+        start=first_business_day(requested(parent, START_TAG, "start"), store.start),
     )
 
 
@@ -213,7 +214,7 @@ def build_stale_partitions_sensor(
         minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
         description=(
             f"After each successful {monitored_job.name} run: one {request_job.name} run per "
-            "range of stale partitions (business days x contiguous shards) up to the run's "
+            "range of stale business days (months in the UI) and shards up to the run's "
             "as-of date, over the shards of its portfolios; the inputs run is tagged "
             f"{PARTITION_RUNS_TAG} with the number of runs asked for."
         ),

@@ -1,0 +1,93 @@
+"""The aws target's publication, as assets of their own downstream of the figures:
+``dynamodb_metrics`` (performance_metrics to DynamoDB and Timestream) and
+``timestream_daily`` (daily_valuations to Timestream).
+
+Each reads the rows its run's scope holds in the store, one shard at a time, and publishes
+them through the ``metrics_sink`` resource; its materialization says how many items and
+records went where. A publication that fails fails only its own step: the figures stay
+materialized, and retrying the step (re-execute from failure) publishes them without
+recomputing anything. Writes are idempotent (perf_pipeline.resources.sinks).
+"""
+
+from collections import Counter
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    BackfillPolicy,
+    Backoff,
+    Jitter,
+    MaterializeResult,
+    PartitionsDefinition,
+    RetryPolicy,
+    asset,
+)
+
+from perf_pipeline.assets.fanout import scope
+from perf_pipeline.assets.groups import PUBLICATION
+from perf_pipeline.assets.performance import SUPERSEDED, superseded_days
+from perf_pipeline.resources.dynamodb import metric_keys
+from perf_pipeline.resources.partition_store import PartitionStore
+from perf_pipeline.resources.sinks import MetricsSink
+
+DAILY_COLUMNS = ["date", "entity_type", "entity_id", "market_value", "daily_return", "twr_index"]
+RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+"""Throttling the clients' own retries did not absorb; a bad row fails the same way again."""
+
+
+def build_publication(partitions_def: PartitionsDefinition) -> list[AssetsDefinition]:
+    """The two sink assets over `partitions_def`."""
+    shared = {
+        "group_name": PUBLICATION,
+        "partitions_def": partitions_def,
+        "backfill_policy": BackfillPolicy.single_run(),
+        "ins": {"transactions": AssetIn(), "prices": AssetIn()},
+        "retry_policy": RETRY,
+    }
+
+    @asset(deps=["performance_metrics"], kinds={"dynamodb", "timestream"}, **shared)
+    def dynamodb_metrics(
+        context: AssetExecutionContext,
+        transactions: pd.DataFrame,
+        prices: pd.DataFrame,
+        partition_store: PartitionStore,
+        metrics_sink: MetricsSink,
+    ) -> MaterializeResult:
+        """The run's performance_metrics upserted to DynamoDB (superseded items deleted) and
+        written to Timestream."""
+        shards, start, end = scope(context, partition_store, transactions, prices)
+        days = [(start.date(), end.date())] + [
+            (day, day) for day in superseded_days(start, partition_store.start)
+        ]
+        counts: Counter[str] = Counter()
+        for shard in shards:
+            metrics = partition_store.read("performance_metrics", [shard], start.date(), end.date())
+            gone = pd.concat(
+                [partition_store.read(SUPERSEDED, [shard], a, b) for a, b in days],
+                ignore_index=True,
+            )
+            keys = metric_keys(gone) if len(gone) else []
+            counts.update(metrics_sink.publish_metrics(metrics, keys))
+        return MaterializeResult(metadata={**counts, "shards": len(shards)})
+
+    @asset(deps=["daily_valuations"], kinds={"timestream"}, **shared)
+    def timestream_daily(
+        context: AssetExecutionContext,
+        transactions: pd.DataFrame,
+        prices: pd.DataFrame,
+        partition_store: PartitionStore,
+        metrics_sink: MetricsSink,
+    ) -> MaterializeResult:
+        """The run's daily_valuations written to Timestream."""
+        shards, start, end = scope(context, partition_store, transactions, prices)
+        counts: Counter[str] = Counter()
+        for shard in shards:
+            daily = partition_store.read(
+                "daily_valuations", [shard], start.date(), end.date(), DAILY_COLUMNS
+            )
+            counts.update(metrics_sink.publish_daily(daily))
+        return MaterializeResult(metadata={**counts, "shards": len(shards)})
+
+    return [dynamodb_metrics, timestream_daily]

@@ -1,0 +1,95 @@
+"""The IO manager of every unpartitioned asset and op output: Parquet for tables, JSON for
+small values, in a local folder or under an S3 prefix (perf_pipeline.resources.blobs).
+
+An asset is stored at ``<root>/<key path joined by '/'>.parquet`` (the whole key: no two
+assets collide); an op output that is not an asset at ``<root>/_runs/<run id>/<step>/<output>``.
+What it writes it loads back; a missing upstream is an error that names it and where it was
+looked for. Nothing is pickled: a writer of the bucket can plant data, never code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+from pydantic import Field, PrivateAttr
+
+from perf_pipeline.resources.blobs import Blobs, open_root
+from perf_pipeline.resources.duckdb_catalog import ensure_view
+from perf_pipeline.resources.parquet_store import from_parquet, to_parquet
+
+
+class MissingUpstreamError(FileNotFoundError):
+    """An input whose upstream was never materialized (or was deleted)."""
+
+
+class ParquetIOManager(ConfigurableIOManager):
+    """DataFrames as Parquet, anything else JSON-serializable as JSON."""
+
+    root: str = Field(description="Folder or s3://bucket/prefix of the pipeline's tables.")
+    endpoint_url: str | None = Field(default=None, description="S3 endpoint (an emulator).")
+    catalog: str | None = Field(
+        default=None,
+        description="DuckDB file in which each stored table gets a view (local target).",
+    )
+
+    _blobs: Blobs | None = PrivateAttr(default=None)
+
+    @property
+    def blobs(self) -> Blobs:
+        if self._blobs is None:
+            self._blobs = open_root(self.root, self.endpoint_url)
+        return self._blobs
+
+    @staticmethod
+    def _base(context: OutputContext | InputContext) -> str:
+        if context.has_asset_key:
+            return "/".join(context.asset_key.path)
+        run_id = (
+            context.run_id if isinstance(context, OutputContext) else context.upstream_output.run_id
+        )
+        step = (
+            context.step_key
+            if isinstance(context, OutputContext)
+            else context.upstream_output.step_key
+        )
+        name = context.name if isinstance(context, OutputContext) else context.upstream_output.name
+        return f"_runs/{run_id}/{step}/{name}"
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if obj is None and context.has_asset_key:
+            return  # an asset stored by its own code (the partition store): nothing to keep
+        base = self._base(context)
+        if isinstance(obj, pd.DataFrame):
+            key = f"{base}.parquet"
+            self.blobs.put(key, to_parquet(obj))
+            if self.catalog and context.has_asset_key:
+                ensure_view(
+                    self.catalog,
+                    "__".join(context.asset_key.path),
+                    f"{Path(self.root).resolve()}/{key}",
+                )
+            context.add_output_metadata(
+                {
+                    "dagster/uri": MetadataValue.path(f"{self.blobs.uri}/{key}"),
+                    "dagster/row_count": len(obj),
+                }
+            )
+        else:
+            self.blobs.put(f"{base}.json", json.dumps(obj, default=str).encode())
+
+    def load_input(self, context: InputContext) -> Any:
+        base = self._base(context)
+        data = self.blobs.get(f"{base}.parquet")
+        if data is not None:
+            return from_parquet(data)
+        data = self.blobs.get(f"{base}.json")
+        if data is not None:
+            return json.loads(data)
+        raise MissingUpstreamError(
+            f"{base} has not been materialized: nothing at {self.blobs.uri}/{base}.parquet "
+            "(materialize it first, e.g. `perf-pipeline run`)"
+        )
