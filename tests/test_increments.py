@@ -4,6 +4,7 @@ end to end on the local target, every result compared with a full recomputation 
 import os
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -448,16 +449,70 @@ def test_a_back_dated_correction_reruns_only_its_shard_from_its_day(computed, tm
     assert not np.allclose(mine["twr_0"], mine["twr_1"], rtol=1e-12)
 
 
-def test_a_two_process_backfill_equals_the_single_process_one(
+def test_a_two_worker_backfill_runs_shards_side_by_side_and_equals_one_worker(
     sample, tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    from dagster import DagsterEventType, DagsterInstance
+
     full, full_store = sample
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     store = tmp_path / "perf.duckdb"
-    out = run(full, store, capsys, "--processes", "2")
-    runs = int(out.split("then ")[1].split(" partition")[0])
-    assert runs >= 2  # the shards are split between the two processes
+    out = run(full, store, capsys, "--workers", "2")
+    assert "then 1 partition run(s)" in out  # one run; its shards are steps
     assert_same_tables(store, full_store)
+    with DagsterInstance.get() as instance:
+        [record] = instance.get_run_records()[:1]  # the latest: performance_job
+        starts = instance.all_logs(record.dagster_run.run_id, of_type=DagsterEventType.STEP_START)
+    chunks = [e for e in starts if e.step_key.startswith("daily_valuations.value_chunk[")]
+    assert len(chunks) >= 2  # one step per shard with portfolios
+    assert len({e.pid for e in starts}) >= 2  # the multiprocess executor: steps in processes
+
+
+def kill_when(command: list[str], env: dict, ready) -> None:
+    """Start `command`, SIGKILL it as soon as `ready()` holds (polled), and wait for it."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not ready() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, "the run ended before the kill point"
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize(
+    "point",
+    ["daily_valuations/", "valued_from/", "performance_metrics/", "computed_from/"],
+)
+def test_a_run_killed_at_any_point_then_run_again_equals_a_clean_run(
+    sample, tmp_path, capsys, monkeypatch, point
+):
+    """SIGKILL while the run writes its first file of `point`'s table, then a second run:
+    the store is exactly the one a clean run leaves."""
+    full, full_store = sample
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    store = tmp_path / "perf.duckdb"
+    tables = tmp_path / "perf_tables"
+    command = [
+        sys.executable,
+        "-m",
+        "perf_pipeline.cli",
+        "run",
+        "--input",
+        str(full),
+        "--store",
+        str(store),
+        "--target",
+        "local",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    kill_when(command, env, lambda: any((tables / point).rglob("*.parquet")))
+    run(full, store, capsys)
+    assert_same_tables(store, full_store)
+    assert not list(tables.rglob(".*")), "no partial file is left behind"
 
 
 def test_a_range_whose_days_before_are_not_computed_fails_instead_of_guessing(

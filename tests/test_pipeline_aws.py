@@ -261,3 +261,54 @@ def test_the_input_store_builds_one_s3_client_for_all_its_calls(aws_input, monke
     monkeypatch.setattr(S3Resource, "get_client", counting)  # still talks to moto's server
     files = read_input_files(InputStore(root=f"s3://{BUCKET}/in"))
     assert len(files) == 4 and len(built) == 1
+
+
+def test_a_failed_publication_keeps_the_metrics_and_a_retry_of_the_sink_alone_completes(
+    aws_input, tmp_path, monkeypatch, capsys
+):
+    """DynamoDB refuses (its table is missing): the sink step fails alone, the metrics stay
+    materialized and certified; re-executing the run from failure, as the UI's "Re-execute
+    from failure" does, publishes them and computes nothing again."""
+    from dagster import DagsterInstance, ReexecutionOptions, execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PERF_DYNAMODB_TABLE", "created-later")
+    assert main(["run", "--as-of", AS_OF]) == 1
+    assert "dynamodb_metrics" in capsys.readouterr().err
+    s3 = boto3.client("s3", endpoint_url=aws_input)
+    stored = s3.list_objects_v2(Bucket=BUCKET, Prefix="_perf_pipeline/assets/performance_metrics/")
+    written = {obj["Key"]: obj["LastModified"] for obj in stored["Contents"]}
+    assert written  # the metrics were stored before the sink ran
+
+    create_dev_resources(
+        bucket=BUCKET,
+        table="created-later",
+        timestream_database=TS_DB,
+        timestream_table=TS_TABLE,
+        queue_name="perf-requests-2",
+        region="us-east-1",
+        endpoint_url=aws_input,
+    )
+    with DagsterInstance.get() as instance:
+        failed = next(r for r in instance.get_runs() if r.job_name == "performance_job")
+        job = ReconstructableRepository.for_module(
+            "perf_pipeline.definitions", "defs", working_directory=os.getcwd()
+        ).get_reconstructable_job("performance_job")
+        options = ReexecutionOptions.from_failure(failed.run_id, instance)
+        scope = {k: v for k, v in failed.tags.items() if k.startswith(("dagster/asset_", "perf/"))}
+        with execute_job(job, instance, tags=scope, reexecution_options=options) as retry:
+            assert retry.success
+            steps = {e.step_key for e in retry.all_events if e.is_step_success}
+    assert steps == {"dynamodb_metrics"}  # nothing recomputed, the sink alone
+    items = query_entity(dynamodb(aws_input), "created-later", "portfolio", "P1", period="ITD")
+    assert float(items[0]["twr"]) == pytest.approx(p1_itd_expected()["twr"], rel=1e-8)
+    again = s3.list_objects_v2(Bucket=BUCKET, Prefix="_perf_pipeline/assets/performance_metrics/")
+    assert {obj["Key"]: obj["LastModified"] for obj in again["Contents"]} == written
+    assert "then 0 partition run(s)" in run_aws_output(capsys)  # and certified: nothing stale
+
+
+def run_aws_output(capsys) -> str:
+    capsys.readouterr()
+    main(["run", "--as-of", AS_OF])
+    return capsys.readouterr().out

@@ -6,7 +6,9 @@ Each reads the rows its run's scope holds in the store, one shard at a time, and
 them through the ``metrics_sink`` resource; its materialization says how many items and
 records went where. A publication that fails fails only its own step: the figures stay
 materialized, and retrying the step (re-execute from failure) publishes them without
-recomputing anything. Writes are idempotent (perf_pipeline.resources.sinks).
+recomputing anything. Writes are idempotent (perf_pipeline.resources.sinks), and throttling
+is retried inside the clients (botocore's standard mode, then the writers' own backoff up to
+their deadline), so the step itself has no retry policy: what fails it fails again.
 """
 
 from collections import Counter
@@ -17,11 +19,8 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     BackfillPolicy,
-    Backoff,
-    Jitter,
     MaterializeResult,
     PartitionsDefinition,
-    RetryPolicy,
     asset,
 )
 
@@ -33,8 +32,6 @@ from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.resources.sinks import MetricsSink
 
 DAILY_COLUMNS = ["date", "entity_type", "entity_id", "market_value", "daily_return", "twr_index"]
-RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
-"""Throttling the clients' own retries did not absorb; a bad row fails the same way again."""
 
 
 def build_publication(partitions_def: PartitionsDefinition) -> list[AssetsDefinition]:
@@ -44,7 +41,6 @@ def build_publication(partitions_def: PartitionsDefinition) -> list[AssetsDefini
         "partitions_def": partitions_def,
         "backfill_policy": BackfillPolicy.single_run(),
         "ins": {"transactions": AssetIn(), "prices": AssetIn()},
-        "retry_policy": RETRY,
     }
 
     @asset(deps=["performance_metrics"], kinds={"dynamodb", "timestream"}, **shared)

@@ -64,6 +64,8 @@ class LocalBlobs:
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
         partial.write_bytes(data)
         os.replace(partial, path)  # atomic: readers see the old file or the new one
+        for left in path.parent.glob(f".{path.name}.*"):  # a put killed before its rename
+            left.unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)

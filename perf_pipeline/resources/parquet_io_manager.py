@@ -2,7 +2,8 @@
 small values, in a local folder or under an S3 prefix (perf_pipeline.resources.blobs).
 
 An asset is stored at ``<root>/<key path joined by '/'>.parquet`` (the whole key: no two
-assets collide); an op output that is not an asset at ``<root>/_runs/<run id>/<step>/<output>``.
+assets collide); an op output that is not an asset at
+``<root>/_runs/<run id>/<step>/<output>[/<mapping key>]`` (each dynamic output its own file).
 What it writes it loads back; a missing upstream is an error that names it and where it was
 looked for. Nothing is pickled: a writer of the bucket can plant data, never code.
 """
@@ -48,16 +49,8 @@ class ParquetIOManager(ConfigurableIOManager):
     def _base(context: OutputContext | InputContext) -> str:
         if context.has_asset_key:
             return "/".join(context.asset_key.path)
-        run_id = (
-            context.run_id if isinstance(context, OutputContext) else context.upstream_output.run_id
-        )
-        step = (
-            context.step_key
-            if isinstance(context, OutputContext)
-            else context.upstream_output.step_key
-        )
-        name = context.name if isinstance(context, OutputContext) else context.upstream_output.name
-        return f"_runs/{run_id}/{step}/{name}"
+        output = context if isinstance(context, OutputContext) else context.upstream_output
+        return "_runs/" + "/".join(output.get_identifier())  # run, step, output, mapping key
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None and context.has_asset_key:
