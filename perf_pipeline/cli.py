@@ -259,6 +259,15 @@ def failure_lines(result) -> list[str]:
                 lines.append(
                     f"  check {data.check_name} on {data.asset_key.to_user_string()} failed"
                 )
+    from perf_pipeline.assets.publication import SINKS
+
+    failed = {e.step_key for e in result.all_events if e.is_step_failure}
+    if failed and failed <= set(SINKS):
+        lines.append(
+            "  the figures are stored and certified; only their publication failed: "
+            "re-execute this run from failure (Dagster UI: the run's page, 'Re-execute "
+            "from failure'), which publishes them without computing anything again"
+        )
     return lines
 
 

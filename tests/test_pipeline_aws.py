@@ -275,7 +275,8 @@ def test_a_failed_publication_keeps_the_metrics_and_a_retry_of_the_sink_alone_co
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PERF_DYNAMODB_TABLE", "created-later")
     assert main(["run", "--as-of", AS_OF]) == 1
-    assert "dynamodb_metrics" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "dynamodb_metrics" in err and "Re-execute from failure" in err
     s3 = boto3.client("s3", endpoint_url=aws_input)
     stored = s3.list_objects_v2(Bucket=BUCKET, Prefix="_perf_pipeline/assets/performance_metrics/")
     written = {obj["Key"]: obj["LastModified"] for obj in stored["Contents"]}

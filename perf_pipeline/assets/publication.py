@@ -31,6 +31,8 @@ from perf_pipeline.resources.dynamodb import metric_keys
 from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.resources.sinks import MetricsSink
 
+SINKS = ("dynamodb_metrics", "timestream_daily")
+"""The sink assets' names (and step keys)."""
 DAILY_COLUMNS = ["date", "entity_type", "entity_id", "market_value", "daily_return", "twr_index"]
 
 
