@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIPPED_DIRS = {".git", ".venv", "data", "build", "dist", ".dagster_home", "node_modules"}
+SKIPPED_DIRS = {"data", "build", "dist", "node_modules", "__pycache__"}  # and every .folder
 SOURCE_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".json", ".txt"}
 OUTSIDE = re.compile(r"\.\./shared\b")
 DESIGN_FILES = re.compile(r"(?<![/\w])(calculations|interfaces|data)\.md\b")
@@ -31,7 +31,9 @@ def repository_files() -> list[Path]:
         subfolders[:] = [
             name
             for name in subfolders
-            if name not in SKIPPED_DIRS and not name.endswith(".egg-info")
+            if name not in SKIPPED_DIRS
+            and not name.startswith(".")
+            and not name.endswith(".egg-info")
         ]
         found += [Path(folder, name) for name in files if Path(name).suffix in SOURCE_SUFFIXES]
     return found
