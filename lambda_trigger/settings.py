@@ -46,7 +46,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Build settings from environment variables (the names in interfaces.md).
+        """Build settings from environment variables (docs/api.md, "Settings").
 
         Raises ConfigurationError for a TRIGGER_MODE other than graphql or sqs.
         """

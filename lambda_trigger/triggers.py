@@ -10,7 +10,7 @@ gets his own run back, while another caller reusing the same request_id gets a r
 own (never someone else's run_id).
 SqsTrigger queues a `portfolio_performance` message; the request_id in the body makes the
 SQS sensor's work idempotent (standard queues have no deduplication id). The message schema
-is fixed by interfaces.md and has no requester field, so in SQS mode the key is request_id
+is fixed (docs/api.md, "SQS messages"), without a requester field: in SQS mode the key is request_id
 alone.
 """
 
@@ -142,7 +142,7 @@ class GraphqlTrigger:
 
 
 def sqs_message(request: CalculateRequest) -> dict[str, Any]:
-    """The `portfolio_performance` message of interfaces.md."""
+    """The `portfolio_performance` message (docs/api.md, "SQS messages")."""
     return {
         "type": "portfolio_performance",
         "portfolio_ids": list(request.portfolio_ids),

@@ -50,13 +50,13 @@ class MetricsQuery:
 
 
 def is_id(value: object) -> bool:
-    """True for a string of 1 to 64 characters of A-Z a-z 0-9 . _ - (data.md's id pattern)."""
+    """True for a string of 1 to 64 characters of A-Z a-z 0-9 . _ - (docs/data.md: ids)."""
     return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None
 
 
 def is_entity_id(entity_type: str, value: str) -> bool:
     """True for a metrics entity id: `{account_id}:{security_id}` (two ids) for a security,
-    a plain id for a portfolio or an account (calculations.md's entity ids)."""
+    a plain id for a portfolio or an account (docs/methodology.md, "Entities")."""
     if entity_type == "security":
         return _SECURITY_ENTITY_ID_PATTERN.fullmatch(value) is not None
     return is_id(value)

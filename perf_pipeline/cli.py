@@ -1,6 +1,6 @@
 """`perf-pipeline`: run the pipeline through Dagster, or write a sample input set.
 
-Exit status of `run`: 0 done, 1 the run failed, 2 bad arguments (interfaces.md).
+Exit status of `run`: 0 done, 1 the run failed, 2 bad arguments (docs/api.md).
 """
 
 from __future__ import annotations

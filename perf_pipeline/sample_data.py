@@ -1,4 +1,4 @@
-"""Deterministic, realistic sample input for perf-pipeline, laid out as spec/data.md describes.
+"""Deterministic, realistic sample input for perf-pipeline, laid out as docs/data.md describes.
 
 `generate` writes one input root::
 

@@ -178,7 +178,7 @@ amounts = st.integers(min_value=0, max_value=10**6)
 
 
 def _denominator(previous, inflows, outflows, timing):
-    """The daily return's denominator under each timing (calculations.md)."""
+    """The daily return's denominator under each timing (docs/methodology.md)."""
     return {
         "bod_in_eod_out": previous + inflows,
         "start": previous + inflows - outflows,

@@ -1,4 +1,4 @@
-"""Tests for perf_pipeline.calc.risk: spec examples, hand computations, empyrical, NaN policy."""
+"""Tests for perf_pipeline.calc.risk: worked examples, hand computations, empyrical, NaN policy."""
 
 import math
 import statistics
@@ -44,7 +44,7 @@ def _random_frame(seed: int, t: int = 400, n: int = 6) -> tuple[pd.DataFrame, pd
 def test_spec_volatility_example_ddof0():
     r = pd.Series([0.02, -0.01, 0.03, -0.02, 0.04])
     vol = risk_metrics(r)["volatility"]
-    assert vol / math.sqrt(P) == pytest.approx(0.023152, abs=5e-7)  # the spec's 2.3152 %
+    assert vol / math.sqrt(P) == pytest.approx(0.023152, abs=5e-7)  # docs/methodology.md: 2.3152 %
     assert vol == pytest.approx(statistics.pstdev(r.tolist()) * math.sqrt(P), rel=1e-12)
 
 
@@ -144,7 +144,7 @@ def test_drawdowns_many_peak_at_base_and_empty_column():
 
 
 def _hand_metrics(r, m, rf, ddof):
-    """The spec's table in plain Python, independent of the implementation."""
+    """The risk table of docs/methodology.md in plain Python, independent of the implementation."""
     n = len(r)
     ann = math.prod(1 + x for x in r) ** (P / n) - 1
     ann_m = math.prod(1 + x for x in m) ** (P / n) - 1

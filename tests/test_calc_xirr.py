@@ -1,4 +1,4 @@
-"""Tests for perf_pipeline.calc.xirr: spec example, hand cases, pyxirr, properties."""
+"""Tests for perf_pipeline.calc.xirr: worked example, hand cases, pyxirr, properties."""
 
 import datetime as dt
 import importlib
@@ -45,7 +45,7 @@ def _roots_from_quadratic(r1: float, r2: float) -> list[float]:
     return [-100 * v1 * v2, 100 * (v1 + v2), -100.0]
 
 
-# --- the spec's worked example and hand cases ---------------------------------------------
+# --- the worked example of docs/methodology.md and hand cases ------------------------------
 
 
 def test_spec_worked_example():

@@ -1,4 +1,4 @@
-"""Validating input files against data.md: every rule, cross-row rules, and the accounting."""
+"""Validating input files (docs/data.md): every rule, cross-row rules, and the accounting."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sample-data generator: layout and columns of spec/data.md, determinism, and a
+"""The sample-data generator: layout and columns of docs/data.md, determinism, and a
 replay of every transaction (independent of the generator) that checks cash and positions."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ TYPES = {
 TRADES = {"BUY", "SELL", "TRANSFER_IN", "TRANSFER_OUT"}
 NEEDS_SECURITY = TRADES | {"DIVIDEND"}
 NEEDS_AMOUNT = {"DEPOSIT", "WITHDRAWAL", "DIVIDEND", "INTEREST", "FEE"}
-# Columns of spec/data.md, written out here so the test does not read them from the code.
+# Columns of docs/data.md, written out here so the test does not read them from the code.
 REQUIRED = {
     "portfolios": ["portfolio_id", "client_id", "base_currency", "benchmark_id"],
     "transactions": [
@@ -251,7 +251,7 @@ def test_trade_prices_are_the_last_close(data) -> None:
 
 def replay(tx: list[dict[str, str]]):
     """Cash and positions after each transaction, in (trade_date, transaction_id) order,
-    with the flows of spec/calculations.md; yields (row, cash, position or None)."""
+    with the flows of docs/methodology.md; yields (row, cash, position or None)."""
     cash: dict[str, Decimal] = defaultdict(Decimal)
     pos: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for r in sorted(tx, key=lambda r: (r["trade_date"], r["transaction_id"])):

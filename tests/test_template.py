@@ -1,4 +1,4 @@
-"""template.yaml passes cfn-lint and declares what interfaces.md's Deployment paragraph lists."""
+"""template.yaml passes cfn-lint and declares what docs/api.md, "Deployment", lists."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def inputs(
     calculation_settings: CalculationSettings,
     partition_store: PartitionStore,
 ):
-    """Read every input file and validate it (data.md); rejects are kept, never dropped."""
+    """Read every input file and validate it (docs/data.md); rejects are kept, never dropped."""
     files = read_input_files(input_store)
     result = validate_inputs(files, today=dt.datetime.now(dt.UTC).date())
     digests = input_digests(

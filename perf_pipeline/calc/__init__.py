@@ -1,8 +1,8 @@
-"""Pure performance calculations (calculations.md): numpy, pandas and scipy only, no Dagster.
+"""Pure performance calculations (docs/methodology.md): numpy, pandas and scipy only, no Dagster.
 
 Scalar forms for one entity, and many-entity forms that do the same work for thousands of
 entities in one vectorized pass. A null figure is NaN, never inf; empty or degenerate input
-gives NaN (or 0 where the spec says so), never an exception; an unknown timing or period
+gives NaN (or 0 where docs/methodology.md says so), never an exception; an unknown timing or period
 name raises ValueError.
 """
 

@@ -1,7 +1,7 @@
 """Reporting periods: base dates, reporting rules, annualization and calculation dates.
 
-A period for an as-of date D covers (b, D], b being its base date (a close). Rules (spec,
-calculations.md, "Periods"):
+A period for an as-of date D covers (b, D], b being its base date (a close). Rules
+(docs/methodology.md, "Periods"):
 
 - MTD / QTD / YTD: b = last business day of the previous month / quarter / year. An entity
   born after the business day following b is reported from inception instead: b = the ITD

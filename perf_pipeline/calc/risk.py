@@ -1,6 +1,6 @@
 """Risk metrics over a period, for one entity or thousands at once.
 
-Definitions (calculations.md, "Risk over a period"), on the n non-null daily returns
+Definitions (docs/methodology.md, "Risk metrics"), on the n non-null daily returns
 r_1..r_n of an entity (null days are left out, together with the benchmark's return on
 those days); P = periods_per_year (default 252); rf = annual risk-free rate;
 rf_d = (1 + rf)^(1/P) - 1; std/var/cov use ``ddof`` (default 0, population):

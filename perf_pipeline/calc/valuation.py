@@ -1,6 +1,6 @@
 """Positions and daily valuations of every security position, account and portfolio at once.
 
-Conventions (calculations.md, "Calendar, prices, entities" and "Flows"):
+Conventions (docs/methodology.md, "Entities and valuation" and "External flows"):
 
 - Business days are Monday to Friday; a transaction dated on a weekend applies on the next
   business day (its *effective date*). Transactions after the as-of date are not valued.
@@ -15,7 +15,7 @@ Conventions (calculations.md, "Calendar, prices, entities" and "Flows"):
 - Flows per entity follow the Flows table: FEE, DIVIDEND and INTEREST are internal to an
   account. A transaction's ``fee`` applies to BUY and SELL only, as the table says.
 - Inception is the first business day on which the entity receives an inflow or has a
-  non-zero market value (the spec's "first inflow"; the second clause only matters for an
+  non-zero market value (docs/methodology.md, "Inception"; the second clause only matters for an
   entity whose history starts without one, which would otherwise vanish). Rows run from
   inception to the as-of date, also after the entity is emptied.
 - Daily returns use the chosen timing (default: inflows at the start of the day, outflows at
@@ -147,7 +147,7 @@ def transaction_effects(tx: pd.DataFrame) -> pd.DataFrame:
     """Per transaction, its effect on cash, quantity and the flows of each entity level.
 
     Columns: cash_change, quantity_change, account_in, account_out, security_in,
-    security_out (the Flows table of calculations.md, with fee on BUY and SELL only).
+    security_out (docs/methodology.md, "External flows"; fee on BUY and SELL only).
     """
     kind = tx["type"].to_numpy()
     qty = tx["quantity"].fillna(0.0).to_numpy(dtype=float)
@@ -288,7 +288,7 @@ def value_entities(
 ) -> ValuationPanel:
     """Daily valuations of every security position, account and portfolio up to `as_of`.
 
-    `transactions` and `prices` are the validated tables (data.md); only transactions
+    `transactions` and `prices` are the validated tables (docs/data.md); only transactions
     effective on or before `as_of` are used. `portfolios` values only those portfolios (a
     shard); the trade-price fallback still sees every portfolio's trades, as a full run does.
     `opening` continues from the close of an earlier run (its last business day): only the

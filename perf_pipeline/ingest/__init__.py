@@ -1,4 +1,4 @@
-"""Reading and validating the input files (data.md, "Input layout" and "Bad input")."""
+"""Reading and validating the input files (docs/data.md, "Input layout" and "Bad input")."""
 
 from perf_pipeline.ingest.reading import KINDS, RawFile
 from perf_pipeline.ingest.validate import ValidatedInputs, validate_inputs

@@ -1,4 +1,4 @@
-"""The input tables of data.md as pandera models, and the names of every rule.
+"""The input tables of docs/data.md as pandera models, and the names of every rule.
 
 Each kind of input file has one ``DataFrameModel``. A model validates the *parsed* frame:
 string columns as they came (null where the cell was empty), date columns as
@@ -152,7 +152,7 @@ class PortfoliosModel(_Base):
 
 
 class TransactionsModel(_Base):
-    """An investment transaction; conditional rules by ``type`` as in data.md."""
+    """An investment transaction; conditional rules by ``type`` (docs/data.md)."""
 
     transaction_id: Series[str]
     portfolio_id: Series[str]

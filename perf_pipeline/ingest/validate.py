@@ -1,4 +1,4 @@
-"""Validate every input file against data.md and keep every rejected row and file.
+"""Validate every input file (docs/data.md) and keep every rejected row and file.
 
 Order of work (all vectorized over the rows of one kind):
 
@@ -65,7 +65,7 @@ INPUT_FILE_COLUMNS: Final = [
     "file", "kind", "rows_read", "rows_accepted", "rows_rejected", "duplicates", "status",
 ]  # fmt: skip
 DEFAULTS: Final = {"transactions": {TransactionsModel.fee: 0.0}}
-"""Values given to null cells of nullable columns after parsing (data.md: fee default 0)."""
+"""Values given to null cells of nullable columns after parsing (docs/data.md: fee default 0)."""
 
 _ROW: Final = "_row"
 _VALUE_PREVIEW: Final = 40

@@ -1,7 +1,7 @@
 """The one place that chooses resources per target (PERF_TARGET): the same keys in each.
 
 Settings come through ``EnvVar`` so the UI shows where each value is from; a variable that
-is not set falls back to the default of data.md ("Configuration").
+is not set falls back to its default (docs/data.md, "Configuration").
 """
 
 from __future__ import annotations

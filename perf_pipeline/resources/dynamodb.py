@@ -1,7 +1,7 @@
 """performance_metrics in DynamoDB: frame <-> items, bounded concurrent writes and deletes,
 paginated readers.
 
-Item layout (data.md, "DynamoDB"): partition key ``id`` = ``{entity_type}#{entity_id}``, sort key
+Item layout (docs/data.md, DynamoDB): partition key ``id`` = ``{entity_type}#{entity_id}``, sort key
 ``sk`` = ``{calculation_date}#{time_period}``; every performance_metrics column as an attribute;
 dates as ``YYYY-MM-DD`` strings; numbers as DynamoDB numbers (``Decimal(repr(float))``, so the
 shortest decimal that round-trips the float, never a float or a string); ``partial_period`` as
@@ -55,7 +55,7 @@ METRIC_COLUMNS = (*CALCULATED_COLUMNS, "request_id", "created_at", "updated_at")
 NUMBER_COLUMNS = tuple(
     name for name in METRIC_COLUMNS if name not in (*STRING_COLUMNS, *DATE_COLUMNS, *BOOL_COLUMNS)
 )
-"""performance_metrics columns in data.md's order."""
+"""performance_metrics columns in the order of docs/data.md."""
 
 _STAMPS = ("created_at", "updated_at")
 REQUIRED_COLUMNS = ("entity_type", "entity_id", "calculation_date", "time_period")

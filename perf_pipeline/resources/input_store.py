@@ -33,7 +33,7 @@ class InputObject:
 
 
 class InputStore(ConfigurableResource):
-    """Lists and reads the input files of each kind (data.md, Input layout).
+    """Lists and reads the input files of each kind (docs/data.md, "Input layout").
 
     Every file below ``<root>/<kind>/``, in any sub-folder, is listed; the format is decided
     later from the file name, so a stray file is rejected with a reason rather than skipped.

@@ -1,6 +1,6 @@
 """Time series of daily_valuations and performance_metrics in Amazon Timestream (LiveAnalytics).
 
-Records (data.md, "Timestream") are MULTI-measure records, time in epoch milliseconds:
+Records (docs/data.md, "Timestream") are MULTI-measure records, time in epoch milliseconds:
 - ``metrics``: one per performance_metrics row at calculation_date 00:00 UTC; dimensions
   entity_type, entity_id, calculation_method, time_period; measures twr, mwr, volatility,
   sharpe_ratio, max_drawdown (DOUBLE) and request_id (VARCHAR).

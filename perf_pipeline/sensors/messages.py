@@ -1,4 +1,4 @@
-"""The SQS message bodies the SQS sensor accepts (interfaces.md, "SQS sensor").
+"""The SQS message bodies the SQS sensor accepts (docs/api.md, "SQS messages").
 
 Three request types, told apart by ``type``, and S3 event notifications as S3 sends them
 (``{"Records": [{"eventSource": "aws:s3", ...}]}``); S3's ``s3:TestEvent`` parses to None.

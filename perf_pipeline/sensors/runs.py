@@ -1,4 +1,4 @@
-"""The run that input objects start, shared by the S3 and SQS sensors (interfaces.md).
+"""The run that input objects start, shared by the S3 and SQS sensors (docs/api.md).
 
 A run covers a set of objects, each named by its key (relative to the input root) and ETag.
 Its identity is the digest of the sorted ``key@etag`` lines, so the same set always makes the
