@@ -360,6 +360,11 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=5)
     parser.add_argument("--end", default="2024-07-01", help="the extra business day")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/perf-bench"))
+    parser.add_argument(
+        "--backfill-only",
+        action="store_true",
+        help="only the backfill and its floor (e.g. 10,000 portfolios x 1 year: memory per shard)",
+    )
     args = parser.parse_args()
     size = f"{args.portfolios}x{args.years:g}"
     full, base = args.workdir / f"input-{size}-{args.end}", args.workdir / f"base-{size}-{args.end}"
@@ -382,6 +387,16 @@ def main() -> None:
         floor, floor_load = pool.submit(io_floor, base, store_a, args.workdir / "floor").result()
         events, outside, runs_wall = pool.submit(bookkeeping, homes["A"]).result()
     print(f"[floor] {floor:.1f} s", flush=True)
+    if args.backfill_only:
+        shards = int(os.environ.get("PERF_SHARDS", "8"))
+        print(
+            f"| backfill, {args.portfolios:,} portfolios x {args.years:g} years, {shards} shards "
+            f"(about {args.portfolios / shards:,.0f} portfolios a shard) | {backfill.wall:.1f} s "
+            f"| {backfill.peak_process:.2f} / {backfill.peak_tree:.2f} GiB "
+            f"| {backfill.wall / floor:.1f}x the floor ({floor:.1f} s) | {events:,} events, "
+            f"{outside / max(runs_wall, 1e-9):.1%} outside steps |"
+        )
+        return
 
     copy_store(store_a, store_inc)
     increment = run_cli(

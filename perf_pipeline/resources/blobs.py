@@ -29,6 +29,11 @@ class Blobs(Protocol):
         """The content of `key`, None when it does not exist."""
         ...
 
+    def stamp(self, key: str) -> str | None:
+        """A text that changes whenever `key`'s content does (None: no such key), read
+        without reading the content."""
+        ...
+
     def put(self, key: str, data: bytes) -> None: ...
 
     def delete(self, key: str) -> None: ...
@@ -57,6 +62,13 @@ class LocalBlobs:
             return (self.root / key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def stamp(self, key: str) -> str | None:
+        try:
+            found = (self.root / key).stat()
+        except FileNotFoundError:
+            return None
+        return f"{found.st_size}:{found.st_mtime_ns}:{found.st_ino}"
 
     def put(self, key: str, data: bytes) -> None:
         path = self.root / key
@@ -96,6 +108,14 @@ class S3Blobs:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             return None
+
+    def stamp(self, key: str) -> str | None:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]
+        except self.client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)

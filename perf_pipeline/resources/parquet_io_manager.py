@@ -11,6 +11,7 @@ looked for. Nothing is pickled: a writer of the bucket can plant data, never cod
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,25 @@ from pydantic import Field, PrivateAttr
 from perf_pipeline.resources.blobs import Blobs, open_root
 from perf_pipeline.resources.duckdb_catalog import ensure_view
 from perf_pipeline.resources.parquet_store import from_parquet, to_parquet
+
+_DECODED: OrderedDict[tuple[str, str, str], pd.DataFrame] = OrderedDict()
+DECODED_TABLES = 4  # the input tables a run's steps load: transactions, prices, ...
+
+
+def _decoded(blobs: Blobs, key: str, stamp: str) -> pd.DataFrame:
+    """A stored table, decoded once per process and version (`stamp`), the last
+    DECODED_TABLES kept: the shard steps of an in-process run share it. Callers take a
+    shallow copy, which pandas' copy-on-write keeps from changing the cached frame."""
+    name = (blobs.uri, key, stamp)
+    if name not in _DECODED:
+        data = blobs.get(key)
+        if data is None:
+            raise FileNotFoundError(f"{blobs.uri}/{key} vanished while being read")
+        _DECODED[name] = from_parquet(data)
+        while len(_DECODED) > DECODED_TABLES:
+            _DECODED.popitem(last=False)
+    _DECODED.move_to_end(name)
+    return _DECODED[name]
 
 
 class MissingUpstreamError(FileNotFoundError):
@@ -76,6 +96,10 @@ class ParquetIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> Any:
         base = self._base(context)
+        if context.has_asset_key:  # the large input tables: every shard step loads them
+            stamp = self.blobs.stamp(f"{base}.parquet")
+            if stamp is not None:
+                return _decoded(self.blobs, f"{base}.parquet", stamp).copy(deep=False)
         data = self.blobs.get(f"{base}.parquet")
         if data is not None:
             return from_parquet(data)
