@@ -118,3 +118,15 @@ def test_no_negative_holdings_and_returns_within_bounds_warn_on_their_fault():
     assert len(negative_holdings(held.assign(quantity=[40.0, -1.0]))) == 1
     assert wild_returns(daily).empty
     assert len(wild_returns(valuations_of_one_day(daily_return=-0.6)[0])) == 3
+
+
+def test_one_unpriced_holding_is_one_failure_naming_the_security_and_the_day():
+    # valued as the pipeline values it: the security, its account and portfolio all unknown
+    nan = float("nan")
+    daily = valuations_of_one_day(security_value=nan, account_value=nan)[0]
+    assert sums_off(daily).empty  # unknown sums are not sums that are off: one cause
+    found = unpriced_holdings(daily)
+    assert found[["date", "security_id"]].to_numpy().tolist() == [[pd.Timestamp("2024-06-14"), "S"]]
+    # a known account beside an unknown portfolio is a sum that is off
+    daily.loc[1, "market_value"] = 100.0
+    assert sums_off(daily)["entity_id"].tolist() == ["A", "P"]
