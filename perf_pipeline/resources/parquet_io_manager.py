@@ -23,6 +23,8 @@ from perf_pipeline.resources.blobs import Blobs, open_root
 from perf_pipeline.resources.duckdb_catalog import ensure_view
 from perf_pipeline.resources.parquet_store import from_parquet, to_parquet
 
+_VIEWS: set[tuple[str, str, str]] = set()
+"""Views this process made already (a view reads whatever file is there when queried)."""
 _DECODED: OrderedDict[tuple[str, str, str], pd.DataFrame] = OrderedDict()
 DECODED_TABLES = 4  # the input tables a run's steps load: transactions, prices, ...
 
@@ -80,11 +82,14 @@ class ParquetIOManager(ConfigurableIOManager):
             key = f"{base}.parquet"
             self.blobs.put(key, to_parquet(obj))
             if self.catalog and context.has_asset_key:
-                ensure_view(
+                view = (
                     self.catalog,
                     "__".join(context.asset_key.path),
                     f"{Path(self.root).resolve()}/{key}",
                 )
+                if view not in _VIEWS:
+                    ensure_view(*view)
+                    _VIEWS.add(view)
             context.add_output_metadata(
                 {
                     "dagster/uri": MetadataValue.path(f"{self.blobs.uri}/{key}"),

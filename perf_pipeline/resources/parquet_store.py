@@ -197,23 +197,29 @@ class ParquetStore(PartitionStore):
         rows of `frame`, with its old rows when they are needed: always for a partial month,
         for a whole one when `read_full`."""
         day = DATE_COLUMNS[table]
-        new_months = _month_labels(frame[day]) if len(frame) else np.array([], dtype=str)
-        shard_of_row = frame["shard"].to_numpy() if len(frame) else np.array([], dtype=str)
+        groups: dict[tuple[str, str], np.ndarray] = {}
+        if len(frame):  # row positions per (shard, month): one pass over the frame
+            keys = pd.DataFrame(
+                {"shard": frame["shard"].to_numpy(), "month": _month_labels(frame[day])}
+            )
+            groups = keys.groupby(["shard", "month"], sort=False).indices
         extra = sorted(_month(d) for d in where.extra_days)
+        empty = frame.iloc[:0]
         months: list[_Month] = []
         for shard in where.shards:
             existing = set(self._months(table, shard, _month(where.start), _month(where.end)))
             if extra:
                 existing |= set(self._months(table, shard, extra[0], extra[-1])) & set(extra)
-            mine = shard_of_row == shard
-            for label in sorted(set(new_months[mine]) | existing):
+            incoming = {month for (owner, month) in groups if owner == shard}
+            for label in sorted(incoming | existing):
+                rows = groups.get((shard, label))
                 months.append(
                     _Month(
                         key=self._folder(table, shard) + label + SUFFIX,
                         label=label,
                         exists=label in existing,
                         old=None,
-                        new=frame.loc[mine & (new_months == label)],
+                        new=empty if rows is None else frame.take(rows),
                     )
                 )
         wanted = [m for m in months if m.exists and (read_full or not _covers(where, m.label))]
