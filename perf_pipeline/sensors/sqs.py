@@ -38,7 +38,8 @@ from dagster import (
     sensor,
 )
 
-from perf_pipeline.assets.performance import REQUEST_TAG
+from perf_contract.run_config import run_request_config
+from perf_contract.tags import PORTFOLIO_IDS_TAG, REQUEST_ID_TAG, START_TAG, portfolio_ids_tag
 from perf_pipeline.resources.aws_clients import SQSResource
 from perf_pipeline.resources.input_store import InputObject, InputStore
 from perf_pipeline.sensors.messages import (
@@ -50,14 +51,7 @@ from perf_pipeline.sensors.messages import (
     TransactionsFile,
     parse_message,
 )
-from perf_pipeline.sensors.runs import (
-    PORTFOLIO_IDS_TAG,
-    START_TAG,
-    objects_run_request,
-    request_tags,
-    run_request_config,
-    skip_reason,
-)
+from perf_pipeline.sensors.runs import objects_run_request, request_tags, skip_reason
 
 SQS_SENSOR_NAME = "sqs_request_sensor"
 RUN_KEY_TAG = "dagster/run_key"
@@ -101,7 +95,7 @@ def receive(client: Any, queue_url: str, settings: SqsSensorSettings) -> list[di
 
 def request_key(request: RunRequest) -> tuple[str, str] | None:
     """(request_id, portfolio ids) of a request that names both: the same request sent again."""
-    request_id = request.tags.get(REQUEST_TAG)
+    request_id = request.tags.get(REQUEST_ID_TAG)
     portfolios = request.tags.get(PORTFOLIO_IDS_TAG)
     return (request_id, portfolios) if request_id and portfolios else None
 
@@ -113,7 +107,7 @@ def run_recorded(instance: DagsterInstance, message_id: str, request: RunRequest
     wanted = [{RUN_KEY_TAG: message_id, SENSOR_NAME_TAG: SQS_SENSOR_NAME}]
     key = request_key(request)
     if key:
-        wanted.append({REQUEST_TAG: key[0], PORTFOLIO_IDS_TAG: key[1]})
+        wanted.append({REQUEST_ID_TAG: key[0], PORTFOLIO_IDS_TAG: key[1]})
     return any(instance.get_runs(filters=RunsFilter(tags=tags), limit=1) for tags in wanted)
 
 
@@ -185,7 +179,7 @@ def message_run(
     as_of = message.as_of if isinstance(message, PortfolioPerformance) else message.end
     tags = {
         MESSAGE_TYPE_TAG: message.type,
-        PORTFOLIO_IDS_TAG: ",".join(message.portfolio_ids),
+        PORTFOLIO_IDS_TAG: portfolio_ids_tag(message.portfolio_ids),
         **request_tags(message.request_id, as_of.isoformat()),
     }
     if isinstance(message, BatchCalculation):
