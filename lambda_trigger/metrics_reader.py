@@ -1,4 +1,4 @@
-"""Read stored performance_metrics items from DynamoDB (data.md's table layout).
+"""Read stored performance_metrics items from DynamoDB (docs/data.md, "storage schemas").
 
 Key `id` = "{entity_type}#{entity_id}", sort key `sk` = "{calculation_date}#{time_period}".
 With a date and a period the query is an exact sk; with a date only, begins_with(sk,

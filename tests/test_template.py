@@ -1,4 +1,4 @@
-"""template.yaml passes cfn-lint and declares what interfaces.md's Deployment paragraph lists."""
+"""template.yaml passes cfn-lint and declares the deployment of docs/security.md."""
 
 from __future__ import annotations
 
