@@ -7,7 +7,7 @@ DEMO_INPUT := data/input
 DEMO_STORE := data/perf.duckdb
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install test lint demo dev bench lambda-zip clean
+.PHONY: install test lint security demo dev bench lambda-zip clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+# bandit over the code and checkov over the templates; accepted findings are listed with their
+# reasons in pyproject.toml ([tool.bandit]) and .checkov.yaml.
+security: install
+	$(BIN)/bandit -q -c pyproject.toml -r perf_pipeline perf_contract lambda_trigger scripts
+	$(BIN)/checkov --config-file .checkov.yaml -f template.yaml
+	$(BIN)/checkov --config-file .checkov.yaml -d deploy
+
+test: install lint security
 	$(BIN)/pytest
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml

@@ -15,11 +15,13 @@ from lambda_trigger.settings import Settings
 
 
 def client_config(settings: Settings) -> Config:
-    """Connect/read timeouts and standard retries; the worst case stays under API Gateway's 29 s."""
+    """Connect/read timeouts and standard retries of at most ``aws_max_attempts`` attempts in
+    all. botocore's ``Config(retries={"max_attempts": n})`` means n retries after the first
+    attempt (n + 1 in all); ``total_max_attempts`` is the count that includes the first."""
     return Config(
         connect_timeout=settings.aws_connect_timeout_s,
         read_timeout=settings.aws_read_timeout_s,
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import json
 import socket
 import threading
@@ -52,6 +53,31 @@ query Run($runId: ID!) {
   }
 }
 """
+
+
+def _private(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return (ip.is_private or ip.is_loopback) and not (ip.is_multicast or ip.is_unspecified)
+
+
+def check_graphql_url(url: str, resolve=socket.getaddrinfo) -> None:
+    """ConfigurationError unless `url` is https, or http to a host whose every address is
+    private or loopback (a literal address, or a name that resolves only to such addresses):
+    plain http to a public host would send launches and tokens' effects over the internet
+    to a webserver without authentication."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError("DAGSTER_GRAPHQL_URL must be an http(s) URL")
+    if parts.scheme == "https":
+        return
+    try:
+        addresses = {info[4][0] for info in resolve(parts.hostname, parts.port or 80)}
+    except (OSError, UnicodeError) as exc:
+        raise ConfigurationError("DAGSTER_GRAPHQL_URL's host does not resolve") from exc
+    if not addresses or not all(_private(str(address)) for address in addresses):
+        raise ConfigurationError(
+            "DAGSTER_GRAPHQL_URL is plain http to a public address; use https or a private host"
+        )
 
 
 class DagsterUnreachableError(Exception):
@@ -133,10 +159,8 @@ class DagsterClient:
         read_timeout_s: float,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError("DAGSTER_GRAPHQL_URL must be an http(s) URL")
-        self._parts = parts
+        check_graphql_url(url)
+        self._parts = urlsplit(url)
         self._connect_timeout_s = min(connect_timeout_s, call_timeout_s)
         self._read_timeout_s = min(read_timeout_s, call_timeout_s)
         self._call_timeout_s = call_timeout_s

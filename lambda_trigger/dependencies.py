@@ -25,7 +25,7 @@ class Dependencies:
 
     @cached_property
     def jwt_secret(self) -> JwtSecretSource:
-        """The signing secret, from JWT_SECRET or Secrets Manager."""
+        """The signing secrets, from JWT_SECRET or Secrets Manager (current and previous)."""
         return JwtSecretSource(
             self.settings.jwt_secret,
             self.settings.jwt_secret_arn,
@@ -61,4 +61,8 @@ class Dependencies:
     @cached_property
     def metrics(self) -> MetricsReader:
         """The DynamoDB reader of PERF_DYNAMODB_TABLE."""
-        return MetricsReader(make_client("dynamodb", self.settings), self.settings.dynamodb_table)
+        return MetricsReader(
+            make_client("dynamodb", self.settings),
+            self.settings.dynamodb_table,
+            call_worst_s=self.settings.aws_call_worst_s(),
+        )

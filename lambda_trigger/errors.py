@@ -1,7 +1,8 @@
 """Domain errors of the trigger API, each carrying the HTTP status it maps to.
 
 The handler turns every ApiError into `{"error": message, "details": [...]}` with its
-status. Messages and details never contain the bearer token or a secret.
+status. Messages and details are this package's own text: never the bearer token, a secret,
+a caller's input or an upstream's (Dagster's, AWS's) error text, which go to the log only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ class ForbiddenError(ApiError):
     status = 403
 
 
+class NotFoundError(ApiError):
+    """Nothing the caller may see answers to this id: the same for "does not exist" as for
+    "exists but belongs to portfolios the token does not allow"."""
+
+    status = 404
+
+
 class MethodNotAllowedError(ApiError):
     """Known path, method not supported on it."""
 
@@ -52,6 +60,12 @@ class PayloadTooLargeError(ApiError):
     """Body over 64 KiB, or more than 1,000 portfolio ids."""
 
     status = 413
+
+
+class ConflictError(ApiError):
+    """A request_id this caller already used for a different body."""
+
+    status = 409
 
 
 class UpstreamRejectedError(ApiError):

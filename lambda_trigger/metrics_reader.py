@@ -1,4 +1,4 @@
-"""Read stored performance_metrics items from DynamoDB (docs/data.md, "DynamoDB").
+"""Read stored performance_metrics items from DynamoDB (docs/data.md, "storage schemas").
 
 Key `id` = "{entity_type}#{entity_id}", sort key `sk` = "{calculation_date}#{time_period}".
 With a date and a period the query is an exact sk; with a date only, begins_with(sk,
@@ -8,6 +8,8 @@ Numbers come back as DynamoDB Decimals and are returned as int (integral) or flo
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -59,23 +61,38 @@ def query_arguments(table: str, query: MetricsQuery) -> dict[str, Any]:
 class MetricsReader:
     """Queries the performance-metrics table through a boto3 DynamoDB client."""
 
-    def __init__(self, dynamodb_client: Any, table: str) -> None:
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        table: str,
+        call_worst_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = dynamodb_client
         self._table = table
+        self._call_worst_s = call_worst_s
+        self._clock = clock
 
-    def read(self, query: MetricsQuery) -> list[dict[str, Any]]:
-        """Every matching item, deserialized and made JSON-ready, in sort-key order."""
+    def read(self, query: MetricsQuery, deadline: float = float("inf")) -> list[dict[str, Any]]:
+        """Every matching item, deserialized and made JSON-ready, in sort-key order.
+
+        A page is read only while one more call at its worst (`call_worst_s`) still ends
+        before `deadline` (a `clock` reading); otherwise ServiceUnavailableError, so a slow
+        store cannot hold the request past API Gateway's limit."""
         deserializer = TypeDeserializer()
+        items: list[dict[str, Any]] = []
+        arguments = query_arguments(self._table, query)
         try:
-            pages = self._client.get_paginator("query").paginate(
-                **query_arguments(self._table, query)
-            )
-            return [
-                plain({key: deserializer.deserialize(value) for key, value in item.items()})
-                for page in pages
-                for item in page.get("Items", [])
-            ]
+            while True:
+                if self._clock() + self._call_worst_s > deadline:
+                    raise ServiceUnavailableError("the metrics store is too slow to answer")
+                page = self._client.query(**arguments)
+                items += [
+                    plain({key: deserializer.deserialize(value) for key, value in item.items()})
+                    for item in page.get("Items", [])
+                ]
+                if "LastEvaluatedKey" not in page:
+                    return items
+                arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except (BotoCoreError, ClientError) as exc:
-            raise ServiceUnavailableError(
-                "the metrics store is unavailable", [{"reason": type(exc).__name__}]
-            ) from exc
+            raise ServiceUnavailableError("the metrics store is unavailable") from exc

@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lambda_trigger.dagster_client import DagsterClient, RunInfo
+from perf_contract.tags import PARENT_RUN_TAG, PARTITION_RUNS_TAG, PLAN_ERROR_TAG
 
-PARENT_RUN_TAG = "perf/parent_run"
-PARTITION_RUNS_TAG = "perf/partition_runs"
-PLAN_ERROR_TAG = "perf/plan_error"
 IN_PROGRESS = "STARTED"
 """Reported while the inputs run is done and partition runs are still to come or to finish."""
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")

@@ -5,12 +5,12 @@ partition runs (request_status.py reports on all of them).
 GraphqlTrigger is idempotent per caller: a run is keyed on (request_id, the token's `sub`),
 tagged `perf/request_id` and `perf/requested_by`. It first looks for a run of its job carrying
 both tags (the partition runs carry them too) and returns it; only when none exists does it
-launch. So a caller who repeats a request_id
-gets his own run back, while another caller reusing the same request_id gets a run of his
-own (never someone else's run_id).
+launch. So a caller who repeats a request_id with the same body gets his own run back; with a
+different body (portfolios or as-of) he gets a 409; another caller reusing the same
+request_id gets a run of his own (never someone else's run_id).
 SqsTrigger queues a `portfolio_performance` message; the request_id in the body makes the
 SQS sensor's work idempotent (standard queues have no deduplication id). The message schema
-is fixed (docs/api.md, "SQS messages"), without a requester field: in SQS mode the key is request_id
+is fixed by perf_contract.messages and has no requester field, so in SQS mode the key is request_id
 alone.
 """
 
@@ -27,15 +27,21 @@ from lambda_trigger.dagster_client import (
     DagsterUnreachableError,
     JobSelector,
     LaunchRejectedError,
+    RunInfo,
 )
-from lambda_trigger.errors import ServiceUnavailableError, UpstreamRejectedError
+from lambda_trigger.errors import ConflictError, ServiceUnavailableError, UpstreamRejectedError
 from lambda_trigger.request_status import request_status
 from lambda_trigger.validation import CalculateRequest
+from perf_contract.messages import portfolio_performance_body
+from perf_contract.run_config import run_request_config
+from perf_contract.tags import (
+    AS_OF_TAG,
+    PORTFOLIO_IDS_TAG,
+    REQUEST_ID_TAG,
+    REQUESTED_BY_TAG,
+    portfolio_ids_tag,
+)
 
-REQUEST_ID_TAG = "perf/request_id"
-REQUESTED_BY_TAG = "perf/requested_by"
-PORTFOLIO_IDS_TAG = "perf/portfolio_ids"
-AS_OF_TAG = "perf/as_of"
 NOT_LAUNCHED = "nothing was launched"
 
 
@@ -58,17 +64,11 @@ class Trigger(Protocol):
 
 def run_config(request: CalculateRequest) -> dict[str, Any]:
     """The job's run config: the `run_request` resource carries the request."""
-    return {
-        "resources": {
-            "run_request": {
-                "config": {
-                    "as_of": request.as_of.isoformat(),
-                    "portfolio_ids": list(request.portfolio_ids),
-                    "request_id": request.request_id,
-                }
-            }
-        }
-    }
+    return run_request_config(
+        as_of=request.as_of.isoformat(),
+        portfolio_ids=request.portfolio_ids,
+        request_id=request.request_id,
+    )
 
 
 def run_tags(request: CalculateRequest) -> dict[str, str]:
@@ -76,7 +76,7 @@ def run_tags(request: CalculateRequest) -> dict[str, str]:
     as-of date Dagster's stale_partitions sensor plans the partition runs to."""
     return {
         REQUEST_ID_TAG: request.request_id,
-        PORTFOLIO_IDS_TAG: ",".join(request.portfolio_ids),
+        PORTFOLIO_IDS_TAG: portfolio_ids_tag(request.portfolio_ids),
         AS_OF_TAG: request.as_of.isoformat(),
     }
 
@@ -86,24 +86,23 @@ def idempotency_tags(request: CalculateRequest, requested_by: str) -> dict[str, 
     return {REQUEST_ID_TAG: request.request_id, REQUESTED_BY_TAG: requested_by}
 
 
-def run_portfolio_ids(tags: dict[str, str]) -> tuple[str, ...] | None:
-    """The portfolio ids a run was tagged with by this API, or None for an untagged run."""
-    value = tags.get(PORTFOLIO_IDS_TAG)
-    return tuple(value.split(",")) if value else None
+def same_request(run: RunInfo, request: CalculateRequest) -> bool:
+    """True when `run` was launched for this very body (its portfolio ids and as-of tags)."""
+    wanted = run_tags(request)
+    return all(run.tags.get(tag) == wanted[tag] for tag in (PORTFOLIO_IDS_TAG, AS_OF_TAG))
 
 
 def _unavailable(exc: DagsterUnreachableError, request_id: str) -> ServiceUnavailableError:
     """A 503 for a failed launch; when the launch may have happened, its details carry the
-    request_id used (possibly generated here), so the caller can retry without a duplicate."""
+    request_id used (possibly generated here), so the caller can retry without a duplicate.
+    The transport's own reason goes to the log (handler), never to the caller."""
     if exc.request_sent:
         return ServiceUnavailableError(
             "Dagster did not confirm the launch; retrying with the same request_id "
             "will not launch a second run",
-            [{"reason": str(exc), "request_id": request_id}],
+            [{"request_id": request_id}],
         )
-    return ServiceUnavailableError(
-        f"Dagster is unreachable; {NOT_LAUNCHED}", [{"reason": str(exc)}]
-    )
+    return ServiceUnavailableError(f"Dagster is unreachable; {NOT_LAUNCHED}")
 
 
 class GraphqlTrigger:
@@ -121,12 +120,14 @@ class GraphqlTrigger:
             existing = self._client.runs_with_tags(key, job=self._selector.job)
             if existing:
                 run = existing[0]
+                if not same_request(run, request):
+                    raise ConflictError(
+                        "this request_id was already used for a different request; " + NOT_LAUNCHED
+                    )
                 status = request_status(self._client, run, self._selector.job)
                 return Submission(request.request_id, run.run_id, status)
         except DagsterUnreachableError as exc:
-            raise ServiceUnavailableError(
-                f"Dagster is unreachable; {NOT_LAUNCHED}", [{"reason": str(exc)}]
-            ) from exc
+            raise ServiceUnavailableError(f"Dagster is unreachable; {NOT_LAUNCHED}") from exc
         try:
             run = self._client.launch_run(
                 self._selector, run_config(request), {**run_tags(request), **key}
@@ -134,21 +135,13 @@ class GraphqlTrigger:
         except DagsterUnreachableError as exc:
             raise _unavailable(exc, request.request_id) from exc
         except LaunchRejectedError as exc:
-            raise UpstreamRejectedError(
-                f"Dagster refused the launch ({exc.typename}); {NOT_LAUNCHED}",
-                [{"reason": message} for message in exc.messages[:20]],
-            ) from exc
+            raise UpstreamRejectedError(f"Dagster refused the launch; {NOT_LAUNCHED}") from exc
         return Submission(request.request_id, run.run_id, run.status)
 
 
 def sqs_message(request: CalculateRequest) -> dict[str, Any]:
-    """The `portfolio_performance` message (docs/api.md, "SQS messages")."""
-    return {
-        "type": "portfolio_performance",
-        "portfolio_ids": list(request.portfolio_ids),
-        "as_of": request.as_of.isoformat(),
-        "request_id": request.request_id,
-    }
+    """The `portfolio_performance` message of the SQS sensor (perf_contract.messages)."""
+    return portfolio_performance_body(request.portfolio_ids, request.as_of, request.request_id)
 
 
 class SqsTrigger:
@@ -170,7 +163,6 @@ class SqsTrigger:
             )
         except (BotoCoreError, ClientError) as exc:
             raise ServiceUnavailableError(
-                "SQS is unavailable; nothing was queued or launched",
-                [{"reason": type(exc).__name__}],
+                "SQS is unavailable; nothing was queued or launched"
             ) from exc
         return Submission(request.request_id, None, "QUEUED")

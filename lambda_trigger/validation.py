@@ -1,8 +1,11 @@
-"""Strict validation of request bodies, path and query parameters.
+"""Validation of request bodies, path and query parameters with Powertools' parser.
 
-Every failure raises BadRequestError (400) whose details name each bad field as
-`{"field": ..., "issue": ...}`, or PayloadTooLargeError (413). Input values are never echoed
-back, only field names, so an error cannot reflect arbitrary caller text.
+The body is first decoded by a strict JSON reader (no duplicate keys, no NaN, bounded depth
+and integer length, at most MAX_BODY_BYTES), then validated by pydantic models through
+``aws_lambda_powertools.utilities.parser.parse``. Every failure raises BadRequestError (400)
+whose details name each bad field as ``{"field": ..., "issue": ...}``, or
+PayloadTooLargeError (413). Input values are never echoed back, only field names and the
+rule broken, so an error cannot reflect caller text.
 """
 
 from __future__ import annotations
@@ -14,20 +17,76 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from lambda_trigger.errors import BadRequestError, PayloadTooLargeError
+from perf_contract.ids import ENTITY_TYPES, PERIODS, is_entity_id
+from perf_contract.messages import MAX_PORTFOLIO_IDS, Identifier
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_PORTFOLIO_IDS = 1000
-ENTITY_TYPES = ("portfolio", "account", "security")
-PERIODS = ("MTD", "QTD", "YTD", "1M", "3M", "6M", "1Y", "3Y", "5Y", "10Y", "ITD")
+ID_RULE = "must be 1-64 characters of A-Za-z0-9._-"
+DATE_RULE = "must be a real date as YYYY-MM-DD"
+REPEAT_RULE = "must not repeat an id"
+ENTITY_ID_RULE = "must be {account_id}:{security_id} for a security, else one id; " + ID_RULE
 
-_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_SECURITY_ENTITY_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}:[A-Za-z0-9._-]{1,64}")
 _DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CALCULATE_FIELDS = frozenset({"portfolio_ids", "as_of", "request_id"})
-_METRICS_QUERY_FIELDS = frozenset({"date", "period"})
+
+
+def parse_date(value: object) -> date | None:
+    """The date of a strict YYYY-MM-DD string that names a real day, else None."""
+    if not isinstance(value, str) or _DATE_PATTERN.fullmatch(value) is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _strict_date(value: str) -> date:
+    parsed = parse_date(value)
+    if parsed is None:
+        raise ValueError(DATE_RULE)
+    return parsed
+
+
+StrictDate = Annotated[str, AfterValidator(_strict_date)]
+"""A string in, a date out: strict YYYY-MM-DD naming a real day."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class CalculateBody(_Model):
+    """POST /calculate: ``{"portfolio_ids": [...], "as_of": "YYYY-MM-DD", "request_id": ...}``."""
+
+    portfolio_ids: Annotated[list[Identifier], Field(min_length=1)]
+    as_of: StrictDate
+    request_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CalculateBody:
+        if len(set(self.portfolio_ids)) != len(self.portfolio_ids):
+            raise ValueError(REPEAT_RULE)
+        return self
+
+
+class MetricsParameters(_Model):
+    """GET /metrics/{entity_type}/{entity_id}?date=YYYY-MM-DD&period=P (both optional)."""
+
+    entity_type: Literal[ENTITY_TYPES]  # type: ignore[valid-type]
+    entity_id: str
+    date: StrictDate | None = None
+    period: Literal[PERIODS] | None = None  # type: ignore[valid-type]
+
+
+class RunPath(_Model):
+    """GET /runs/{run_id}."""
+
+    run_id: Identifier
 
 
 @dataclass(frozen=True)
@@ -49,27 +108,45 @@ class MetricsQuery:
     period: str | None
 
 
-def is_id(value: object) -> bool:
-    """True for a string of 1 to 64 characters of A-Z a-z 0-9 . _ - (docs/data.md: ids)."""
-    return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None
+_ISSUES = {
+    "missing": "required",
+    "extra_forbidden": "unknown field",
+    "string_pattern_mismatch": ID_RULE,
+    "too_short": "must not be empty",
+    "list_type": "must be a list",
+    "string_type": "must be a string",
+}
 
 
-def is_entity_id(entity_type: str, value: str) -> bool:
-    """True for a metrics entity id: `{account_id}:{security_id}` (two ids) for a security,
-    a plain id for a portfolio or an account (docs/methodology.md, "Entities")."""
-    if entity_type == "security":
-        return _SECURITY_ENTITY_ID_PATTERN.fullmatch(value) is not None
-    return is_id(value)
+def _field(loc: tuple[Any, ...]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
 
 
-def parse_date(value: object) -> date | None:
-    """The date of a strict YYYY-MM-DD string that names a real day, else None."""
-    if not isinstance(value, str) or _DATE_PATTERN.fullmatch(value) is None:
-        return None
+def _issues(exc: ValidationError) -> list[dict[str, str]]:
+    """One `{"field", "issue"}` per error; the issue is our own text, never the input."""
+    issues = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = _field(tuple(error["loc"]))
+        if error["type"] == "value_error":  # our validators: a date, or repeated ids
+            message = str(error.get("ctx", {}).get("error", ""))
+            issue = message if message in (DATE_RULE, REPEAT_RULE) else "invalid"
+            field = "portfolio_ids" if message == REPEAT_RULE else field
+        elif error["type"] == "literal_error":
+            issue = "must be one of " + str(error.get("ctx", {}).get("expected", ""))
+        else:
+            issue = _ISSUES.get(error["type"], "invalid")
+        issues.append({"field": field, "issue": issue})
+    return issues
+
+
+def _validated(data: dict[str, Any], model: type[_Model], message: str) -> Any:
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
+        return parse(event=data, model=model)
+    except ValidationError as exc:
+        raise BadRequestError(message, _issues(exc)) from exc
 
 
 def _issue(field: str, issue: str) -> dict[str, str]:
@@ -151,80 +228,48 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def _portfolio_id_issues(value: object) -> list[dict[str, str]]:
-    if not isinstance(value, list):
-        return [_issue("portfolio_ids", "must be a list of portfolio ids")]
-    if not value:
-        return [_issue("portfolio_ids", "must not be empty")]
-    if len(value) > MAX_PORTFOLIO_IDS:
+def parse_calculate_request(body: dict[str, Any]) -> CalculateRequest:
+    """Validate a POST /calculate body: every bad or unknown field is named in one 400; more
+    than MAX_PORTFOLIO_IDS ids is a 413."""
+    ids = body.get("portfolio_ids")
+    if isinstance(ids, list) and len(ids) > MAX_PORTFOLIO_IDS:
         raise PayloadTooLargeError(
             f"at most {MAX_PORTFOLIO_IDS} portfolio ids per request",
-            [_issue("portfolio_ids", f"{len(value)} ids, limit {MAX_PORTFOLIO_IDS}")],
+            [_issue("portfolio_ids", f"{len(ids)} ids, limit {MAX_PORTFOLIO_IDS}")],
         )
-    issues = [
-        _issue(f"portfolio_ids[{i}]", "must be 1-64 characters of A-Za-z0-9._-")
-        for i, item in enumerate(value)
-        if not is_id(item)
-    ]
-    if not issues and len(set(value)) != len(value):
-        issues.append(_issue("portfolio_ids", "must not repeat an id"))
-    return issues
-
-
-def parse_calculate_request(body: dict[str, Any]) -> CalculateRequest:
-    """Validate a POST /calculate body: every bad or unknown field is named in one 400."""
-    issues = [_issue(key, "unknown field") for key in sorted(set(body) - _CALCULATE_FIELDS)]
-    if "portfolio_ids" in body:
-        issues += _portfolio_id_issues(body["portfolio_ids"])
-    else:
-        issues.append(_issue("portfolio_ids", "required"))
-    as_of = parse_date(body.get("as_of"))
-    if "as_of" not in body:
-        issues.append(_issue("as_of", "required"))
-    elif as_of is None:
-        issues.append(_issue("as_of", "must be a real date as YYYY-MM-DD"))
-    request_id = body.get("request_id")
-    if request_id is not None and not is_id(request_id):
-        issues.append(_issue("request_id", "must be 1-64 characters of A-Za-z0-9._-"))
-    if issues or as_of is None:
-        raise BadRequestError("invalid request body", issues)
+    valid: CalculateBody = _validated(body, CalculateBody, "invalid request body")
     return CalculateRequest(
-        portfolio_ids=tuple(body["portfolio_ids"]),
-        as_of=as_of,
-        request_id=request_id if request_id is not None else str(uuid.uuid4()),
+        portfolio_ids=tuple(valid.portfolio_ids),
+        as_of=valid.as_of,  # type: ignore[arg-type]  (the validator made it a date)
+        request_id=valid.request_id if valid.request_id is not None else str(uuid.uuid4()),
     )
 
 
 def parse_run_id(run_id: str) -> str:
     """A run id path parameter, held to the id pattern."""
-    if not is_id(run_id):
-        raise BadRequestError("invalid run id", [_issue("run_id", "must be an id")])
-    return run_id
+    return _validated({"run_id": run_id}, RunPath, "invalid run id").run_id
 
 
 def parse_metrics_query(
     entity_type: str, entity_id: str, query: dict[str, str] | None
 ) -> MetricsQuery:
     """Validate GET /metrics path and query parameters (date and period both optional)."""
-    query = query or {}
-    issues = [
-        _issue(key, "unknown query parameter") for key in sorted(set(query) - _METRICS_QUERY_FIELDS)
-    ]
-    if entity_type not in ENTITY_TYPES:
-        issues.append(_issue("entity_type", f"must be one of {', '.join(ENTITY_TYPES)}"))
-    if not is_entity_id(entity_type, entity_id):
-        issue = (
-            "must be {account_id}:{security_id}, each 1-64 characters of A-Za-z0-9._-"
-            if entity_type == "security"
-            else "must be 1-64 characters of A-Za-z0-9._-"
-        )
-        issues.append(_issue("entity_id", issue))
-    as_of = parse_date(query["date"]) if "date" in query else None
-    if "date" in query and as_of is None:
-        issues.append(_issue("date", "must be a real date as YYYY-MM-DD"))
-    period = query.get("period")
-    if period is not None and period not in PERIODS:
-        issues.append(_issue("period", f"must be one of {', '.join(PERIODS)}"))
+    data = {"entity_type": entity_type, "entity_id": entity_id, **(query or {})}
+    try:
+        valid: MetricsParameters = parse(event=data, model=MetricsParameters)
+        issues: list[dict[str, str]] = []
+    except ValidationError as exc:
+        issues = _issues(exc)
+    kind = entity_type if entity_type in ENTITY_TYPES else "portfolio"
+    if not (is_entity_id(kind, entity_id) or is_entity_id("security", entity_id)) or (
+        entity_type in ENTITY_TYPES and not is_entity_id(entity_type, entity_id)
+    ):
+        issues.append(_issue("entity_id", ENTITY_ID_RULE))
     if issues:
         raise BadRequestError("invalid metrics request", issues)
-    return MetricsQuery(entity_type=entity_type, entity_id=entity_id, date=as_of, period=period)
+    return MetricsQuery(
+        entity_type=valid.entity_type,
+        entity_id=valid.entity_id,
+        date=valid.date,  # type: ignore[arg-type]  (the validator made it a date)
+        period=valid.period,
+    )

@@ -1,4 +1,5 @@
-"""Build dist/lambda.zip: the lambda_trigger package plus its runtime requirements.
+"""Build dist/lambda.zip: the lambda_trigger and perf_contract packages plus the runtime
+requirements.
 
 Requirements are installed by pip for the Lambda platform (manylinux2014_aarch64, CPython
 3.12, binary wheels only) into a temporary directory; the zip is reproducible (sorted
@@ -19,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lambda_trigger"
+CONTRACT = ROOT / "perf_contract"
 REQUIREMENTS = PACKAGE / "requirements.txt"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 EXCLUDED_PARTS = frozenset({"__pycache__"})
@@ -85,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         dependencies = Path(tmp)
         install_requirements(REQUIREMENTS, dependencies)
-        entries = zip_entries([(dependencies, ""), (PACKAGE, "lambda_trigger/")])
+        entries = zip_entries(
+            [(dependencies, ""), (PACKAGE, "lambda_trigger/"), (CONTRACT, "perf_contract/")]
+        )
         size = write_zip(entries, args.output)
     print(f"{args.output}: {size:,} bytes ({size / 1_048_576:.2f} MiB), {len(entries)} files")
     return 0

@@ -369,3 +369,82 @@ def test_the_partitions_of_ten_years_are_a_hundred_and_twenty_months():
     keys = monthly_partitions("2015-01-01").get_partition_keys()
     assert keys[:2] == ["2015-01", "2015-02"] and "2024-12" in keys
     assert keys.index("2024-12") + 1 == 120
+
+
+# --- least privilege and the private webserver (issue 13) ---------------------------------
+
+
+def iam_policy(name: str) -> dict[str, Any]:
+    return json.loads(render((DEPLOY / "iam" / name).read_text()))
+
+
+def statements_with(policy: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in policy["Statement"] if action in s["Action"]]
+
+
+def test_launcher_runs_only_the_run_worker_in_the_cluster_and_passes_only_its_roles():
+    launcher = iam_policy("launcher-policy.json")
+    [run_task] = statements_with(launcher, "ecs:RunTask")
+    assert run_task["Action"] == ["ecs:RunTask"]
+    assert run_task["Resource"] == (
+        "arn:aws:ecs:us-east-1:123456789012:task-definition/perf-pipeline-run:*"
+    )
+    assert run_task["Condition"]["ArnEquals"]["ecs:cluster"].endswith(":cluster/cluster")
+    [pass_role] = statements_with(launcher, "iam:PassRole")
+    assert pass_role["Resource"] == [RENDERED["RUN_TASK_ROLE_ARN"], RENDERED["EXECUTION_ROLE_ARN"]]
+    assert pass_role["Condition"]["StringEquals"]["iam:PassedToService"] == (
+        "ecs-tasks.amazonaws.com"
+    )
+    for statement in launcher["Statement"]:
+        if statement["Resource"] == "*":  # only actions without resource-level permissions
+            assert set(statement["Action"]) <= {
+                "ecs:DescribeTaskDefinition",
+                "ec2:DescribeNetworkInterfaces",
+            }
+
+
+def test_webserver_has_no_launcher_rights():
+    webserver = iam_policy("webserver-policy.json")
+    actions = {action for s in webserver["Statement"] for action in s["Action"]}
+    assert not actions & {"ecs:RunTask", "iam:PassRole", "ecs:RegisterTaskDefinition"}
+    assert actions == {"ecs:DescribeTasks", "ecs:StopTask", "ecs:DescribeTaskDefinition"}
+    readme = (DEPLOY / "README.md").read_text()
+    [row] = [line for line in readme.splitlines() if line.startswith("| webserver")]
+    assert "webserver-policy.json" in row and "launcher-policy.json" not in row
+
+
+def test_task_roles_trust_ecs_tasks_of_this_account_only():
+    [statement] = iam_policy("ecs-tasks-trust.json")["Statement"]
+    assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    assert statement["Condition"]["ArnLike"]["aws:SourceArn"].startswith(
+        "arn:aws:ecs:us-east-1:123456789012:"
+    )
+
+
+def test_webserver_is_private_behind_an_internal_load_balancer():
+    import subprocess
+    import sys
+
+    path = DEPLOY / "webserver-network.yaml"
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), str(path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: node.value})
+    resources = yaml.load(path.read_text(), Loader=Loader)["Resources"]
+    balancer = resources["LoadBalancer"]["Properties"]
+    assert balancer["Scheme"] == "internal"
+    service = resources["WebserverService"]["Properties"]
+    network = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    assert network["Subnets"] == balancer["Subnets"] == {"Ref": "PrivateSubnetIds"}
+    [webserver_in] = resources["WebserverSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert webserver_in["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
+    for rule in resources["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupIngress"]:
+        assert rule.get("CidrIp") != "0.0.0.0/0"
+    sources = resources["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert {"Ref": "FunctionSecurityGroupId"} in [r.get("SourceSecurityGroupId") for r in sources]

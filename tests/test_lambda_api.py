@@ -30,6 +30,8 @@ from lambda_trigger.dependencies import Dependencies
 from lambda_trigger.settings import Settings
 
 SECRET = "api-test-secret-" + "0123456789abcdef" * 3
+ISSUER = "https://issuer.test/"
+AUDIENCE = "perf-trigger"
 READ_TIMEOUT_S = 0.5
 TABLE = "performance-metrics-test"
 
@@ -95,7 +97,14 @@ def rest_event(
 def token(
     portfolios: object = ("P1", "P2"), key: str = SECRET, algorithm: str = "HS256", **claims: Any
 ) -> str:
-    payload: dict[str, Any] = {"sub": "alice", "exp": int(time.time()) + 600}
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "sub": "alice",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+    }
     if portfolios is not None:
         payload["portfolios"] = list(portfolios) if isinstance(portfolios, tuple) else portfolios
     payload.update(claims)
@@ -198,7 +207,13 @@ def dagster() -> Iterator[tuple[FakeDagster, str]]:
 
 
 def use(monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> None:
-    values = {"jwt_secret": SECRET, "graphql_read_timeout_s": READ_TIMEOUT_S, **overrides}
+    values = {
+        "jwt_secret": SECRET,
+        "jwt_issuer": ISSUER,
+        "jwt_audience": AUDIENCE,
+        "graphql_read_timeout_s": READ_TIMEOUT_S,
+        **overrides,
+    }
     settings_ = Settings(**values)
     monkeypatch.setattr(handler, "dependencies", Dependencies(settings_))
 
@@ -357,9 +372,12 @@ def test_launch_refused_by_dagster_is_502_and_says_nothing_launched(
     graphql.launch_answer = answer
     status, body = post_calculate(VALID)
     assert status == 502
-    assert answer["__typename"] in body["error"]
     assert "nothing was launched" in body["error"]
-    assert body["details"]
+    text = json.dumps(body)  # Dagster's type and message go to the log, not to the caller
+    assert answer["__typename"] not in text
+    assert "boom" not in text and "bad as_of" not in text and "no job" not in text
+    [detail] = body["details"]
+    assert set(detail) == {"correlation_id"}
 
 
 def test_unreachable_dagster_is_503_and_nothing_launched(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -439,7 +457,7 @@ def test_unconfirmed_launch_is_503_naming_the_generated_request_id(
     status, body = post_calculate({"portfolio_ids": ["P1"], "as_of": "2024-06-28"})
     assert status == 503
     assert "same request_id" in body["error"]
-    [detail] = body["details"]
+    [detail, _correlation] = body["details"]
     launch = json.loads(received[-1])
     assert "launchRun" in launch["query"]
     tags = launch["variables"]["executionParams"]["executionMetadata"]["tags"]
@@ -497,7 +515,8 @@ def test_dripping_dagster_is_cut_off_by_the_call_deadline(
     finally:
         stop.set()
         listener.close()
-    assert (status, body["details"]) == (503, [{"reason": "Dagster GraphQL timed out"}])
+    assert (status, body["error"]) == (503, "Dagster is unreachable")
+    assert "timed out" not in json.dumps(body)  # the transport's reason is logged only
     assert elapsed < 10  # the drip would take about 60 s; the call budget is 1 s
     assert launch[0] == 503  # the run lookup timed out, so nothing was launched
     assert "nothing was launched" in launch[1]["error"]
@@ -506,7 +525,8 @@ def test_dripping_dagster_is_cut_off_by_the_call_deadline(
 def test_missing_graphql_url_is_500_misconfigured(monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch)
     status, body = post_calculate(VALID)
-    assert (status, body) == (500, {"error": "the service is misconfigured", "details": []})
+    assert (status, body["error"]) == (500, "the service is misconfigured")
+    assert "DAGSTER_GRAPHQL_URL" not in json.dumps(body)
 
 
 # --- invalid requests launch nothing -----------------------------------------------------
@@ -706,13 +726,16 @@ def test_repeated_request_reports_the_whole_request(graphql: FakeDagster) -> Non
     assert len(graphql.launches()) == 1
 
 
-def test_get_run_of_foreign_portfolio_is_403(graphql: FakeDagster) -> None:
+@pytest.mark.parametrize("started_for", [["P3"], ["P1", "P3"]], ids=["foreign", "partly-foreign"])
+def test_get_run_of_foreign_portfolio_is_the_same_404_as_no_run(
+    graphql: FakeDagster, started_for: list[str]
+) -> None:
     _, launched = post_calculate(
-        {"portfolio_ids": ["P3"], "as_of": "2024-06-28"}, auth(token(portfolios=["P3"]))
+        {"portfolio_ids": started_for, "as_of": "2024-06-28"}, auth(token(portfolios=["*"]))
     )
-    status, body = call(rest_event("GET", f"/runs/{launched['run_id']}", headers=auth()))
-    assert status == 403
-    assert set(body) == {"error", "details"}
+    foreign = call(rest_event("GET", f"/runs/{launched['run_id']}", headers=auth()))
+    missing = call(rest_event("GET", "/runs/no-such-run", headers=auth()))
+    assert foreign == missing == (404, {"error": "no such run", "details": []})
     star = call(
         rest_event("GET", f"/runs/{launched['run_id']}", headers=auth(token(portfolios=["*"])))
     )
@@ -721,7 +744,10 @@ def test_get_run_of_foreign_portfolio_is_403(graphql: FakeDagster) -> None:
 
 def test_get_run_without_portfolio_tag_needs_a_wildcard_token(graphql: FakeDagster) -> None:
     graphql.runs["sensor-run"] = {"runId": "sensor-run", "status": "SUCCESS", "tags": []}
-    assert call(rest_event("GET", "/runs/sensor-run", headers=auth()))[0] == 403
+    assert call(rest_event("GET", "/runs/sensor-run", headers=auth())) == (
+        404,
+        {"error": "no such run", "details": []},
+    )
     star = call(rest_event("GET", "/runs/sensor-run", headers=auth(token(portfolios=["*"]))))
     assert star == (200, {"run_id": "sensor-run", "status": "SUCCESS"})
 
@@ -768,10 +794,10 @@ def test_secrets_manager_unavailable_is_503(aws: str, monkeypatch: pytest.Monkey
     assert SECRET not in json.dumps(body)
 
 
-def test_no_secret_configured_is_500(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secret_configured_is_500_for_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch, jwt_secret=None)
     assert post_calculate(VALID)[0] == 500
-    assert post_calculate(VALID, {})[0] == 401  # no token: refused before the secret is needed
+    assert post_calculate(VALID, {})[0] == 500
 
 
 # --- routes and methods ---------------------------------------------------------------------
@@ -936,12 +962,10 @@ def test_metrics_drop_items_of_foreign_portfolios(table: Any) -> None:
     assert len(star) == 2
 
 
-def test_metrics_all_foreign_is_403_and_none_is_empty(table: Any) -> None:
-    assert _metrics("/metrics/account/A9")[0] == 403
-    assert _metrics("/metrics/account/A1") == (
-        200,
-        {"entity_type": "account", "entity_id": "A1", "items": []},
-    )
+def test_metrics_all_foreign_is_the_same_404_as_none(table: Any) -> None:
+    foreign, missing = _metrics("/metrics/account/A9"), _metrics("/metrics/account/A1")
+    assert foreign == missing == (404, {"error": "no such entity", "details": []})
+    assert _metrics("/metrics/account/A9", tok=token(portfolios=["P3"]))[0] == 200
 
 
 def test_metrics_paginates(table: Any) -> None:

@@ -59,7 +59,7 @@ def test_a_wrong_field_would_be_caught(schema: GraphQLSchema) -> None:
 def test_variables_coerce_to_dagster_input_types(
     schema: GraphQLSchema, sent: list[tuple[str, dict[str, Any]]]
 ) -> None:
-    client = DagsterClient("http://dagster.invalid/graphql", 1.0, 1.0)
+    client = DagsterClient("https://dagster.invalid/graphql", 1.0, 1.0)
     request = CalculateRequest(("P1", "P2"), date(2024, 6, 28), "req-1")
     client.runs_with_tags(
         {"perf/request_id": "req-1", "perf/requested_by": "analyst-1"}, job="inputs_job"

@@ -39,8 +39,23 @@ def _token(claims: dict, key: str = SECRET, algorithm: str = "HS256") -> str:
     return jwt.encode(claims, key, algorithm=algorithm)
 
 
+SETTINGS = Settings(jwt_secret=SECRET, jwt_issuer="https://issuer.test/", jwt_audience="perf")
+
+
+def _key(kid: str | None = None) -> str:
+    return SECRET
+
+
 def _claims(**overrides: object) -> dict:
-    claims = {"sub": "alice", "exp": int(time.time()) + 600, "portfolios": ["P1", "P2"]}
+    now = int(time.time())
+    claims = {
+        "sub": "alice",
+        "iss": SETTINGS.jwt_issuer,
+        "aud": SETTINGS.jwt_audience,
+        "iat": now,
+        "exp": now + 600,
+        "portfolios": ["P1", "P2"],
+    }
     claims.update(overrides)
     return {key: value for key, value in claims.items() if value is not None}
 
@@ -77,14 +92,14 @@ def test_settings_defaults_and_overrides() -> None:
         Settings.from_env({"TRIGGER_MODE": "kafka"})
 
 
-def test_default_timeouts_keep_the_worst_post_under_the_function_timeout() -> None:
+def test_default_timeouts_keep_the_worst_request_under_the_function_timeout() -> None:
+    """botocore counts total_max_attempts with the first attempt; 2 attempts of (1 + 2) s and
+    one backoff of at most 1 s is 7 s a call; two Secrets Manager reads (current, previous)
+    14 s; two GraphQL calls of at most 5 s, 10 s: 24 s; GET /metrics stops at 25 s."""
     settings = Settings.from_env({})
-    attempts = settings.aws_max_attempts
-    # botocore standard retries sleep at most min(2 ** (retry - 1), 20) s before each retry
-    backoff = sum(min(2 ** (retry - 1), 20) for retry in range(1, attempts))
-    secret_fetch = attempts * (settings.aws_connect_timeout_s + settings.aws_read_timeout_s)
-    worst_post = secret_fetch + backoff + 2 * settings.graphql_call_timeout_s  # lookup + launch
-    assert worst_post < 28  # template.yaml's Timeout, itself under API Gateway's 29 s
+    assert settings.aws_call_worst_s() == 2 * (1.0 + 2.0) + 1
+    assert settings.worst_case_seconds() == max(2 * 7 + 2 * 5, 2 * 7 + 7, 25.0) == 25.0
+    assert settings.worst_case_seconds() < 28  # template.yaml's Timeout, under API Gateway's 29
     assert settings.graphql_read_timeout_s <= settings.graphql_call_timeout_s
 
 
@@ -252,10 +267,10 @@ def test_plain_converts_decimals() -> None:
 
 
 def test_authenticate_valid_token_and_portfolios() -> None:
-    principal = authenticate(f"Bearer {_token(_claims())}", lambda: SECRET)
+    principal = authenticate(f"Bearer {_token(_claims())}", _key, SETTINGS)
     assert principal == Principal("alice", frozenset({"P1", "P2"}))
     assert principal.allows("P1") and not principal.allows("P3")
-    star = authenticate(f"bearer {_token(_claims(portfolios=['*']))}", lambda: SECRET)
+    star = authenticate(f"bearer {_token(_claims(portfolios=['*']))}", _key, SETTINGS)
     assert star.portfolios is None and star.allows("anything")
     with pytest.raises(ForbiddenError) as info:
         principal.require(["P1", "P3", "P4"])
@@ -264,9 +279,9 @@ def test_authenticate_valid_token_and_portfolios() -> None:
 
 def test_expiry_leeway_is_30_seconds() -> None:
     now = int(time.time())
-    authenticate(f"Bearer {_token(_claims(exp=now - 20))}", lambda: SECRET)
+    authenticate(f"Bearer {_token(_claims(iat=now - 100, exp=now - 20))}", _key, SETTINGS)
     with pytest.raises(UnauthorizedError, match="expired"):
-        authenticate(f"Bearer {_token(_claims(exp=now - 40))}", lambda: SECRET)
+        authenticate(f"Bearer {_token(_claims(iat=now - 100, exp=now - 40))}", _key, SETTINGS)
 
 
 def _none_alg_token() -> str:
@@ -302,12 +317,15 @@ def _none_alg_token() -> str:
         pytest.param(f"Bearer {_token(_claims(portfolios='P1'))}", id="portfolios-string"),
         pytest.param(f"Bearer {_token(_claims(portfolios=[1]))}", id="portfolios-int"),
         pytest.param(f"Bearer {_token(_claims(portfolios=['*', 'P1']))}", id="star-plus"),
-        pytest.param(f"Bearer {_token(_claims(exp=int(time.time()) - 3600))}", id="expired"),
+        pytest.param(
+            f"Bearer {_token(_claims(iat=int(time.time()) - 4000, exp=int(time.time()) - 3600))}",
+            id="expired",
+        ),
     ],
 )
 def test_bad_tokens_are_401(header: str | None) -> None:
     with pytest.raises(UnauthorizedError) as info:
-        authenticate(header, lambda: SECRET)
+        authenticate(header, _key, SETTINGS)
     assert SECRET not in info.value.message
 
 
@@ -316,7 +334,7 @@ def test_tampered_token_is_401() -> None:
     header, _payload, signature = token.split(".")
     forged = jwt.encode(_claims(portfolios=["*"]), "x" * 40)
     with pytest.raises(UnauthorizedError):
-        authenticate(f"Bearer {header}.{forged.split('.')[1]}.{signature}", lambda: SECRET)
+        authenticate(f"Bearer {header}.{forged.split('.')[1]}.{signature}", _key, SETTINGS)
 
 
 def test_rs256_token_is_refused() -> None:
@@ -325,15 +343,15 @@ def test_rs256_token_is_refused() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode(_claims(), key, algorithm="RS256")
     with pytest.raises(UnauthorizedError):
-        authenticate(f"Bearer {token}", lambda: SECRET)
+        authenticate(f"Bearer {token}", _key, SETTINGS)
 
 
 def test_secret_is_not_fetched_without_a_bearer_header() -> None:
-    def secret() -> str:
+    def secret(kid: str | None = None) -> str:
         raise AssertionError("secret fetched for a request without a token")
 
     with pytest.raises(UnauthorizedError):
-        authenticate(None, secret)
+        authenticate(None, secret, SETTINGS)
     assert bearer_token("Bearer abc") == "abc"
 
 

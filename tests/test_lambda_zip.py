@@ -26,12 +26,15 @@ def test_zip_holds_the_package_at_its_root_without_caches(tmp_path: Path) -> Non
     (deps / "jwt" / "__pycache__").mkdir(parents=True)
     (deps / "jwt" / "__init__.py").write_text("X = 1\n")
     (deps / "jwt" / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"\0")
-    entries = build.zip_entries([(deps, ""), (build.PACKAGE, "lambda_trigger/")])
+    entries = build.zip_entries(
+        [(deps, ""), (build.PACKAGE, "lambda_trigger/"), (build.CONTRACT, "perf_contract/")]
+    )
     names = [name for _, name in entries]
     assert names == sorted(names)
     assert "jwt/__init__.py" in names
     assert "lambda_trigger/handler.py" in names
     assert "lambda_trigger/__init__.py" in names
+    assert {"perf_contract/tags.py", "perf_contract/messages.py"} <= set(names)
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
 
     first, second = tmp_path / "a.zip", tmp_path / "b.zip"
@@ -50,4 +53,4 @@ def test_requirements_name_the_runtime_dependencies_only() -> None:
         for line in (ROOT / "lambda_trigger" / "requirements.txt").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    assert sorted(lines) == ["aws-lambda-powertools", "pyjwt"]
+    assert sorted(lines) == ["aws-lambda-powertools", "pydantic", "pyjwt"]

@@ -14,7 +14,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, RunsFilter, build_sensor_context, instance_for_test
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from perf_pipeline.assets.performance import REQUEST_TAG
+from perf_contract.tags import REQUEST_ID_TAG as REQUEST_TAG
 from perf_pipeline.definitions import PERFORMANCE_JOB
 from perf_pipeline.resources.aws_clients import SQSResource
 from perf_pipeline.resources.aws_setup import MAX_RECEIVE_COUNT
@@ -57,8 +57,8 @@ def instance():
         yield temporary
 
 
-def evaluate(instance: DagsterInstance, queue: dict):
-    sensor = build_sqs_sensor(PERFORMANCE_JOB, queue["url"], settings=SETTINGS)
+def evaluate(instance: DagsterInstance, queue: dict, settings: SqsSensorSettings = SETTINGS):
+    sensor = build_sqs_sensor(PERFORMANCE_JOB, queue["url"], settings=settings)
     resources = {
         "sqs": SQSResource(endpoint_url=queue["endpoint"]),
         "input_store": InputStore(root=ROOT),
@@ -424,3 +424,34 @@ def test_the_same_request_twice_in_one_tick_asks_for_one_run(instance, queue):
     time.sleep(1.1)
     assert evaluate(instance, queue).run_requests == []
     assert in_queue(queue) == 0
+
+
+def test_a_valid_message_is_held_through_a_tick_longer_than_the_queue_timeout(aws, instance):
+    """Issue 14: a queue whose visibility timeout (1 s) is shorter than the tick (5 s of long
+    polls) and maxReceiveCount 2. The message received first must not be received again within
+    the tick, or its receive count walks it into the dead-letter queue although its run was
+    asked for."""
+    sqs = boto3.client("sqs", endpoint_url=aws)
+    dlq = sqs.create_queue(QueueName="short-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
+    url = sqs.create_queue(
+        QueueName="short", Attributes={"VisibilityTimeout": "1", "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    queue = {"sqs": sqs, "url": url, "dlq": dlq, "endpoint": aws}
+    boto3.client("s3", endpoint_url=aws).create_bucket(Bucket=BUCKET)
+    message_id = send(
+        queue, {"type": "portfolio_performance", "portfolio_ids": ["P1"], "as_of": "2024-06-28"}
+    )
+    # long polls of 3 s, as the default of 10 s within 30: each outlasts the queue's timeout
+    settings = SqsSensorSettings(wait_seconds=3, time_budget_seconds=6, redelivery_seconds=1)
+    started = time.monotonic()
+    requests = evaluate(instance, queue, settings).run_requests
+    assert time.monotonic() - started >= 3  # the tick went on polling past the 1-s timeout
+    assert [request.run_key for request in requests] == [message_id]
+    assert in_queue(queue, "dlq") == 0
+    record(instance, requests)
+    assert evaluate_after_redelivery(instance, queue).run_requests == []  # recorded: deleted
+    assert in_queue(queue) == 0 and in_queue(queue, "dlq") == 0

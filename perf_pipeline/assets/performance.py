@@ -28,6 +28,7 @@ from dagster import (
     op,
 )
 
+from perf_contract.tags import REQUEST_ID_TAG
 from perf_pipeline.assets.fanout import (
     check_result,
     findings,
@@ -49,7 +50,6 @@ from perf_pipeline.increments import DIGEST_COLUMNS, partition_digests
 from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
 
-REQUEST_TAG = "perf/request_id"
 METRIC_KEY = ["id", "calculation_date", "time_period"]
 TWR_BOUNDS = (-1.0, 100.0)  # a period return outside these is impossible or implausible
 SUMMARY_COLUMNS = [
@@ -81,7 +81,7 @@ HISTORY_COLUMNS = [
 
 def request_id(context: OpExecutionContext, request: RunRequest) -> str:
     """The API request id of the run (config, then run tag), else the Dagster run id."""
-    return request.request_id or context.run.tags.get(REQUEST_TAG) or context.run.run_id
+    return request.request_id or context.run.tags.get(REQUEST_ID_TAG) or context.run.run_id
 
 
 def latest_itd(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from perf_contract.ids import PERIODS
 from perf_pipeline.calc.calendar import (
     as_days,
     last_business_day_on_or_before,
@@ -32,10 +33,6 @@ from perf_pipeline.calc.calendar import (
     previous_days,
     roll_days,
 )
-
-PERIODS: tuple[str, ...] = (
-    "MTD", "QTD", "YTD", "1M", "3M", "6M", "1Y", "3Y", "5Y", "10Y", "ITD",
-)  # fmt: skip
 
 TRAILING_MONTHS: dict[str, int] = {
     "1M": 1, "3M": 3, "6M": 6, "1Y": 12, "3Y": 36, "5Y": 60, "10Y": 120,

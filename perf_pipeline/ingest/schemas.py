@@ -44,7 +44,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-ID_PATTERN: Final = r"[A-Za-z0-9._-]{1,64}"
+from perf_contract.ids import ID_PATTERN
+
 CURRENCY_PATTERN: Final = r"[A-Z]{3}"
 DATE_PATTERN: Final = r"\d{4}-\d{2}-\d{2}"
 NUMBER_PATTERN: Final = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"

@@ -1,6 +1,7 @@
-"""The SQS message bodies the SQS sensor accepts (docs/api.md, "SQS messages").
+"""The SQS message bodies the SQS sensor accepts (docs/api.md, "SQS sensor").
 
-Three request types, told apart by ``type``, and S3 event notifications as S3 sends them
+Three request types, told apart by ``type`` (``perf_contract.messages``, which the Lambda
+shares), and S3 event notifications as S3 sends them
 (``{"Records": [{"eventSource": "aws:s3", ...}]}``); S3's ``s3:TestEvent`` parses to None.
 Anything else raises ``InvalidMessageError`` with the reason: a JSON error or the fields that fail.
 """
@@ -8,70 +9,32 @@ Anything else raises ``InvalidMessageError`` with the reason: a JSON error or th
 from __future__ import annotations
 
 import json
-from datetime import date
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import unquote_plus
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-    model_validator,
+from pydantic import BaseModel, Field, ValidationError
+
+from perf_contract.messages import (
+    REQUEST,
+    BatchCalculation,
+    PortfolioPerformance,
+    Request,
+    TransactionsFile,
 )
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-PortfolioIds = Annotated[list[Identifier], Field(min_length=1, max_length=1000)]
+__all__ = [
+    "BatchCalculation",
+    "InvalidMessageError",
+    "Message",
+    "PortfolioPerformance",
+    "S3Event",
+    "TransactionsFile",
+    "parse_message",
+]
 
 
 class InvalidMessageError(ValueError):
     """A message body that cannot be parsed or validated; the text says why."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PortfolioPerformance(_Strict):
-    """Compute these portfolios up to ``as_of``."""
-
-    type: Literal["portfolio_performance"]
-    portfolio_ids: PortfolioIds
-    as_of: date
-    request_id: RequestId | None = None
-
-
-class TransactionsFile(_Strict):
-    """A transactions file arrived at ``s3_uri`` (under the input root)."""
-
-    type: Literal["transactions"]
-    s3_uri: Annotated[str, StringConstraints(pattern=r"^s3://[^/]+/.+")]
-    request_id: RequestId | None = None
-
-
-class BatchCalculation(_Strict):
-    """Compute these portfolios over ``start`` .. ``end`` (inclusive; start <= end)."""
-
-    type: Literal["batch_calculation"]
-    portfolio_ids: PortfolioIds
-    start: date
-    end: date
-    request_id: RequestId | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BatchCalculation:
-        if self.start > self.end:
-            raise ValueError(f"start {self.start} is after end {self.end}")
-        return self
-
-
-Request = Annotated[
-    PortfolioPerformance | TransactionsFile | BatchCalculation, Field(discriminator="type")
-]
-_REQUEST = TypeAdapter(Request)
 
 
 class S3ObjectRef(BaseModel):
@@ -125,7 +88,7 @@ def parse_message(body: str) -> Message | None:
             return None
         if isinstance(data, dict) and "Records" in data:
             return S3Event.model_validate(data)
-        return _REQUEST.validate_python(data)
+        return REQUEST.validate_python(data)
     except json.JSONDecodeError as exc:
         raise InvalidMessageError(f"not JSON: {exc}") from exc
     except ValidationError as exc:

@@ -12,22 +12,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC
-from typing import Any
 
 from dagster import RunRequest
 
-from perf_pipeline.assets.performance import REQUEST_TAG
+from perf_contract.run_config import run_request_config
+from perf_contract.tags import AS_OF_TAG, REQUEST_ID_TAG
+from perf_contract.tags import PORTFOLIO_IDS_TAG as PORTFOLIO_IDS_TAG  # re-exported
+from perf_contract.tags import REQUESTED_BY_TAG as REQUESTED_BY_TAG  # re-exported
+from perf_contract.tags import START_TAG as START_TAG  # re-exported
 from perf_pipeline.ingest import KINDS
 from perf_pipeline.resources.input_store import INPUT_SUFFIXES, InputObject
 
-PORTFOLIO_IDS_TAG = "perf/portfolio_ids"
-"""Comma-joined portfolio ids of a run; the Lambda reads it to authorize GET /runs/{id}."""
-AS_OF_TAG = "perf/as_of"
-"""The as-of date (YYYY-MM-DD) a run was asked for; the stale_partitions sensor plans to it."""
-START_TAG = "perf/start"
-"""The first date of a batch_calculation: its portfolios are recomputed from it."""
-REQUESTED_BY_TAG = "perf/requested_by"
-"""The token subject of an API request (set by the Lambda)."""
 OBJECTS_TAG = "perf/s3_objects"
 KEYS_TAG = "perf/s3_keys"
 DIGEST_TAG = "perf/s3_digest"
@@ -80,30 +75,11 @@ def keys_tag(objects: Sequence[InputObject], limit: int = MAX_TAG_CHARS) -> str:
     return ", ".join([*shown, f"... (+{len(keys) - len(shown)} more)"])
 
 
-def run_request_config(
-    *,
-    as_of: str | None = None,
-    portfolio_ids: Sequence[str] | None = None,
-    request_id: str | None = None,
-) -> dict[str, Any]:
-    """Run config of the job's ``run_request`` resource; unset fields keep their defaults."""
-    config: dict[str, Any] = {
-        "as_of": as_of,
-        "request_id": request_id,
-        "portfolio_ids": list(portfolio_ids) if portfolio_ids else None,
-    }
-    return {
-        "resources": {
-            "run_request": {
-                "config": {name: value for name, value in config.items() if value is not None}
-            }
-        }
-    }
-
-
 def request_tags(request_id: str | None, as_of: str | None = None) -> dict[str, str]:
     """The request-id and as-of tags, for those given."""
-    return {tag: value for tag, value in ((REQUEST_TAG, request_id), (AS_OF_TAG, as_of)) if value}
+    return {
+        tag: value for tag, value in ((REQUEST_ID_TAG, request_id), (AS_OF_TAG, as_of)) if value
+    }
 
 
 def objects_run_request(

@@ -5,8 +5,8 @@ Exactly once, without losing a message: on each tick, for every message received
 1. a run with run key = the message id already recorded for this sensor -> delete the message;
 2. otherwise, the message parses -> ask for its run and make the message visible again after
    ``redelivery_seconds``; on that later tick the run has been recorded and step 1 deletes it;
-3. a body that cannot be parsed or validated -> log the reason and leave it: after
-   maxReceiveCount receives SQS moves it to the dead-letter queue.
+3. a body that cannot be parsed or validated -> log the reason and make it visible again after
+   ``redelivery_seconds``: after maxReceiveCount receives SQS moves it to the dead-letter queue.
 
 A message is therefore deleted only after its run is in the instance: a crash anywhere before
 that leaves the message in the queue, and its redelivery asks for the same run key, which
@@ -15,7 +15,13 @@ once (there is nothing to run).
 
 A tick receives at most ``max_messages`` messages (long polls of ``wait_seconds``) and stops
 receiving when ``time_budget_seconds`` are spent, so that an evaluation ends well inside
-Dagster's 60-second limit.
+Dagster's 60-second limit. Every message is held from the moment it is received: the receive
+itself sets its visibility timeout to ``hold_seconds`` (longer than the tick), so a queue
+whose own timeout is shorter than the tick cannot hand the same message back within the tick
+(each receive counts towards maxReceiveCount, and a valid message would walk into the
+dead-letter queue although its run was asked for); should a message come back all the same,
+the tick stops receiving. At the end of the tick each message held is deleted, or made
+visible again after ``redelivery_seconds``.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from dagster import (
     sensor,
 )
 
-from perf_pipeline.assets.performance import REQUEST_TAG
+from perf_contract.run_config import run_request_config
+from perf_contract.tags import PORTFOLIO_IDS_TAG, REQUEST_ID_TAG, START_TAG, portfolio_ids_tag
 from perf_pipeline.resources.aws_clients import SQSResource
 from perf_pipeline.resources.input_store import InputObject, InputStore
 from perf_pipeline.sensors.messages import (
@@ -50,14 +57,7 @@ from perf_pipeline.sensors.messages import (
     TransactionsFile,
     parse_message,
 )
-from perf_pipeline.sensors.runs import (
-    PORTFOLIO_IDS_TAG,
-    START_TAG,
-    objects_run_request,
-    request_tags,
-    run_request_config,
-    skip_reason,
-)
+from perf_pipeline.sensors.runs import objects_run_request, request_tags, skip_reason
 
 SQS_SENSOR_NAME = "sqs_request_sensor"
 RUN_KEY_TAG = "dagster/run_key"
@@ -76,10 +76,16 @@ class SqsSensorSettings:
     time_budget_seconds: float = 30.0
     redelivery_seconds: int = 30
 
+    @property
+    def hold_seconds(self) -> int:
+        """Visibility timeout set on receipt: the whole tick plus a minute to process it."""
+        return int(self.time_budget_seconds) + 60
+
 
 def receive(client: Any, queue_url: str, settings: SqsSensorSettings) -> list[dict[str, Any]]:
-    """Up to ``max_messages`` distinct messages, long-polling until the queue answers empty or
-    the time budget is spent."""
+    """Up to ``max_messages`` distinct messages, long-polling until the queue answers empty, the
+    time budget is spent or a message already received comes back; each is held (invisible)
+    for ``hold_seconds`` from its receipt."""
     deadline = time.monotonic() + settings.time_budget_seconds
     messages: dict[str, dict[str, Any]] = {}
     while len(messages) < settings.max_messages:
@@ -90,18 +96,22 @@ def receive(client: Any, queue_url: str, settings: SqsSensorSettings) -> list[di
             QueueUrl=queue_url,
             MaxNumberOfMessages=min(SQS_BATCH, settings.max_messages - len(messages)),
             WaitTimeSeconds=min(settings.wait_seconds, int(left)),
+            VisibilityTimeout=settings.hold_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         batch = answer.get("Messages", [])
         if not batch:
             break
+        again = [message for message in batch if message["MessageId"] in messages]
         messages.update((message["MessageId"], message) for message in batch)
+        if again:  # held for less than the tick after all: take no more
+            break
     return list(messages.values())
 
 
 def request_key(request: RunRequest) -> tuple[str, str] | None:
     """(request_id, portfolio ids) of a request that names both: the same request sent again."""
-    request_id = request.tags.get(REQUEST_TAG)
+    request_id = request.tags.get(REQUEST_ID_TAG)
     portfolios = request.tags.get(PORTFOLIO_IDS_TAG)
     return (request_id, portfolios) if request_id and portfolios else None
 
@@ -113,7 +123,7 @@ def run_recorded(instance: DagsterInstance, message_id: str, request: RunRequest
     wanted = [{RUN_KEY_TAG: message_id, SENSOR_NAME_TAG: SQS_SENSOR_NAME}]
     key = request_key(request)
     if key:
-        wanted.append({REQUEST_TAG: key[0], PORTFOLIO_IDS_TAG: key[1]})
+        wanted.append({REQUEST_ID_TAG: key[0], PORTFOLIO_IDS_TAG: key[1]})
     return any(instance.get_runs(filters=RunsFilter(tags=tags), limit=1) for tags in wanted)
 
 
@@ -185,7 +195,7 @@ def message_run(
     as_of = message.as_of if isinstance(message, PortfolioPerformance) else message.end
     tags = {
         MESSAGE_TYPE_TAG: message.type,
-        PORTFOLIO_IDS_TAG: ",".join(message.portfolio_ids),
+        PORTFOLIO_IDS_TAG: portfolio_ids_tag(message.portfolio_ids),
         **request_tags(message.request_id, as_of.isoformat()),
     }
     if isinstance(message, BatchCalculation):
@@ -253,6 +263,7 @@ def build_sqs_sensor(
         for received in receive(client, queue_url, settings):
             message_id = received["MessageId"]
             entry = {"Id": message_id, "ReceiptHandle": received["ReceiptHandle"]}
+            later = {**entry, "VisibilityTimeout": settings.redelivery_seconds}
             try:
                 request = message_run(
                     message_id, parse_message(received["Body"]), input_store, context.log
@@ -263,19 +274,21 @@ def build_sqs_sensor(
                     f"SQS message {message_id} (receive {count}) left for the "
                     f"dead-letter queue: {exc}"
                 )
+                pending.append(later)  # released from the hold; its receives count to the DLQ
                 continue
             except (BotoCoreError, ClientError) as exc:  # S3 unreachable or refusing: retry
                 context.log.warning(f"SQS message {message_id} left for a later tick: {exc}")
+                pending.append(later)
                 continue
             if request is None or run_recorded(context.instance, message_id, request):
                 finished.append(entry)
             elif request_key(request) in requested_now:
-                continue  # the same request twice in one tick: its run is recorded first
+                pending.append(later)  # the same request twice in one tick: its run first
             else:
                 if request_key(request):
                     requested_now.add(request_key(request))
                 requests.append(request)
-                pending.append({**entry, "VisibilityTimeout": settings.redelivery_seconds})
+                pending.append(later)
         _batched(client, "delete_message_batch", queue_url, finished, context.log)
         _batched(client, "change_message_visibility_batch", queue_url, pending, context.log)
         if not requests:

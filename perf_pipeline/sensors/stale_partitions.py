@@ -42,7 +42,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 
-from perf_pipeline.assets.performance import REQUEST_TAG
+from perf_contract.tags import PARENT_RUN_TAG, PARTITION_RUNS_TAG, PLAN_ERROR_TAG
+from perf_contract.tags import REQUEST_ID_TAG as REQUEST_TAG
 from perf_pipeline.calc.calendar import roll_to_business_day
 from perf_pipeline.increments import RANGE_COLUMNS, PlannedRun, plan_runs
 from perf_pipeline.partitions import scope_tags
@@ -57,9 +58,6 @@ from perf_pipeline.sensors.runs import (
 )
 
 STALE_PARTITIONS_SENSOR_NAME = "stale_partitions"
-PARENT_RUN_TAG = "perf/parent_run"
-PARTITION_RUNS_TAG = "perf/partition_runs"
-PLAN_ERROR_TAG = "perf/plan_error"
 INHERITED_TAGS = (REQUEST_TAG, PORTFOLIO_IDS_TAG, REQUESTED_BY_TAG)
 """The parent's tags every partition run carries: who asked, for what, under which id (a
 parent without a request id lends its run id, so one request's rows share one id)."""
