@@ -7,7 +7,7 @@ DEMO_INPUT := data/input
 DEMO_STORE := data/perf.duckdb
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install test lint demo dev bench lambda-zip clean
+.PHONY: install test test-fast lint demo dev bench lambda-zip clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest
+
+# The unit tests only (no moto server, Dagster services or whole pipeline runs): the edit-run loop.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
