@@ -151,25 +151,28 @@ def _guess(rows: _Rows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _newton(rows: _Rows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Newton's iteration in x for all rows at once (step 3); NaN where it does not settle."""
+    """Newton's iteration in x for all rows at once (step 3); NaN where it does not settle.
+    Once fewer than a quarter of the rows still move, the arrays shrink to those (copying
+    costs about one step)."""
     x = _guess(rows, lo, hi)
-    cf_t = rows.cf * rows.t
     root = np.full(len(x), np.nan)
-    going = np.ones(len(x), dtype=bool)
+    members = np.arange(len(x))  # the rows of `sub`
+    sub, cf_t = rows, rows.cf * rows.t
     for _ in range(_MAX_NEWTON):
-        disc, s = _discount(rows, x)
-        npv = _rowdot(rows.cf, disc)
+        disc, s = _discount(sub, x)
+        npv = _rowdot(sub.cf, disc)
         slope = s * npv - _rowdot(cf_t, disc)  # d NPV / dx, scaled as NPV
         with np.errstate(divide="ignore", invalid="ignore"):
             step = -npv / slope
         limit = 1.0 + np.abs(x)
-        x_new = np.clip(x + np.clip(step, -limit, limit), lo, hi)
-        done = going & (np.abs(step) <= _STEP_RTOL * limit)
-        root[done] = x_new[done]
-        going &= ~done & np.isfinite(step)
+        x = np.clip(x + np.clip(step, -limit, limit), lo[members], hi[members])
+        fresh = (np.abs(step) <= _STEP_RTOL * limit) & np.isnan(root[members])
+        root[members[fresh]] = x[fresh]
+        going = np.isnan(root[members]) & np.isfinite(step)
         if not going.any():
             break
-        x = np.where(going, x_new, x)
+        if going.sum() < len(members) // 4:  # else the settled rows stay: they stay at a root
+            members, sub, cf_t, x = members[going], sub.take(going), cf_t[going], x[going]
     return root
 
 
@@ -211,13 +214,18 @@ def _unique_by_bounds(rows: _Rows, x: np.ndarray) -> np.ndarray:
     than _BOX_MAX_OPEN at once, is not certified. "Throughout" means beyond 1e-9 of the
     sums, far above rounding.
     """
-    grid = _grid(*_root_bounds(rows), _BOX_POINTS)
-    row = np.repeat(np.arange(len(x)), grid.shape[1] - 1)
+    k, mid = len(x), _BOX_POINTS // 2
+    grid = _grid(*_root_bounds(rows), _BOX_POINTS)  # column mid is 0
+    shift = np.where(grid <= 0, rows.horizon[:, None], 0.0)
+    sums = _end_sums(rows, np.repeat(np.arange(k), _BOX_POINTS), grid.ravel(), shift.ravel())
+    sums = sums.reshape(4, k, _BOX_POINTS)
+    at_a, at_b = sums[:, :, :-1].copy(), sums[:, :, 1:]
+    at_a[:, :, mid] = _end_sums(rows, np.arange(k), np.zeros(k), np.zeros(k))  # 0, right side
+    at_a, at_b = at_a.reshape(4, -1), at_b.reshape(4, -1)
+    row = np.repeat(np.arange(k), _BOX_POINTS - 1)
     a, b = grid[:, :-1].ravel(), grid[:, 1:].ravel()
-    given_up = np.zeros(len(x), dtype=bool)
+    given_up = np.zeros(k, dtype=bool)
     for _ in range(_BOX_ROUNDS):
-        shift = np.where(b <= 0, rows.horizon[row], 0.0)
-        at_a, at_b = _end_sums(rows, row, a, shift), _end_sums(rows, row, b, shift)
         low, high = np.minimum(at_a, at_b), np.maximum(at_a, at_b)
         gap = _SIGN_TOL * (high[0::2] + high[1::2])
         apart = (low[0::2] - high[1::2] > gap) | (low[1::2] - high[0::2] > gap)  # (2, m)
@@ -225,15 +233,21 @@ def _unique_by_bounds(rows: _Rows, x: np.ndarray) -> np.ndarray:
         one_sign = (f_a * f_b > 0) & (np.minimum(np.abs(f_a), np.abs(f_b)) > gap[0])
         holds = (a <= x[row]) & (x[row] < b)
         open_ = ~np.where(holds, apart[1], apart[0] | (apart[1] & one_sign))
-        given_up |= np.bincount(row[open_], minlength=len(x)) > _BOX_MAX_OPEN
+        given_up |= np.bincount(row[open_], minlength=k) > _BOX_MAX_OPEN
         open_ &= ~given_up[row]
-        row, a, b = row[open_], a[open_], b[open_]
+        row, a, b, at_a, at_b = row[open_], a[open_], b[open_], at_a[:, open_], at_b[:, open_]
         if row.size == 0:
             break
-        share = np.arange(_BOX_SPLIT + 1) / _BOX_SPLIT
-        ends = a[:, None] + (b - a)[:, None] * share
+        inner = a[:, None] + (b - a)[:, None] * (np.arange(1, _BOX_SPLIT) / _BOX_SPLIT)
+        shift = np.where(b <= 0, rows.horizon[row], 0.0)
+        at_inner = _end_sums(
+            rows, np.repeat(row, _BOX_SPLIT - 1), inner.ravel(), np.repeat(shift, _BOX_SPLIT - 1)
+        ).reshape(4, len(row), _BOX_SPLIT - 1)
+        ends = np.hstack((a[:, None], inner, b[:, None]))
+        at_ends = np.concatenate((at_a[:, :, None], at_inner, at_b[:, :, None]), axis=2)
         row = np.repeat(row, _BOX_SPLIT)
         a, b = ends[:, :-1].ravel(), ends[:, 1:].ravel()
+        at_a, at_b = at_ends[:, :, :-1].reshape(4, -1), at_ends[:, :, 1:].reshape(4, -1)
     given_up[row] = True
     return ~given_up
 
@@ -337,16 +351,20 @@ def _blocks(seg: np.ndarray, day: np.ndarray, cf: np.ndarray) -> Iterator[tuple]
         same = np.flatnonzero(width == w)
         for members in np.array_split(same, -(-len(same) * w // _BLOCK_CELLS)):
             count, first = n[members], starts[members]
-            row = np.repeat(np.arange(len(members)), count)
-            col = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
-            source = np.repeat(first, count) + col
-            t = np.empty((len(members), w))
+            k, m = len(members), count[0]
+            t = np.empty((k, w))
             t[:] = day[first + count - 1, None]
-            t[row, col] = day[source]
+            dense_cf = np.zeros((k, w))
+            if (count == m).all() and members[-1] - members[0] == k - 1:  # one slice
+                flat = slice(first[0], first[0] + k * m)
+                t[:, :m], dense_cf[:, :m] = day[flat].reshape(k, m), cf[flat].reshape(k, m)
+            else:
+                row = np.repeat(np.arange(k), count)
+                col = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
+                source = np.repeat(first, count) + col
+                t[row, col], dense_cf[row, col] = day[source], cf[source]
             t -= t[:, :1]
             t /= _DAYS_PER_YEAR
-            dense_cf = np.zeros((len(members), w))
-            dense_cf[row, col] = cf[source]
             yield members, _Rows(t, dense_cf, count)
 
 
@@ -386,6 +404,11 @@ def _per_entity(values: pd.Series | None, entities: pd.Index, default: float) ->
     return np.where(np.isnan(aligned), default, aligned)
 
 
+def _where(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays where mask is True (the arrays themselves, uncopied, if it is everywhere)."""
+    return arrays if mask.all() else tuple(a[mask] for a in arrays)
+
+
 def _flows(flows: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(entities, bad entities, then the non-zero flows of the others summed per date and
     sorted by entity code then day: code, day, amount). Raises ValueError as documented."""
@@ -394,24 +417,23 @@ def _flows(flows: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray, np.nd
         raise ValueError(f"flows lacks column(s) {missing}")
     codes, uniques = _factorize(flows["entity"])
     amount = pd.to_numeric(flows["amount"]).to_numpy(dtype=float, na_value=np.nan)
-    days = _days(flows["date"])
-    keep = codes >= 0
-    codes, days, amount = codes[keep], days[keep], amount[keep]
+    codes, days, amount = _where(codes >= 0, codes, _days(flows["date"]), amount)
     invalid = ~np.isfinite(amount) | (days == np.iinfo(np.int64).min)
-    bad = np.bincount(codes[invalid], minlength=len(uniques)) > 0
-    keep = ~bad[codes]
-    codes, days, amount = codes[keep], days[keep], amount[keep]
+    bad = np.zeros(len(uniques), dtype=bool)
+    if invalid.any():
+        bad = np.bincount(codes[invalid], minlength=len(uniques)) > 0
+        codes, days, amount = _where(~bad[codes], codes, days, amount)
     same = codes[1:] == codes[:-1]
     if not ((codes[1:] > codes[:-1]) | (same & (days[1:] >= days[:-1]))).all():
         order = np.lexsort((days, codes))
         codes, days, amount = codes[order], days[order], amount[order]
-    new = np.ones(len(codes), dtype=bool)
-    new[1:] = (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])
-    first = np.flatnonzero(new)
-    codes, days, amount = codes[first], days[first], np.add.reduceat(amount, first)
-    nonzero = amount != 0
+        same = codes[1:] == codes[:-1]
+    repeat = same & (days[1:] == days[:-1])
+    if repeat.any():
+        first = np.flatnonzero(np.concatenate(([True], ~repeat)))
+        codes, days, amount = codes[first], days[first], np.add.reduceat(amount, first)
     entities = pd.Index(uniques, name="entity")
-    return entities, bad, codes[nonzero], days[nonzero], amount[nonzero]
+    return (entities, bad, *_where(amount != 0, codes, days, amount))
 
 
 def xirr_many_detailed(
@@ -452,7 +474,7 @@ def xirr_many_detailed(
         keep = two_signs[ent]
         if not keep.all():
             renumber = np.cumsum(two_signs) - 1  # the solved entities numbered 0..k-1
-            ent, day, cf = renumber[ent[keep]], day[keep], cf[keep]
+            ent, day, cf = _where(keep, renumber[ent], day, cf)
         for members, rows in _blocks(ent, day, cf):
             target = solve[members]
             x[target], roots[target] = _solve_rows(rows, near[target], horizon[target])
