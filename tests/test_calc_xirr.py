@@ -177,6 +177,21 @@ def test_missing_date_is_non_finite_input_and_other_entities_still_solve():
     assert detail.loc["a", "rate"] == pytest.approx(0.10, abs=1e-14)
 
 
+def test_unsolvable_entities_between_others_leave_them_alone():
+    year = DAY0 + pd.Timedelta(days=365)
+    frame = pd.DataFrame(
+        {
+            "entity": ["a", "a", "b", "b", "c", "c", "d", "d"],
+            "date": [DAY0, year] * 4,
+            "amount": [-100.0, 110.0, 0.0, 0.0, -1.0, np.nan, -100.0, 121.0],
+        }
+    )
+    detail = xirr_many_detailed(frame)
+    assert detail["status"].tolist() == ["ok", "zero_flows", "non_finite_input", "ok"]
+    assert detail.loc["a", "rate"] == pytest.approx(0.10, abs=1e-14)
+    assert detail.loc["d", "rate"] == pytest.approx(0.21, abs=1e-14)
+
+
 @pytest.mark.parametrize("unit", ["s", "ms", "ns"])
 def test_times_of_day_are_dropped_before_and_after_1970(unit):
     # 18:00 on 1969-12-31 is that day (not 1970-01-01): 365 days to 1970-12-31

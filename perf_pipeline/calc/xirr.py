@@ -487,8 +487,12 @@ def xirr_many_detailed(
     if (horizon <= 0).any():
         raise ValueError("horizon_days must be positive")
     n = len(entities)
-    n_flows = np.bincount(ent, minlength=n)
-    n_positive = np.bincount(ent, cf > 0, minlength=n)
+    start = np.searchsorted(ent, np.arange(n + 1))  # ent is sorted: each entity's first flow
+    n_flows = np.diff(start)
+    n_positive = np.zeros(n, dtype=np.int64)
+    some = n_flows > 0
+    if some.any():
+        n_positive[some] = np.add.reduceat(cf > 0, start[:-1][some], dtype=np.int64)
     two_signs = (n_positive > 0) & (n_positive < n_flows)
     status = np.select(
         [bad, n_flows == 0, n_flows == 1, ~two_signs],
@@ -499,10 +503,9 @@ def xirr_many_detailed(
     roots = np.zeros(n, dtype=np.int64)
     solve = np.flatnonzero(status == "ok")
     if solve.size:
-        keep = two_signs[ent]
-        if not keep.all():
+        if not two_signs.all():
             renumber = np.cumsum(two_signs) - 1  # the solved entities numbered 0..k-1
-            ent, day, cf = _where(keep, renumber[ent], day, cf)
+            ent, day, cf = _where(two_signs[ent], renumber[ent], day, cf)
         x[solve], roots[solve] = _solve(ent, day, cf, near[solve], horizon[solve])
     with np.errstate(over="ignore"):
         rate = np.expm1(x)
