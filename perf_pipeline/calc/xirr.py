@@ -44,9 +44,12 @@ other rows):
 1. validate (statuses above);
 2. two flows: x = log(-CF_1 / CF_0) / t_1;
 3. Newton's iteration with the analytic derivative NPV'(x) = -sum_i (t_i - s) CF_i e^(...),
-   from a Modified-Dietz-like guess, steps capped at 1 + |x| and kept in [lo, hi]; a root
-   when the step is below 1e-11 (1 + |x|) and |NPV| <= 1e-10 sum_i |discounted CF_i| (both
-   relative: cents and billions behave alike);
+   its step N = -NPV / NPV' corrected by the analytic second derivative as Halley's,
+   N / (1 + N NPV'' / (2 NPV')) (cubic convergence: a few steps fewer; plain N where the
+   correction is not finite or turns the step around), from a Modified-Dietz-like guess,
+   steps capped at 1 + |x| and kept in [lo, hi]; a root when the step is below
+   1e-11 (1 + |x|) and |NPV| <= 1e-10 sum_i |discounted CF_i| (both relative: cents and
+   billions behave alike);
 4. the root is the only one when the investment balance never changes side at it (every
    partial sum of the discounted flows in time order, before the last, has the first flow's
    sign: Teichroew-Robichek-Montalbano; one sign change in the flows is such a case), or
@@ -151,19 +154,24 @@ def _guess(rows: _Rows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _newton(rows: _Rows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Newton's iteration in x for all rows at once (step 3); NaN where it does not settle.
-    Once fewer than a quarter of the rows still move, the arrays shrink to those (copying
-    costs about one step)."""
+    """Newton's iteration with Halley's correction in x for all rows at once (step 3); NaN
+    where it does not settle. Once fewer than a quarter of the rows still move, the arrays
+    shrink to those (copying costs about one step)."""
     x = _guess(rows, lo, hi)
     root = np.full(len(x), np.nan)
     members = np.arange(len(x))  # the rows of `sub`
     sub, cf_t = rows, rows.cf * rows.t
+    cf_tt = cf_t * rows.t
     for _ in range(_MAX_NEWTON):
         disc, s = _discount(sub, x)
         npv = _rowdot(sub.cf, disc)
-        slope = s * npv - _rowdot(cf_t, disc)  # d NPV / dx, scaled as NPV
-        with np.errstate(divide="ignore", invalid="ignore"):
+        moment = _rowdot(cf_t, disc)
+        slope = s * npv - moment  # d NPV / dx, scaled as NPV
+        curve = _rowdot(cf_tt, disc) - s * (2 * moment - s * npv)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             step = -npv / slope
+            halley = step / (1.0 + 0.5 * step * curve / slope)
+        step = np.where(np.isfinite(halley) & (halley * step > 0), halley, step)
         limit = 1.0 + np.abs(x)
         x = np.clip(x + np.clip(step, -limit, limit), lo[members], hi[members])
         fresh = (np.abs(step) <= _STEP_RTOL * limit) & np.isnan(root[members])
@@ -172,7 +180,8 @@ def _newton(rows: _Rows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         if not going.any():
             break
         if going.sum() < len(members) // 4:  # else the settled rows stay: they stay at a root
-            members, sub, cf_t, x = members[going], sub.take(going), cf_t[going], x[going]
+            members, sub, x = members[going], sub.take(going), x[going]
+            cf_t, cf_tt = cf_t[going], cf_tt[going]
     return root
 
 
