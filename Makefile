@@ -7,7 +7,7 @@ DEMO_INPUT := data/input
 DEMO_STORE := data/perf.duckdb
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install test lint security demo dev bench lambda-zip clean
+.PHONY: install test test-fast lint security demo dev bench lambda-zip clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ security: install
 
 test: install lint security
 	$(BIN)/pytest
+
+# The unit tests only (no moto server, Dagster services or whole pipeline runs): the edit-run loop.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)

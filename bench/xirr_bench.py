@@ -2,30 +2,47 @@
 
 Run: .venv/bin/python bench/xirr_bench.py [repeats]
 
-Besides the timings (and the 1-minute load average when they were taken: the machine may be
-shared) it reports how many series each found a root for, the largest difference where both
-did, and for that series each rate's NPV relative to the sum of |discounted flows| (which of
-the two is nearer the root).
-
 Series (fixed seed): an initial purchase, 48 contributions or withdrawals on distinct random
 dates over a horizon of 60 days to 10 years while the value follows a random walk (annual
 drift and volatility drawn per series), then the final value. Withdrawals never exceed the
-value at the time. Both timings are the best of `repeats`; the per-series lists of dates and
-amounts for pyxirr, and the long table for `xirr_many`, are built outside the timed region.
+value at the time. The per-series lists of dates and amounts for pyxirr, and the long table
+for `xirr_many`, are built outside the timed region; ours parses the table inside it.
+
+How it is timed, so that the ratio does not move with the machine (it fell to 0.75-1.3x
+between runs when each side was timed as a block of repeats by the wall clock):
+- both sides run once untimed first (imports, first-touch page faults, caches);
+- the repeats interleave the two sides, alternating which goes first, so that load from other
+  processes falls on both alike (the machine is shared);
+- each call runs with the garbage collector off after a `gc.collect()` (pyxirr's loop makes
+  10,000 Python floats and lists, ours a few arrays: a collection may land in either);
+- the figure is CPU time of this process (`time.process_time`), which a process preempted by
+  another does not accrue, beside the wall time; both sides run on one thread (BLAS threads
+  are set to 1 before numpy loads; neither calls BLAS);
+- the best of `repeats` of each, and the ratio of the bests; the median of the per-repeat
+  ratios is printed too.
+
+It also reports how many series each found a root for, the largest difference where both
+did, and for that series each rate's NPV relative to the sum of |discounted flows| (which of
+the two is nearer the root).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import sys
-import time
 
-import numpy as np
-import pandas as pd
-import pyxirr
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # effective when this file is the first to load numpy
 
-from perf_pipeline.calc.xirr import xirr_many
+import datetime as dt  # noqa: E402
+import gc  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyxirr  # noqa: E402
+
+from perf_pipeline.calc.xirr import xirr_many  # noqa: E402
 
 N_SERIES = 10_000
 N_FLOWS = 50
@@ -81,17 +98,20 @@ def _relative_npv(dates: list[dt.date], amounts: list[float], rate: float) -> fl
     return float(np.sum(np.sign(cf) * weights) / np.sum(weights))
 
 
-def _best(repeats: int, fn) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _timed(fn) -> tuple[float, float, object]:
+    """(CPU seconds, wall seconds, result) of one call with the garbage collector off."""
+    gc.collect()
+    gc.disable()
+    try:
+        cpu, wall = time.process_time(), time.perf_counter()
         result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+        return time.process_time() - cpu, time.perf_counter() - wall, result
+    finally:
+        gc.enable()
 
 
-def run(repeats: int = 5) -> dict:
-    """Time both solvers (best of `repeats`) and compare their rates."""
+def run(repeats: int = 15) -> dict:
+    """Time both solvers (interleaved, best of `repeats`) and compare their rates."""
     flows = make_flows()
     groups = flows.groupby("entity", sort=True)
     series = [
@@ -99,12 +119,24 @@ def run(repeats: int = 5) -> dict:
         for _, g in groups
     ]
 
-    ours_time, ours = _best(repeats, lambda: xirr_many(flows))
+    def ours_call() -> pd.Series:
+        return xirr_many(flows)
 
     def loop() -> list:
         return [pyxirr.xirr(d, a, silent=True) for d, a in series]
 
-    pyxirr_time, theirs = _best(repeats, loop)
+    sides = {"ours": ours_call, "pyxirr": loop}
+    results = {name: fn() for name, fn in sides.items()}  # warm-up, untimed
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
+    wall: dict[str, list[float]] = {name: [] for name in sides}
+    for i in range(max(1, repeats)):
+        for name in list(sides)[:: 1 if i % 2 == 0 else -1]:
+            c, w, results[name] = _timed(sides[name])
+            cpu[name].append(c)
+            wall[name].append(w)
+    ours, theirs = results["ours"], results["pyxirr"]
+    ours_time, pyxirr_time = min(cpu["ours"]), min(cpu["pyxirr"])
+    paired = np.array(cpu["pyxirr"]) / np.array(cpu["ours"])
     ours = ours.to_numpy()
     theirs = np.array([np.nan if r is None else r for r in theirs], dtype=float)
     both = np.isfinite(ours) & np.isfinite(theirs)
@@ -113,9 +145,15 @@ def run(repeats: int = 5) -> dict:
     return {
         "series": len(series),
         "flows_per_series": N_FLOWS,
+        "repeats": max(1, repeats),
         "xirr_many_s": ours_time,
         "pyxirr_loop_s": pyxirr_time,
         "ratio_pyxirr_over_ours": pyxirr_time / ours_time,
+        "ratio_median_of_pairs": float(np.median(paired)),
+        "ratio_worst_pair": float(paired.min()),
+        "xirr_many_wall_s": min(wall["ours"]),
+        "pyxirr_loop_wall_s": min(wall["pyxirr"]),
+        "ratio_wall": min(wall["pyxirr"]) / min(wall["ours"]),
         "load_average_1min": os.getloadavg()[0],
         "roots_ours": int(np.isfinite(ours).sum()),
         "roots_pyxirr": int(np.isfinite(theirs).sum()),
@@ -128,6 +166,6 @@ def run(repeats: int = 5) -> dict:
 
 
 if __name__ == "__main__":
-    figures = run(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    figures = run(int(sys.argv[1]) if len(sys.argv) > 1 else 15)
     for key, value in figures.items():
         print(f"{key:>24}: {value}")

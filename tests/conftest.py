@@ -107,3 +107,31 @@ def aws_error_response():
         return AWSResponse(request.url, status, headers, _RawBody(body.encode()))
 
     return build
+
+
+# --- test tiers ---------------------------------------------------------------------------------
+# `slow`: end to end, a real server or a whole pipeline run (moto's server, dagster-webserver or
+# -daemon, `perf-pipeline run` / `materialize` of every asset). `make test-fast` leaves them out.
+SLOW_MODULES = frozenset(
+    {
+        "test_deploy",  # the deployment's webserver and daemon commands against moto
+        "test_lambda_e2e",  # the Lambda against a real dagster-webserver + dagster-daemon
+        "test_pipeline_aws",  # whole runs on the aws target (moto)
+        "test_pipeline_local",  # whole runs on the local target
+        "test_sensors_daemon",  # the real dagster-daemon
+    }
+)
+SLOW_FIXTURES = frozenset({"moto_endpoint"})  # every test that talks to moto's server
+SLOW_FIXTURES_OF_MODULE = {
+    "test_increments": frozenset({"sample", "computed"}),  # whole `perf-pipeline run`s
+    "test_sensors_stale_partitions": frozenset({"computed"}),  # the sensor's runs, computed
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `slow` every test of SLOW_MODULES and every test that needs a slow fixture."""
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        slow = SLOW_FIXTURES | SLOW_FIXTURES_OF_MODULE.get(module, frozenset())
+        if module in SLOW_MODULES or slow & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

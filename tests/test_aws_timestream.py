@@ -189,6 +189,22 @@ def test_daily_records_shape() -> None:
     ]
 
 
+def test_nat_is_null_like_none_and_nan() -> None:
+    """NaT (pandas' or numpy's, in an object column) is left out like NaN: no "NaT" string
+    sent as a VARCHAR, no float(NaT) TypeError on a DOUBLE."""
+    frame = metrics_frame(3).astype({"request_id": object, "twr": object})
+    frame["twr"] = [0.5, pd.NaT, np.datetime64("NaT")]
+    frame.loc[1, "request_id"] = pd.NaT
+    frame.loc[2, "request_id"] = np.datetime64("NaT")
+    records = metrics_records(frame)
+    assert len(records) == 3
+    names = [[m["Name"] for m in r["MeasureValues"]] for r in records]
+    assert "request_id" in names[0] and "twr" in names[0]
+    for later in names[1:]:
+        assert "request_id" not in later
+        assert "twr" not in later
+
+
 def test_rejected_records_raise_with_each_reason(ts, aws_error_response) -> None:
     """RejectedRecordsException injected (before-send) for the batch holding records 100..199."""
     frame = metrics_frame(150)

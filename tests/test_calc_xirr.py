@@ -39,6 +39,11 @@ def _relative_npv(days: np.ndarray, amounts: np.ndarray, log1p_rate: float) -> f
     return float(np.sum(np.sign(amounts) * weights) / np.sum(weights))
 
 
+def _npv_sign(days: np.ndarray, amounts: np.ndarray, log1p_rate: float) -> float:
+    """Sign of NPV at r = exp(log1p_rate) - 1 (the relative NPV, computed in logs)."""
+    return float(np.sign(_relative_npv(days, amounts, log1p_rate)))
+
+
 def _roots_from_quadratic(r1: float, r2: float) -> list[float]:
     """Flows at years 0, 1, 2 whose NPV is -100 (v - v1)(v - v2), v = 1 / (1 + r)."""
     v1, v2 = 1 / (1 + r1), 1 / (1 + r2)
@@ -92,6 +97,18 @@ def test_two_day_horizon_rate_of_order_1e28():
     assert rate == pytest.approx(u**365 - 1, rel=1e-10)
     assert detail["log1p_rate"] == pytest.approx(365 * math.log(u), rel=1e-13)
     assert abs(_relative_npv(days, amounts, detail["log1p_rate"])) < 1e-12
+
+
+def test_rate_too_close_to_minus_one_is_nan_not_minus_one():
+    # 10,000 paid, 1 back a week later: (1 + r) ** (7 / 365) = 1e-4, 1 + r = 1e-208
+    detail = xirr_many_detailed(_long({"a": _series([7, 0], [1.0, -10_000.0])})).loc["a"]
+    assert detail["status"] == "rate_underflow"
+    assert math.isnan(detail["rate"])
+    assert detail["log1p_rate"] == pytest.approx(365 / 7 * math.log(1e-4), rel=1e-14)
+    assert math.isnan(xirr(_series([7, 0], [1.0, -10_000.0])))
+    # just above the edge (1 + r = 1e-15) it is a rate
+    edge = xirr(_series([0, 365], [-1e15, 1.0]))
+    assert edge > -1 and 1 + edge == pytest.approx(1e-15, rel=1e-6)
 
 
 def test_rate_too_large_for_float64_is_nan_not_inf():
@@ -158,6 +175,21 @@ def test_missing_date_is_non_finite_input_and_other_entities_still_solve():
     assert list(detail.index) == ["a", "b"]
     assert detail["status"].tolist() == ["ok", "non_finite_input"]
     assert detail.loc["a", "rate"] == pytest.approx(0.10, abs=1e-14)
+
+
+def test_unsolvable_entities_between_others_leave_them_alone():
+    year = DAY0 + pd.Timedelta(days=365)
+    frame = pd.DataFrame(
+        {
+            "entity": ["a", "a", "b", "b", "c", "c", "d", "d"],
+            "date": [DAY0, year] * 4,
+            "amount": [-100.0, 110.0, 0.0, 0.0, -1.0, np.nan, -100.0, 121.0],
+        }
+    )
+    detail = xirr_many_detailed(frame)
+    assert detail["status"].tolist() == ["ok", "zero_flows", "non_finite_input", "ok"]
+    assert detail.loc["a", "rate"] == pytest.approx(0.10, abs=1e-14)
+    assert detail.loc["d", "rate"] == pytest.approx(0.21, abs=1e-14)
 
 
 @pytest.mark.parametrize("unit", ["s", "ms", "ns"])
@@ -232,16 +264,23 @@ def test_brent_fallback_when_newton_is_cut_short(monkeypatch):
     )
 
 
-@pytest.mark.parametrize(
-    "certificates",
-    [
-        ("_unique",),
-        ("_unique_by_laguerre",),
-        ("_unique", "_unique_by_laguerre"),
-        ("_unique_by_bounds",),
-        ("_unique", "_unique_by_laguerre", "_unique_by_bounds"),
-    ],
-)
+def _certificates_off(monkeypatch, *which: str) -> None:
+    """Turn off the TRM certificate ("trm", inside _certify) and/or the interval bounds."""
+    if "trm" in which:
+        certify = xirr_module._certify
+
+        def root_only(rows, x):
+            is_root, _ = certify(rows, x)
+            return is_root, np.zeros_like(is_root)
+
+        monkeypatch.setattr(xirr_module, "_certify", root_only)
+    if "bounds" in which:
+        monkeypatch.setattr(
+            xirr_module, "_unique_by_bounds", lambda rows, x: np.zeros(len(x), dtype=bool)
+        )
+
+
+@pytest.mark.parametrize("certificates", [("trm",), ("bounds",), ("trm", "bounds")])
 def test_scan_agrees_with_the_uniqueness_certificates(monkeypatch, certificates):
     """Where a certificate says a root is the only one, the grid scan finds it and no other."""
     cases = _cases(seed=6, count=150)
@@ -250,8 +289,7 @@ def test_scan_agrees_with_the_uniqueness_certificates(monkeypatch, certificates)
         for i, (d, a) in enumerate(cases)
     )
     expected = xirr_many_detailed(long)
-    for name in certificates:
-        monkeypatch.setattr(xirr_module, name, lambda fl, x: np.zeros(fl.size, dtype=bool))
+    _certificates_off(monkeypatch, *certificates)
     scanned = xirr_many_detailed(long)
     assert (scanned["status"] == expected["status"]).all()
     certified = (expected["roots"] == 1) & (expected["status"] == "ok")
@@ -281,10 +319,9 @@ def test_scan_agrees_with_the_uniqueness_certificates(monkeypatch, certificates)
     ],
 )
 def test_bounds_certificate_never_vouches_for_one_of_two_roots(monkeypatch, days, amounts, roots):
-    """With the sign-rule certificates off, two roots must reach the scan: the interval-bounds
+    """With the TRM certificate off, two roots must reach the scan: the interval-bounds
     certificate may not call either of them the only one."""
-    for name in ("_unique", "_unique_by_laguerre"):
-        monkeypatch.setattr(xirr_module, name, lambda fl, x: np.zeros(fl.size, dtype=bool))
+    _certificates_off(monkeypatch, "trm")
     long = _long({"a": _series(days, amounts)})
     detail = xirr_many_detailed(long).loc["a"]
     assert detail["roots"] == 2
@@ -341,16 +378,22 @@ def test_agrees_with_pyxirr_on_random_series():
         dates = [dt.date(2023, 1, 1) + dt.timedelta(days=int(d)) for d in days]
         theirs = pyxirr.xirr(dates, amounts.tolist(), silent=True)
         rate, log1p_rate = detail.loc[i, ["rate", "log1p_rate"]]
-        if not math.isnan(rate):  # whatever pyxirr says, ours must be a root
+        if not math.isnan(log1p_rate):  # whatever pyxirr says, ours must be a root
             ours_npv = _relative_npv(days, amounts, log1p_rate)
             assert abs(ours_npv) < 1e-9, (i, rate)
-            assert rate == pytest.approx(math.expm1(log1p_rate), rel=1e-15)
+            assert rate > -1 or math.isnan(rate), (i, rate)
+            if not math.isnan(rate):
+                assert rate == pytest.approx(math.expm1(log1p_rate), rel=1e-15)
         if theirs is None or not math.isfinite(theirs) or theirs <= -1:
             continue
         theirs_npv = _relative_npv(days, amounts, math.log1p(theirs))
         if abs(theirs_npv) > 1e-6:
             continue  # not a root: pyxirr's absolute tolerance accepted tiny discounted flows
         compared += 1
+        if detail.loc[i, "status"] == "rate_underflow":  # a root nearer 0 than theirs
+            assert abs(_relative_npv(days, amounts, log1p_rate)) < 1e-9, (i, theirs)
+            assert _sign_changes(amounts) > 1 and abs(theirs) > 1, (i, theirs)
+            continue
         assert not math.isnan(rate), (i, theirs)
         if rate == pytest.approx(theirs, rel=1e-8, abs=1e-8):
             agreed += 1
@@ -388,10 +431,59 @@ def test_reported_root_solves_npv(case):
     days, amounts = case
     detail = xirr_many_detailed(_long({"a": _series(list(days), list(amounts))})).loc["a"]
     # first and last flows differ in sign, so NPV changes sign: a root must be reported
-    assert detail["status"] in ("ok", "rate_overflow")
+    assert detail["status"] in ("ok", "rate_overflow", "rate_underflow")
+    assert abs(_relative_npv(days, amounts, detail["log1p_rate"])) < 1e-9
     if detail["status"] == "ok":
-        assert abs(_relative_npv(days, amounts, detail["log1p_rate"])) < 1e-9
+        assert detail["rate"] > -1
         assert detail["rate"] == pytest.approx(math.expm1(detail["log1p_rate"]), rel=1e-15)
+    else:
+        assert math.isnan(detail["rate"])
+
+
+@st.composite
+def _one_sign_change_shuffled(draw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(days, amounts, row order): money paid in on the earlier dates, received on the later
+    ones (NPV -> +inf as r -> -1, one sign change: exactly one root), rows shuffled. Sizes
+    from cents to millions over 1 day to 10 years, so some roots have 1 + r below 1e-16."""
+    n = draw(st.integers(min_value=2, max_value=10))
+    days = np.sort(
+        np.array(draw(st.lists(st.integers(0, 3650), min_size=n, max_size=n, unique=True)))
+    )
+    paid = draw(st.integers(min_value=1, max_value=n - 1))
+    size = st.floats(min_value=0.01, max_value=1e6, allow_nan=False, allow_infinity=False)
+    amounts = np.array(draw(st.lists(size, min_size=n, max_size=n)))
+    amounts[:paid] *= -1
+    order = np.array(draw(st.permutations(range(n))))
+    return days, amounts, order
+
+
+@settings(max_examples=300, deadline=None)
+@given(_one_sign_change_shuffled())
+def test_one_sign_change_in_any_row_order_gives_the_root_never_minus_one(case):
+    days, amounts, order = case
+    flows = _series(list(days[order]), list(amounts[order]))
+    detail = xirr_many_detailed(_long({"a": flows})).loc["a"]
+    rate, x = detail["rate"], detail["log1p_rate"]
+    assert rate != -1.0 and not rate < -1
+    # the root, checked here: NPV ~ 0 relative to the flows, and NPV changes sign around it
+    assert abs(_relative_npv(days, amounts, x)) < 1e-9
+    step = 1e-7 * (1 + abs(x))
+    assert _npv_sign(days, amounts, x - step) == 1.0 and _npv_sign(days, amounts, x + step) == -1.0
+    assert detail["roots"] == 1
+    if detail["status"] == "rate_underflow":  # 1 + r < 1.1e-16: r would round to -1.0
+        assert x < math.log(2.0**-52) and math.isnan(rate)
+    elif detail["status"] == "rate_overflow":
+        assert x > math.log(np.finfo(float).max) and math.isnan(rate)
+    else:
+        assert detail["status"] == "ok" and rate == xirr(flows)
+        dates = [dt.date(2023, 1, 1) + dt.timedelta(days=int(d)) for d in days]
+        theirs = pyxirr.xirr(dates, amounts.tolist(), silent=True)
+        if (
+            theirs is not None
+            and theirs > -1
+            and abs(_relative_npv(days, amounts, np.log1p(theirs))) < 1e-9
+        ):
+            assert np.log1p(rate) == pytest.approx(np.log1p(theirs), rel=1e-6, abs=1e-9)
 
 
 @settings(max_examples=100, deadline=None)
@@ -408,9 +500,22 @@ def test_scaling_amounts_leaves_rate_unchanged(case, factor, power):
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(_valid_series(), min_size=1, max_size=6))
-def test_many_equals_scalar_per_entity(cases):
+def test_many_entities_each_solve_their_own_npv(cases):
+    """One call for several entities: each entity's root is checked on its own flows, by an
+    NPV computed here (in logs) and by pyxirr where pyxirr converges to a root."""
     series = {f"e{i}": _series(list(d), list(a)) for i, (d, a) in enumerate(cases)}
-    many = xirr_many(_long(series))
-    for key, s in series.items():
-        one = xirr(s)
-        assert many[key] == one or (math.isnan(many[key]) and math.isnan(one))
+    detail = xirr_many_detailed(_long(series))
+    assert list(detail.index) == list(series)
+    for key, (days, amounts) in zip(series, cases, strict=True):
+        x = detail.loc[key, "log1p_rate"]
+        assert abs(_relative_npv(days, amounts, x)) < 1e-9, key
+        assert (
+            _npv_sign(days, amounts, x - 1e-6 * (1 + abs(x)))
+            != _npv_sign(days, amounts, x + 1e-6 * (1 + abs(x)))
+            or detail.loc[key, "roots"] > 1
+        ), key
+        if _sign_changes(amounts) == 1 and detail.loc[key, "status"] == "ok":
+            dates = [dt.date(2023, 1, 1) + dt.timedelta(days=int(d)) for d in days]
+            theirs = pyxirr.xirr(dates, amounts.tolist(), silent=True)
+            if theirs is not None and abs(_relative_npv(days, amounts, math.log1p(theirs))) < 1e-9:
+                assert detail.loc[key, "rate"] == pytest.approx(theirs, rel=1e-6, abs=1e-9)

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import duckdb
@@ -34,12 +33,25 @@ DATE_COLUMNS = {"transactions": "trade_date", "prices": "date", "benchmarks": "d
 # --- shards, digests, ranges, plans ----------------------------------------------------------
 
 
+def _bitwise_crc32(data: bytes) -> int:
+    """CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) bit by bit, independent of zlib."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
 def test_shard_names_sort_as_numbers_and_shard_of_is_stable_across_processes():
     assert shard_names(3) == ["s00", "s01", "s02"]
     assert shard_names(120)[7] == "s007" and sorted(shard_names(120)) == shard_names(120)
     ids = [f"P{i:05d}" for i in range(2000)]
     here = shard_of(ids, 16)
-    assert here[0] == f"s{zlib.crc32(b'P00000') % 16:02d}"
+    # CRC-32 (IEEE) of "123456789" is the catalogue's check value 0xCBF43926 = 3421780262
+    assert shard_of(["123456789"], 16).tolist() == ["s06"]
+    assert shard_of(["123456789"], 1000).tolist() == ["s262"]
+    assert list(here) == [f"s{_bitwise_crc32(pid.encode()) % 16:02d}" for pid in ids]
     code = (
         "import sys; from perf_pipeline.increments import shard_of; "
         "print(','.join(shard_of([f'P{i:05d}' for i in range(2000)], 16)))"

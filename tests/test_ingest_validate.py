@@ -286,6 +286,26 @@ def test_null_fee_equals_zero_fee_for_duplicates():
     assert result.input_files["duplicates"].tolist() == [1]
 
 
+def test_a_column_absent_from_one_file_still_counts_for_duplicates():
+    """The file without `amount` reads it as null: a copy with an amount is a conflict, a copy
+    with it empty is a duplicate (every model column is compared, not only shared ones)."""
+    header = TX_HEADER.replace(",amount", "")
+    row = "T1,P1,A1,S1,2024-06-03,BUY,10,100,1,USD"
+    without = _csv("transactions/a.csv", "transactions", header, row)
+    differs = _tx("T1,P1,A1,S1,2024-06-03,BUY,10,100,999,1,USD", path="transactions/b.csv")
+    result = _run(without, differs)
+    assert result.transactions.empty
+    assert sorted(result.rejected_rows["file"]) == ["transactions/a.csv", "transactions/b.csv"]
+    assert set(result.rejected_rows["rule"]) == {"duplicate_conflict"}
+    same = _tx("T1,P1,A1,S1,2024-06-03,BUY,10,100,,1,USD", path="transactions/b.csv")
+    result = _run(without, same)
+    assert result.transactions["source_file"].tolist() == ["transactions/a.csv"]
+    assert result.input_files.set_index("file")["duplicates"].to_dict() == {
+        "transactions/a.csv": 0,
+        "transactions/b.csv": 1,
+    }
+
+
 def test_conflicting_duplicates_are_all_rejected(tmp_path):
     parquet = _parquet(
         tmp_path,

@@ -138,7 +138,8 @@ def _epoch_ms(value: Any) -> int:
 
 
 def _is_null(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    """None, NaN (any float type), pd.NA and NaT (pandas' or numpy's) are null."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def _records(
