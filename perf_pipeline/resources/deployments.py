@@ -17,6 +17,7 @@ from perf_pipeline.resources.aws_clients import (
     SQSResource,
 )
 from perf_pipeline.resources.duckdb_store import DuckDBIOManager, DuckDBStore
+from perf_pipeline.resources.ingest_cache import IngestCache, beside
 from perf_pipeline.resources.input_store import InputStore
 from perf_pipeline.resources.s3_partition_store import S3PartitionStore
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
@@ -33,6 +34,7 @@ DEFAULTS = {
     "AWS_ENDPOINT_URL": None,
     "PERF_SHARDS": "8",
     "PERF_PARTITION_START": "2015-01-01",
+    "PERF_INGEST_CACHE": None,  # local: beside PERF_STORE; aws: <asset store>/_ingest_cache
 }
 ASSET_STORE_PREFIX = "_perf_pipeline/assets"
 
@@ -80,6 +82,9 @@ def local_resources() -> dict[str, Any]:
         **common_resources(),
         "io_manager": DuckDBIOManager(store=store),
         "partition_store": store,
+        "ingest_cache": IngestCache(
+            root=setting("PERF_INGEST_CACHE") or beside(configured("PERF_STORE"))
+        ),
     }
 
 
@@ -107,6 +112,10 @@ def aws_resources() -> dict[str, Any]:
             s3_resource=S3Resource(endpoint_url=endpoint), s3_bucket=bucket, s3_prefix=prefix
         ),
         "partition_store": store,
+        "ingest_cache": IngestCache(
+            root=setting("PERF_INGEST_CACHE") or f"s3://{bucket}/{prefix}/_ingest_cache",
+            endpoint_url=endpoint,
+        ),
     }
 
 
