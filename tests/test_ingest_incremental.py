@@ -196,7 +196,7 @@ def test_cross_file_rules_across_cached_new_changed_and_deleted_files(tmp_path, 
     assert_same(got.inputs, expected)
     assert set(expected.prices["security_id"]) == {"S1", "S2"}
     assert "currency_matches_portfolio" not in set(expected.rejected_rows["rule"])
-    assert got.blobs_pruned == 8  # the old portfolios entry and prices/b.csv's, 4 blobs each
+    assert got.blobs_pruned == 4  # rows and raw of the old portfolios entry and of prices/b
 
 
 def test_changed_file_of_same_size_and_mtime_is_a_cache_hit_by_design(tmp_path, reads):

@@ -7,11 +7,13 @@ so a new key: it is read again, and a file no longer listed is simply not asked 
 entry is removed by :meth:`ValidatedFileCache.prune`). A change of the rules changes the
 validation version, and every entry is then a miss.
 
-Each entry is four Parquet blobs under ``<version>/<key>/``: ``rows`` (the parsed records),
-``failures`` (row-rule failures, messages and record JSON), ``raw`` (the file's cells as text,
-read only when a later rule rejects one of its records) and ``meta`` (path, kind, size, reason
-of a file rejected whole), written last: an entry without ``meta`` does not exist, and an
-entry with a blob missing (pruned by a concurrent run) is a miss. No pickle: Parquet only.
+Each entry is up to three Parquet blobs under ``<version>/<key>/``: ``raw`` (the file's cells
+as text, read only when a later rule rejects one of its records), ``failures`` (row-rule
+failures, messages and record JSON; absent when there are none) and ``rows`` (the parsed
+records, with the file's path, kind, size, failure count and the reason of a file rejected
+whole in its schema metadata), written last: an entry without ``rows`` does not exist, and an
+entry with a blob missing (pruned by a concurrent run) is a miss. A clean file costs one read.
+No pickle: Parquet only.
 
 ``today`` plays no part in a key: :mod:`verdict` keeps verdicts free of the date upper bound,
 which :mod:`combine` applies on every run.
@@ -41,8 +43,8 @@ from perf_pipeline.resources.blobs import Blobs
 VALIDATION_VERSION: Final = "1"
 """Bump when the meaning of a cached verdict changes in a way the sources below do not show."""
 _RULE_SOURCES: Final = ("reading.py", "schemas.py", "validate.py", "verdict.py", "cache.py")
-_BLOBS: Final = ("rows", "failures", "raw", "meta")
 _NAMES: Final = b"perf_pipeline.names"
+_META: Final = b"perf_pipeline.file"
 
 
 @functools.cache
@@ -74,48 +76,51 @@ class ValidatedFileCache:
 
     def get(self, key: str) -> FileVerdict | None:
         """The verdict stored under ``key``; None when it is not (wholly) there."""
-        meta_data = self.blobs.get(self._blob(key, "meta"))
-        if meta_data is None:
-            return None
-        meta = _read(meta_data).iloc[0]
-        reason = meta["reason"] if isinstance(meta["reason"], str) else None
         rows_data = self.blobs.get(self._blob(key, "rows"))
-        failures_data = self.blobs.get(self._blob(key, "failures"))
-        if rows_data is None or failures_data is None:
+        if rows_data is None:
             return None
-        kind = str(meta["kind"])
-        rows = _read(rows_data)
-        if reason is None:
-            rows = rows.astype(_row_dtypes(kind))
-        failures = failure_frame(
-            {name: _read(failures_data)[name].to_numpy() for name in FAILURE_COLUMNS}
-        )
+        table = pq.read_table(io.BytesIO(rows_data))
+        meta = json.loads(table.schema.metadata[_META])
+        failures = failure_frame()
+        if meta["failures"]:
+            failures_data = self.blobs.get(self._blob(key, "failures"))
+            if failures_data is None:
+                return None
+            stored = _read(failures_data)
+            failures = failure_frame({name: stored[name].to_numpy() for name in FAILURE_COLUMNS})
+        rows = table.to_pandas()
+        if meta["reason"] is None:
+            rows = rows.astype(_row_dtypes(meta["kind"]))
         return FileVerdict(
-            path=str(meta["path"]),
-            kind=kind,
-            size_bytes=int(meta["size_bytes"]),
-            reason=reason,
+            path=meta["path"],
+            kind=meta["kind"],
+            size_bytes=meta["size_bytes"],
+            reason=meta["reason"],
             rows=rows,
             failures=failures,
-            load_raw=functools.partial(self._raw, key, str(meta["path"])),
+            load_raw=functools.partial(self._raw, key, meta["path"]),
         )
 
     def put(self, key: str, verdict: FileVerdict) -> None:
-        """Store ``verdict`` under ``key`` (``meta`` last, so a partial entry is a miss)."""
+        """Store ``verdict`` under ``key`` (``rows``, which carries the file's metadata, last:
+        a partial entry is a miss)."""
         if verdict.reason is None:
             self.blobs.put(self._blob(key, "raw"), _raw_bytes(verdict.load_raw()))
-        self.blobs.put(self._blob(key, "rows"), _write(pa.Table.from_pandas(verdict.rows)))
-        failures = verdict.failures.astype({n: object for n in FAILURE_COLUMNS[2:]})
-        self.blobs.put(self._blob(key, "failures"), _write(pa.Table.from_pandas(failures)))
-        meta = pa.table(
-            {
-                "path": [verdict.path],
-                "kind": [verdict.kind],
-                "size_bytes": pa.array([verdict.size_bytes], pa.int64()),
-                "reason": pa.array([verdict.reason], pa.string()),
-            }
+        if len(verdict.failures):
+            failures = verdict.failures.astype({n: object for n in FAILURE_COLUMNS[2:]})
+            self.blobs.put(self._blob(key, "failures"), _write(pa.Table.from_pandas(failures)))
+        meta = {
+            "path": verdict.path,
+            "kind": verdict.kind,
+            "size_bytes": verdict.size_bytes,
+            "reason": verdict.reason,
+            "failures": len(verdict.failures),
+        }
+        rows = pa.Table.from_pandas(verdict.rows)
+        rows = rows.replace_schema_metadata(
+            (rows.schema.metadata or {}) | {_META: json.dumps(meta)}
         )
-        self.blobs.put(self._blob(key, "meta"), _write(meta))
+        self.blobs.put(self._blob(key, "rows"), _write(rows))
 
     def _raw(self, key: str, path: str) -> RawTable:
         data = self.blobs.get(self._blob(key, "raw"))
