@@ -291,3 +291,30 @@ def test_verdicts_round_trip_through_parquet_and_combine_like_validate_inputs(tm
     assert_same(combine(loaded, today), expected)
     assert len(expected.rejected_files) == 3
     assert set(expected.rejected_rows["rule"]) >= {"field_count", "date_range"}
+
+
+def test_the_inputs_asset_materialized_twice_reads_only_the_new_file(tmp_path, reads):
+    from dagster import materialize
+
+    from perf_pipeline.assets.inputs import inputs
+    from perf_pipeline.resources.ingest_cache import IngestCache
+    from perf_pipeline.resources.settings import CalculationSettings
+
+    root = tmp_path / "input"
+    write(root, "portfolios/p.csv", PORTFOLIO_HEADER, "P1,C1,USD,")
+    write(root, "transactions/a.csv", TX_HEADER, "T1,P1,A1,,2024-06-03,DEPOSIT,,,100,,USD")
+    resources = {
+        "input_store": InputStore(root=str(root)),
+        "ingest_cache": IngestCache(root=str(tmp_path / "cache")),
+        "calculation_settings": CalculationSettings(),
+    }
+    assert materialize([inputs], resources=resources).success
+    assert sorted(reads) == ["portfolios/p.csv", "transactions/a.csv"]
+    write(root, "transactions/b.csv", TX_HEADER, "T2,P1,A1,,2024-06-04,DEPOSIT,,,5,,USD")
+    reads.clear()
+    result = materialize([inputs], resources=resources)
+    assert dict(reads) == {"transactions/b.csv": 1}
+    assert result.output_for_node("inputs", "transactions")["transaction_id"].tolist() == [
+        "T1",
+        "T2",
+    ]
