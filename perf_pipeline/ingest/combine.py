@@ -128,8 +128,10 @@ class _Kind:
                     {"pos": np.concatenate(late_pos or [np.empty(0, np.int64)]), "column": late_col}
                 )
             )
-            alive = np.flatnonzero(~v.rows[FAILED].to_numpy(dtype=bool) & ~late_any)
-            parts.append(v.rows.iloc[alive][[*names, SOURCE_LINE]])
+            alive_mask = ~v.rows[FAILED].to_numpy(dtype=bool) & ~late_any
+            alive = np.flatnonzero(alive_mask)
+            rows = v.rows[[*names, SOURCE_LINE]]
+            parts.append(rows if alive_mask.all() else rows.iloc[alive])
             owners.append(np.full(len(alive), j, dtype=np.int64))
             positions.append(alive.astype(np.int64))
         dtypes = _dtypes(kind)
@@ -138,8 +140,9 @@ class _Kind:
             if parts
             else pd.DataFrame({name: [] for name in [*names, SOURCE_LINE]})
         )
+        sizes = [len(p) for p in parts]
         frame = frame[names].astype({name: dtypes[name] for name in names})
-        paths = np.repeat([v.path for v in verdicts], [len(p) for p in parts]).astype(object)
+        paths = np.repeat(np.asarray([v.path for v in verdicts], dtype=object), sizes)
         frame[SOURCE_FILE] = pd.Series(paths, dtype=_source_file_dtype(verdicts))
         frame[SOURCE_LINE] = (
             np.concatenate([p[SOURCE_LINE].to_numpy(np.int64) for p in parts])
@@ -170,11 +173,14 @@ class _Kind:
         )
         grouped_parts, bad_parts, records = [], [], []
         for j, v in enumerate(self.verdicts):
+            late, mine = self.late[j], cross_owner == j
+            read = v.rows_read
+            if not len(v.failures) and not len(late) and not mine.any():  # a clean file
+                records.append((v.path, kind, read, read, 0, int(duplicates[j]), "ok"))
+                continue
             kept = v.failures
             bad = kept.loc[kept["pos"] == -1]
             kept = kept.loc[kept["pos"] >= 0]
-            late = self.late[j]
-            mine = cross_owner == j
             cross_pos = self.position[cross_rows[mine]]
             cross_rule = cross["rule"].to_numpy(dtype=object)[mine].tolist()
             cross_column = cross["column"].to_numpy(dtype=object)[mine].tolist()
@@ -192,7 +198,6 @@ class _Kind:
             failed = v.rows[FAILED].to_numpy(dtype=bool).copy()
             failed[kept["pos"].to_numpy(dtype=np.int64)] = True
             n_rejected = int(failed.sum()) + len(bad)
-            read = v.rows_read
             accepted = read - n_rejected
             records.append((v.path, kind, read, accepted, n_rejected, int(duplicates[j]), "ok"))
             if len(kept):
