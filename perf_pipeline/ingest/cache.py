@@ -29,15 +29,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from perf_pipeline.ingest import schemas
 from perf_pipeline.ingest.reading import RawTable
-from perf_pipeline.ingest.validate import SOURCE_LINE
-from perf_pipeline.ingest.verdict import FAILED, FAILURE_COLUMNS, FileVerdict, failure_frame
+from perf_pipeline.ingest.verdict import FAILURE_COLUMNS, FileVerdict, failure_frame
 from perf_pipeline.resources.blobs import Blobs
 
 VALIDATION_VERSION: Final = "1"
@@ -88,15 +85,12 @@ class ValidatedFileCache:
                 return None
             stored = _read(failures_data)
             failures = failure_frame({name: stored[name].to_numpy() for name in FAILURE_COLUMNS})
-        rows = table.to_pandas()
-        if meta["reason"] is None:
-            rows = rows.astype(_row_dtypes(meta["kind"]))
         return FileVerdict(
             path=meta["path"],
             kind=meta["kind"],
             size_bytes=meta["size_bytes"],
             reason=meta["reason"],
-            rows=rows,
+            rows=table.replace_schema_metadata(None),
             failures=failures,
             load_raw=functools.partial(self._raw, key, meta["path"]),
         )
@@ -116,10 +110,7 @@ class ValidatedFileCache:
             "reason": verdict.reason,
             "failures": len(verdict.failures),
         }
-        rows = pa.Table.from_pandas(verdict.rows)
-        rows = rows.replace_schema_metadata(
-            (rows.schema.metadata or {}) | {_META: json.dumps(meta)}
-        )
+        rows = verdict.rows.replace_schema_metadata({_META: json.dumps(meta)})
         self.blobs.put(self._blob(key, "rows"), _write(rows))
 
     def _raw(self, key: str, path: str) -> RawTable:
@@ -143,16 +134,6 @@ class ValidatedFileCache:
             self.blobs.delete(blob)
             deleted += 1
         return deleted
-
-
-@functools.cache
-def _row_dtypes(kind: str) -> dict[str, object]:
-    from perf_pipeline.ingest.combine import _dtypes
-
-    model = schemas.MODELS[kind]
-    dtypes = _dtypes(kind)
-    out = {name: dtypes[name] for name in schemas.columns(model)}
-    return out | {SOURCE_LINE: np.dtype("int64"), FAILED: np.dtype("bool")}
 
 
 def _write(table: pa.Table) -> bytes:

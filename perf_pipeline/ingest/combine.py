@@ -25,6 +25,7 @@ import functools
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from perf_pipeline.ingest import schemas
 from perf_pipeline.ingest.reading import KINDS, rows_as_json
@@ -97,6 +98,11 @@ def combine(verdicts: list[FileVerdict], today: dt.date) -> ValidatedInputs:
     )
 
 
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    """One column of an Arrow table as a numpy array (timestamps with NaT for null)."""
+    return table.column(name).to_numpy()
+
+
 def _source_file_dtype(verdicts: list[FileVerdict]) -> object:
     """The dtype pandas gives validate.py's source_file column: it infers one from the file
     paths of *all* parsed rows (rejected ones too), so an empty frame of accepted rows still
@@ -115,11 +121,12 @@ class _Kind:
         dates = schemas.columns_of_dtype(MODELS[kind], "M")
         self.late: list[pd.DataFrame] = []  # per file: pos, column of dates after `latest`
         parts, owners, positions = [], [], []
+        bound = latest.to_datetime64()
         for j, v in enumerate(verdicts):
             late_pos, late_col = [], []
-            late_any = np.zeros(len(v.rows), dtype=bool)
+            late_any = np.zeros(v.rows.num_rows, dtype=bool)
             for column in dates:
-                over = (v.rows[column] > latest).to_numpy(dtype=bool)
+                over = _column(v.rows, column) > bound  # NaT (no date) is never late
                 late_any |= over
                 late_pos.append(np.flatnonzero(over))
                 late_col += [column] * int(over.sum())
@@ -128,27 +135,25 @@ class _Kind:
                     {"pos": np.concatenate(late_pos or [np.empty(0, np.int64)]), "column": late_col}
                 )
             )
-            alive_mask = ~v.rows[FAILED].to_numpy(dtype=bool) & ~late_any
+            alive_mask = ~_column(v.rows, FAILED) & ~late_any
             alive = np.flatnonzero(alive_mask)
-            rows = v.rows[[*names, SOURCE_LINE]]
-            parts.append(rows if alive_mask.all() else rows.iloc[alive])
+            rows = v.rows.select([*names, SOURCE_LINE])
+            parts.append(rows if alive_mask.all() else rows.take(pa.array(alive)))
             owners.append(np.full(len(alive), j, dtype=np.int64))
             positions.append(alive.astype(np.int64))
         dtypes = _dtypes(kind)
-        frame = (
-            pd.concat(parts, ignore_index=True)
-            if parts
-            else pd.DataFrame({name: [] for name in [*names, SOURCE_LINE]})
-        )
-        sizes = [len(p) for p in parts]
-        frame = frame[names].astype({name: dtypes[name] for name in names})
+        if parts:
+            table = pa.concat_tables(parts)
+            frame = table.select(names).to_pandas()
+            lines = _column(table, SOURCE_LINE).astype(np.int64)
+        else:
+            frame = pd.DataFrame({name: [] for name in names})
+            lines = np.empty(0, dtype=np.int64)
+        frame = frame.astype({name: dtypes[name] for name in names})
+        sizes = [p.num_rows for p in parts]
         paths = np.repeat(np.asarray([v.path for v in verdicts], dtype=object), sizes)
         frame[SOURCE_FILE] = pd.Series(paths, dtype=_source_file_dtype(verdicts))
-        frame[SOURCE_LINE] = (
-            np.concatenate([p[SOURCE_LINE].to_numpy(np.int64) for p in parts])
-            if parts
-            else np.empty(0, dtype=np.int64)
-        )
+        frame[SOURCE_LINE] = lines
         self.frame = frame
         self.owner = np.concatenate(owners) if owners else np.empty(0, np.int64)
         self.position = np.concatenate(positions) if positions else np.empty(0, np.int64)
@@ -195,7 +200,7 @@ class _Kind:
                 kept = pd.concat(
                     [kept, self._described(v, new, cross_rows[mine])], ignore_index=True
                 )
-            failed = v.rows[FAILED].to_numpy(dtype=bool).copy()
+            failed = _column(v.rows, FAILED).copy()
             failed[kept["pos"].to_numpy(dtype=np.int64)] = True
             n_rejected = int(failed.sum()) + len(bad)
             accepted = read - n_rejected
@@ -224,7 +229,7 @@ class _Kind:
         ]
         unique_pos = np.unique(pos)
         json_of = dict(zip(unique_pos.tolist(), rows_as_json(raw, unique_pos), strict=True))
-        line = v.rows[SOURCE_LINE].to_numpy(dtype=np.int64)
+        line = _column(v.rows, SOURCE_LINE)
         return failure_frame(
             {
                 "pos": pos,

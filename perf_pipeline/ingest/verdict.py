@@ -11,7 +11,9 @@ A :class:`FileVerdict` holds, for one file:
 
 - ``rows``: every record that could be split into the header's fields, parsed as the model
   types them (fee default applied), with ``source_line`` and ``failed`` (a row rule other
-  than the date upper bound rejected it); position ``i`` is the file's ``i``-th record;
+  than the date upper bound rejected it); position ``i`` is the file's ``i``-th record. An
+  Arrow table (strings, timestamp[ns], double), so that the files of a kind are concatenated
+  and converted to pandas once, not file by file;
 - ``failures``: one row per (record, rule, column) failure of those rules, in the order the
   rejected-row message lists them, with the message fragment and the record as JSON;
   field-count failures (``bad_rows`` of the reader) are here too, with ``pos`` = -1;
@@ -29,6 +31,7 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from perf_pipeline.ingest import schemas
 from perf_pipeline.ingest.reading import (
@@ -58,7 +61,7 @@ class FileVerdict:
     kind: str
     size_bytes: int
     reason: str | None
-    rows: pd.DataFrame
+    rows: pa.Table
     failures: pd.DataFrame
     load_raw: Callable[[], RawTable] = field(repr=False, compare=False)
 
@@ -133,7 +136,7 @@ def _rejected_whole(file: RawFile, reason: str) -> FileVerdict:
         raise ValueError(f"{file.path} was rejected whole: it has no rows")
 
     return FileVerdict(
-        file.path, file.kind, len(file.data), reason, pd.DataFrame(), failure_frame(), no_table
+        file.path, file.kind, len(file.data), reason, pa.table({}), failure_frame(), no_table
     )
 
 
@@ -176,7 +179,8 @@ def _kind_verdicts(
         )
         if len(table.bad_rows):
             found = pd.concat([found, _field_count(table)], ignore_index=True)
-        rows = frame.iloc[lo:hi].reset_index(drop=True)
+        rows = pa.Table.from_pandas(frame.iloc[lo:hi], preserve_index=False)
+        rows = rows.replace_schema_metadata(None)
         verdict = FileVerdict(file.path, kind, len(file.data), None, rows, found, _constant(table))
         out.append((i, verdict))
     return out
