@@ -236,17 +236,30 @@ def test_s3_second_run_reads_only_the_new_object(aws, reads):
 
     put("transactions/2024-07-01.csv", TX_HEADER, "T1,P1,A1,,2024-06-03,DEPOSIT,,,100,,USD",
         "T2,P1,A1,,2024-07-01,DEPOSIT,,,5,,EUR")  # fmt: skip
-    # the same bytes again: a new ETag? no, same content gives the same ETag, and a new key
     reads.clear()
     got = validate_incrementally(store, cache, dt.date(2024, 7, 1))
     assert dict(reads) == {"transactions/2024-07-01.csv": 1}
+    assert_same(got.inputs, full_s3(store, bucket, dt.date(2024, 7, 1)))
+    assert got.inputs.input_files.set_index("file")["duplicates"].sum() == 1
+
+    # an object overwritten (new ETag) is read again; a deleted object's rows are gone
+    put("prices/2024.csv", PRICE_HEADER, "S1,2024-06-03,11,USD")
+    s3.delete_object(Bucket=bucket, Key="in/transactions/2024-06.csv")
+    reads.clear()
+    got = validate_incrementally(store, cache, dt.date(2024, 7, 1))
+    assert dict(reads) == {"prices/2024.csv": 1}
+    assert_same(got.inputs, full_s3(store, bucket, dt.date(2024, 7, 1)))
+    assert got.inputs.prices["close"].tolist() == [11.0]
+    assert got.inputs.input_files.set_index("file")["duplicates"].sum() == 0
+
+
+def full_s3(store: InputStore, bucket: str, today: dt.date) -> ValidatedInputs:
     files = [
         RawFile(f"s3://{bucket}/in/{obj.path}", obj.kind, store.read(obj))
         for kind in ("portfolios", "transactions", "prices", "benchmarks")
         for obj in store.list_files(kind)
     ]
-    assert_same(got.inputs, validate_inputs(files, dt.date(2024, 7, 1)))
-    assert got.inputs.input_files.set_index("file")["duplicates"].sum() == 1
+    return validate_inputs(files, today)
 
 
 def test_a_rule_change_invalidates_every_entry(tmp_path, monkeypatch):
@@ -268,6 +281,7 @@ def test_verdicts_round_trip_through_parquet_and_combine_like_validate_inputs(tm
         RawFile("portfolios/p.csv", "portfolios", f"{PORTFOLIO_HEADER}\nP1,C1,USD,\n".encode()),
         RawFile("transactions/q.csv", "transactions", b'a,b\n"x\n'),  # quoting error
         RawFile("transactions/e.csv", "transactions", b""),
+        RawFile("prices/all-bad.csv", "prices", f"{PRICE_HEADER}\nS 1,2024-06-03,1,USD\n".encode()),
         RawFile("transactions/x.txt", "transactions", b"x"),
         RawFile(
             "transactions/t.csv",
