@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from dagster import DagsterEventType, materialize
 
 from perf_pipeline.assets import inputs as inputs_module
 from perf_pipeline.assets.inputs import inputs
 from perf_pipeline.resources.ingest_cache import IngestCache
-from perf_pipeline.resources.input_store import InputStore
+from perf_pipeline.resources.input_store import InputStore, transient_read_error
 from perf_pipeline.resources.settings import CalculationSettings
 
 BUCKET = "perf-retry"
@@ -79,3 +79,30 @@ def test_a_dropped_connection_is_retried_and_the_run_completes(s3, aws, tmp_path
     assert attempts == 2
     assert calls == ["transactions/2024-06.csv"] * 2
     assert result.output_for_node("inputs", "transactions")["transaction_id"].tolist() == ["T1"]
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "GetObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (_client_error("SlowDown", 503), True),
+        (_client_error("InternalError", 500), True),
+        (_client_error("NoSuchKey", 404), True),  # vanished after the listing: list again
+        (_client_error("InvalidObjectState", 403), False),
+        (_client_error("AccessDenied", 403), False),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), True),
+        (TimeoutError("read timed out"), True),
+        (FileNotFoundError("gone"), True),
+        (PermissionError("denied"), False),
+        (IsADirectoryError("a folder"), False),
+        (ValueError("a bug or a bad file"), False),
+    ],
+)
+def test_which_read_failures_are_retried(error: BaseException, retried: bool):
+    assert transient_read_error(error) is retried

@@ -24,10 +24,14 @@ class InputReadError(Exception):
 
 def transient_read_error(exc: BaseException) -> bool:
     """True for a failure that may pass on a second try: S3 throttling, 5xx answers, broken
-    connections and timeouts (botocore has already retried them), or a local read that timed
-    out or lost its connection (a network mount). A bad file, a missing object, access denied
-    or an archived object are not transient: trying again gives the same answer."""
-    return is_transient(exc) or isinstance(exc, TimeoutError | ConnectionError)
+    connections and timeouts (botocore has already retried them), a local read that timed out
+    or lost its connection (a network mount), or a file that vanished between the listing and
+    the read (the retry lists again). Access denied or an archived object are not transient:
+    trying again gives the same answer."""
+    if isinstance(exc, ClientError):
+        vanished = exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}
+        return vanished or is_transient(exc)
+    return is_transient(exc) or isinstance(exc, TimeoutError | ConnectionError | FileNotFoundError)
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,8 @@ class InputStore(ConfigurableResource):
 
     def read(self, obj: InputObject) -> bytes:
         """The file's bytes. A failure that a second try cannot mend (access denied, an
-        archived or vanished object) raises :class:`InputReadError` naming the file; a
-        transient one (:func:`transient_read_error`) is raised as it came, to be retried."""
+        archived object) raises :class:`InputReadError` naming the file; a transient one
+        (:func:`transient_read_error`) is raised as it came, to be retried."""
         try:
             if self.is_s3:
                 bucket, key = self._key(obj.path)
