@@ -15,7 +15,8 @@
    rejected row; a record's text and JSON come from the verdict's ``load_raw`` only for
    records that steps 1 or 3 rejected here.
 
-The cost is a pass over the kept rows' compact columns; no file is read or parsed again.
+The cost is a columnar pass over the cached rows (Arrow, converted to pandas once per kind)
+and the cross-file rules themselves; no input file is read or parsed again.
 """
 
 from __future__ import annotations
