@@ -12,6 +12,7 @@ gone, and its entry is pruned.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +21,10 @@ from perf_pipeline.ingest.combine import combine
 from perf_pipeline.ingest.reading import DEFAULT_MAX_FILE_BYTES, KINDS, RawFile
 from perf_pipeline.ingest.validate import ValidatedInputs
 from perf_pipeline.ingest.verdict import FileVerdict, validate_files
+
+CACHE_READERS = 8
+"""Cache entries fetched at once (threads: an S3 GET waits on the network, Parquet decoding
+releases the GIL)."""
 
 
 class _Listed(Protocol):
@@ -59,17 +64,17 @@ def validate_incrementally(
     """Every input file validated as ``validate_inputs`` would, reading only files whose
     identity the cache has not seen (all of them without a cache)."""
     listed = [(kind, obj) for kind in KINDS for obj in source.list_files(kind)]
-    keys: list[str] = []
-    cached: list[FileVerdict] = []
-    missing: list[tuple[str, str, _Listed]] = []
-    for kind, obj in listed:
-        key = entry_key(source.uri(obj), kind, obj.version, max_file_bytes)
-        keys.append(key)
-        verdict = cache.get(key) if cache is not None else None
-        if verdict is None:
-            missing.append((key, kind, obj))
-        else:
-            cached.append(verdict)
+    keys = [entry_key(source.uri(obj), kind, obj.version, max_file_bytes) for kind, obj in listed]
+    found: list[FileVerdict | None] = [None] * len(keys)
+    if cache is not None:
+        with ThreadPoolExecutor(max_workers=CACHE_READERS) as pool:  # S3 GETs wait on the net
+            found = list(pool.map(cache.get, keys))
+    cached = [verdict for verdict in found if verdict is not None]
+    missing = [
+        (key, kind, obj)
+        for key, (kind, obj), verdict in zip(keys, listed, found, strict=True)
+        if verdict is None
+    ]
     files = [RawFile(source.uri(obj), kind, source.read(obj)) for _, kind, obj in missing]
     fresh = validate_files(files, max_file_bytes)
     if cache is not None:
