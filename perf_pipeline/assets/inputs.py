@@ -9,18 +9,18 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetOut,
-    Backoff,
-    Jitter,
     Output,
-    RetryPolicy,
+    RetryRequested,
     multi_asset,
 )
 
 from perf_pipeline.assets.groups import INPUTS
 from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.increments import input_digests
-from perf_pipeline.ingest import KINDS, RawFile, ValidatedInputs, validate_inputs
-from perf_pipeline.resources.input_store import InputStore
+from perf_pipeline.ingest import KINDS, RawFile, ValidatedInputs
+from perf_pipeline.ingest.incremental import validate_incrementally
+from perf_pipeline.resources.ingest_cache import IngestCache
+from perf_pipeline.resources.input_store import InputStore, transient_read_error
 from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.resources.settings import CalculationSettings
 
@@ -45,6 +45,9 @@ DATE_COLUMNS = {
     "input_digests": "date",
 }
 RECONCILE = "rows_reconcile"
+READ_RETRIES = 3
+READ_RETRY_DELAY_S = 2.0
+"""A transient read failure is retried READ_RETRIES times, after 2, 4, 8 seconds."""
 
 
 def read_input_files(store: InputStore) -> list[RawFile]:
@@ -68,19 +71,29 @@ def read_input_files(store: InputStore) -> list[RawFile]:
             description="For every file: rows read = rows accepted + rows rejected.",
         )
     ],
-    retry_policy=RetryPolicy(
-        max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-    ),
 )
 def inputs(
     context: AssetExecutionContext,
     input_store: InputStore,
+    ingest_cache: IngestCache,
     calculation_settings: CalculationSettings,
     partition_store: PartitionStore,
 ):
-    """Read every input file and validate it (docs/data.md); rejects are kept, never dropped."""
-    files = read_input_files(input_store)
-    result = validate_inputs(files, today=dt.datetime.now(dt.UTC).date())
+    """Read every new input file and validate it (docs/data.md); rejects are kept, never dropped."""
+    try:
+        report = validate_incrementally(
+            input_store, ingest_cache.cache(), today=dt.datetime.now(dt.UTC).date()
+        )
+    except Exception as exc:  # only a transient read is retried: a bad file fails once
+        if not transient_read_error(exc):
+            raise
+        wait = READ_RETRY_DELAY_S * 2**context.retry_number
+        raise RetryRequested(max_retries=READ_RETRIES, seconds_to_wait=wait) from exc
+    context.log.info(
+        f"input files: {len(report.files_read)} read and validated, "
+        f"{report.files_cached} from the ingest cache, {report.blobs_pruned} cache blobs pruned"
+    )
+    result = report.inputs
     digests = input_digests(
         result.portfolios,
         result.transactions,

@@ -14,6 +14,7 @@ from typing import Any
 from dagster import EnvVar
 
 from perf_pipeline.resources.aws_clients import SQSResource
+from perf_pipeline.resources.ingest_cache import IngestCache
 from perf_pipeline.resources.input_store import InputStore
 from perf_pipeline.resources.parquet_io_manager import ParquetIOManager
 from perf_pipeline.resources.parquet_store import ParquetStore
@@ -34,6 +35,7 @@ DEFAULTS = {
     "AWS_ENDPOINT_URL": None,
     "PERF_SHARDS": "8",
     "PERF_PARTITION_START": "2015-01-01",
+    "PERF_INGEST_CACHE": None,  # default: _ingest_cache in the tables root
 }
 ASSET_STORE_PREFIX = "_perf_pipeline/assets"
 
@@ -101,6 +103,7 @@ def local_resources() -> dict[str, Any]:
         "io_manager": ParquetIOManager(root=root, catalog=catalog),
         "partition_store": ParquetStore(root=root, catalog=catalog, **layout()),
         "metrics_sink": MetricsSink(enabled=False),
+        "ingest_cache": IngestCache(root=setting("PERF_INGEST_CACHE") or f"{root}/_ingest_cache"),
     }
 
 
@@ -122,6 +125,9 @@ def aws_resources() -> dict[str, Any]:
             dynamodb_table=setting("PERF_DYNAMODB_TABLE"),
             timestream_database=setting("PERF_TIMESTREAM_DATABASE"),
             timestream_table=setting("PERF_TIMESTREAM_TABLE"),
+        ),
+        "ingest_cache": IngestCache(
+            root=setting("PERF_INGEST_CACHE") or f"{root}/_ingest_cache", endpoint_url=endpoint
         ),
     }
 

@@ -13,7 +13,25 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
+from perf_pipeline.resources.aws_clients import is_transient
+
 INPUT_SUFFIXES = (".csv", ".parquet")
+
+
+class InputReadError(Exception):
+    """An input file that cannot be read, for a reason a retry would not change."""
+
+
+def transient_read_error(exc: BaseException) -> bool:
+    """True for a failure that may pass on a second try: S3 throttling, 5xx answers, broken
+    connections and timeouts (botocore has already retried them), a local read that timed out
+    or lost its connection (a network mount), or a file that vanished between the listing and
+    the read (the retry lists again). Access denied or an archived object are not transient:
+    trying again gives the same answer."""
+    if isinstance(exc, ClientError):
+        vanished = exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}
+        return vanished or is_transient(exc)
+    return is_transient(exc) or isinstance(exc, TimeoutError | ConnectionError | FileNotFoundError)
 
 
 @dataclass(frozen=True)
@@ -143,11 +161,18 @@ class InputStore(ConfigurableResource):
         return self._s3_object(item, self.bucket_prefix()[1], None)
 
     def read(self, obj: InputObject) -> bytes:
-        """The file's bytes."""
-        if self.is_s3:
-            bucket, key = self._key(obj.path)
-            return self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
-        return (Path(self.root) / obj.path).read_bytes()
+        """The file's bytes. A failure that a second try cannot mend (access denied, an
+        archived object) raises :class:`InputReadError` naming the file; a transient one
+        (:func:`transient_read_error`) is raised as it came, to be retried."""
+        try:
+            if self.is_s3:
+                bucket, key = self._key(obj.path)
+                return self._client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            return (Path(self.root) / obj.path).read_bytes()
+        except (ClientError, OSError) as exc:
+            if transient_read_error(exc):
+                raise
+            raise InputReadError(f"cannot read {self.uri(obj)}: {exc}") from exc
 
     def uri(self, obj: InputObject) -> str:
         """Where the file lives, for error messages and reject tables."""
