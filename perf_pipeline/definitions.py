@@ -15,6 +15,7 @@ from dagster import (
 from perf_pipeline.assets.groups import INPUTS, PERFORMANCE, VALUATION
 from perf_pipeline.assets.inputs import inputs
 from perf_pipeline.assets.performance import performance_metrics
+from perf_pipeline.assets.reports import portfolio_reports, reports_job
 from perf_pipeline.assets.valuation import daily_valuations, positions
 from perf_pipeline.resources.deployments import configured, resources_for
 from perf_pipeline.sensors.s3 import S3SensorSettings, build_s3_sensor
@@ -60,8 +61,8 @@ def build_definitions(
     until started."""
     root, queue_url = configured("PERF_INPUT"), configured("PERF_SQS_QUEUE_URL")
     return Definitions(
-        assets=[inputs, positions, daily_valuations, performance_metrics],
-        jobs=[inputs_job, performance_job],
+        assets=[inputs, positions, daily_valuations, performance_metrics, portfolio_reports],
+        jobs=[inputs_job, performance_job, reports_job],
         sensors=[
             build_s3_sensor(
                 INPUTS_JOB,
