@@ -22,6 +22,8 @@ from lambda_trigger.auth import Principal, authenticate
 from lambda_trigger.dagster_client import DagsterUnreachableError, RunNotFoundError
 from lambda_trigger.dependencies import Dependencies
 from lambda_trigger.errors import ApiError, ConfigurationError, MethodNotAllowedError
+from lambda_trigger.reports import ROUTE as _REPORTS
+from lambda_trigger.reports import ReportLinks, ReportSettings, get_report, s3_client
 from lambda_trigger.request_status import request_status
 from lambda_trigger.settings import Settings
 from lambda_trigger.triggers import run_portfolio_ids
@@ -36,6 +38,7 @@ from lambda_trigger.validation import (
 logger = Logger(service="perf-trigger")
 app = APIGatewayRestResolver()
 dependencies = Dependencies(Settings.from_env(os.environ))
+reports = ReportLinks(ReportSettings.from_env(os.environ), lambda: s3_client(dependencies.settings))
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _CALCULATE = "/calculate"
@@ -111,9 +114,17 @@ def get_metrics(entity_type: str, entity_id: str) -> dict[str, Any]:
     return {"entity_type": entity_type, "entity_id": entity_id, "items": allowed}
 
 
+@app.get(_REPORTS)
+def get_report_url(portfolio_id: str) -> dict[str, Any]:
+    """A short-lived URL of a stored report of a portfolio the token may see (reports.py)."""
+    query = app.current_event.query_string_parameters
+    return get_report(_principal(), reports, portfolio_id, query)
+
+
 @app.route(_CALCULATE, method=[m for m in _METHODS if m != "POST"])
 @app.route(_RUN, method=[m for m in _METHODS if m != "GET"])
 @app.route(_METRICS, method=[m for m in _METHODS if m != "GET"])
+@app.route(_REPORTS, method=[m for m in _METHODS if m != "GET"])
 def method_not_allowed(**_: str) -> Response:
     """A known path with a method it does not support."""
     raise MethodNotAllowedError("method not allowed on this path")
