@@ -298,3 +298,70 @@ def test_reports_render_in_chromium(reported):
                 assert traces and all(n > 0 for n in traces), f"{name}: {spec} drew no data"
             if keep:
                 browser.screenshot(Path(keep) / f"report-{name}.png")
+
+
+def test_reports_written_to_s3_are_served_by_the_lambda(reported, aws, monkeypatch):
+    """The aws target's layout: the writer puts the reports under an S3 prefix of moto's
+    server, and GET /reports/{id} answers a URL that fetches exactly the stored page."""
+    import urllib.request
+
+    import boto3
+    from test_lambda_api import auth, call, rest_event, token, use
+
+    from lambda_trigger import handler
+    from lambda_trigger.reports import ReportLinks, ReportSettings, s3_client
+    from lambda_trigger.settings import Settings
+    from perf_pipeline.report.writer import S3Sink, write_reports
+    from perf_pipeline.resources.duckdb_store import DuckDBStore
+
+    _, store, _ = reported
+    s3 = boto3.client("s3", endpoint_url=aws)
+    s3.create_bucket(Bucket="assets")
+    duck = DuckDBStore(path=str(store))
+    written = write_reports(
+        duck,
+        duck.read_table("portfolios"),
+        duck.read_table("benchmarks"),
+        S3Sink(s3, "assets", "reports"),
+        shard_count=8,
+        portfolio_ids=["P00001"],
+    )
+    assert written.rebuilt == ["P00001"] and written.index == "s3://assets/reports/index.html"
+    stored = s3.get_object(Bucket="assets", Key="reports/latest/P00001.html")["Body"].read()
+    assert b'id="report-data"' in stored
+    use(monkeypatch)
+    links = ReportLinks(
+        ReportSettings(location="s3://assets/reports"), lambda: s3_client(Settings())
+    )
+    monkeypatch.setattr(handler, "reports", links)
+    as_of = written.figures["P00001"]["header"]["as_of"]
+    headers = auth(token(portfolios=["P00001"]))
+    status, body = call(
+        rest_event("GET", "/reports/P00001", query={"date": as_of}, headers=headers)
+    )
+    assert status == 200
+    with urllib.request.urlopen(body["url"], timeout=10) as answer:
+        assert answer.read() == stored
+
+
+def test_default_location_is_beside_the_store():
+    from perf_pipeline.assets.reports import default_location
+    from perf_pipeline.resources.duckdb_store import DuckDBStore
+    from perf_pipeline.resources.s3_partition_store import S3PartitionStore
+
+    assert default_location(DuckDBStore(path="/data/x/perf.duckdb")) == "/data/x/reports"
+    s3 = S3PartitionStore(bucket="b", prefix="_perf_pipeline/assets")
+    assert default_location(s3) == "s3://b/reports"
+
+
+@pytest.mark.skipif(
+    chromium_path() is None and not os.environ.get("CI"), reason="chromium is not installed"
+)
+def test_pdf_of_a_report(reported, tmp_path, capsys, monkeypatch):
+    _, store, _ = reported
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    target = tmp_path / "out"
+    printed = report(store, target, capsys, "--pdf", "--portfolio", "P00003")
+    assert "wrote 1 report(s) of 1 portfolio(s)" in printed
+    (pdf,) = (target / "P00003").glob("*.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF-") and pdf.stat().st_size > 20_000
