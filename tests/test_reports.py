@@ -298,6 +298,21 @@ def test_reports_render_in_chromium(reported):
                 assert traces and all(n > 0 for n in traces), f"{name}: {spec} drew no data"
             if keep:
                 browser.screenshot(Path(keep) / f"report-{name}.png")
+        # the index sorts by a column and filters by id
+        browser.visit(pages["index"].as_uri(), settle=0.5)
+        itd = browser.evaluate(
+            "document.querySelectorAll('th[data-sort]')[2].click();"  # ITD TWR
+            "Array.from(document.querySelectorAll('#portfolios tbody tr'))"
+            ".map(r => Number(r.cells[3].dataset.value))"
+        )
+        assert itd == sorted(itd) and len(itd) == len(PORTFOLIOS)
+        shown = browser.evaluate(
+            "const box = document.getElementById('filter'); box.value = 'p00002';"
+            "box.dispatchEvent(new Event('input'));"
+            "Array.from(document.querySelectorAll('#portfolios tbody tr'))"
+            ".filter(r => !r.hidden).map(r => r.cells[0].dataset.value)"
+        )
+        assert shown == ["P00002"]
 
 
 def test_reports_written_to_s3_are_served_by_the_lambda(reported, aws, monkeypatch):
@@ -365,3 +380,65 @@ def test_pdf_of_a_report(reported, tmp_path, capsys, monkeypatch):
     assert "wrote 1 report(s) of 1 portfolio(s)" in printed
     (pdf,) = (target / "P00003").glob("*.pdf")
     assert pdf.read_bytes().startswith(b"%PDF-") and pdf.stat().st_size > 20_000
+
+
+def test_ten_years_of_daily_data_stay_under_1_5_mb():
+    """A made-up portfolio valued on every business day of ten years, with 30 positions."""
+    from perf_pipeline.report.data import METRIC_FIELDS, PortfolioData
+    from perf_pipeline.report.figures import TABLE_PERIODS, report_figures
+    from perf_pipeline.report.render import report_html
+
+    rng = np.random.default_rng(1)
+    days = pd.bdate_range("2014-07-01", "2024-06-28")
+    index = np.cumprod(1 + rng.normal(0.0003, 0.01, len(days)))
+    daily = pd.DataFrame(
+        {
+            "date": days,
+            "entity_type": "portfolio",
+            "market_value": 1e6 * index,
+            "inflow": np.where(rng.random(len(days)) < 0.02, 5000.0, 0.0),
+            "outflow": 0.0,
+            "twr_index": index,
+        }
+    )
+    month_ends = pd.Series(days).groupby(days.to_period("M")).max()
+    metrics = pd.DataFrame(
+        [
+            {
+                "calculation_date": day,
+                "entity_id": "P1",
+                "time_period": period,
+                "start_date": days[0],
+                "end_date": day,
+                "partial_period": False,
+                **{name: rng.normal(0.01, 0.05) for name in METRIC_FIELDS[7:]},
+            }
+            for day in month_ends
+            for period in TABLE_PERIODS
+        ]
+    )
+    holdings = pd.DataFrame(
+        {
+            "entity_type": ["account"] * 2 + ["security"] * 30,
+            "account_id": ["A1", "A2"] + ["A1"] * 15 + ["A2"] * 15,
+            "security_id": [None, None] + [f"S{i:03d}" for i in range(30)],
+            "market_value": rng.uniform(1e4, 1e5, 32),
+            "price_age_days": [np.nan, np.nan] + [0.0] * 30,
+        }
+    )
+    bench = pd.DataFrame({"benchmark_id": "B1", "date": days, "close": 100 * index[::-1]})
+    data = PortfolioData(
+        portfolio={
+            "portfolio_id": "P1",
+            "client_id": "C1",
+            "base_currency": "USD",
+            "benchmark_id": "B1",
+        },
+        metrics=metrics,
+        daily=daily,
+        holdings=holdings,
+        benchmark=bench,
+    )
+    page = report_html(report_figures(data)).encode()
+    assert len(days) > 2600
+    assert len(page) < 1.5 * 2**20, f"{len(page) / 2**20:.2f} MiB"
