@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from perf_pipeline.calc.calendar import business_days, previous_business_day
+from perf_pipeline.calc.performance import benchmark_closes
 from perf_pipeline.increments import shard_of
 from perf_pipeline.resources.partition_store import PartitionStore
 
@@ -42,27 +44,41 @@ METRIC_FIELDS = [
     "cvar_95",
 ]
 """The performance_metrics columns a report shows or keys on."""
-VALUATION_FIELDS = [
+HISTORY_FIELDS = [
+    "date",
+    "portfolio_id",
+    "holding",
+    "market_value",
+    "inflow",
+    "outflow",
+    "twr_index",
+]
+"""The daily_valuations columns of the portfolios' history. `holding` is null on portfolio
+rows only (units of a position, cash of an account): it picks them out without reading the
+entity_type text of every position's row, which would double the read."""
+HOLDING_FIELDS = [
     "date",
     "entity_type",
     "portfolio_id",
     "account_id",
     "security_id",
     "market_value",
-    "inflow",
-    "outflow",
-    "twr_index",
     "price_age_days",
 ]
-"""The daily_valuations columns a report shows."""
+"""The daily_valuations columns of the holdings on the as-of date."""
 
 
 def read_stored(
-    store: PartitionStore, table: str, shard: str, as_of: dt.date | None, columns: Sequence[str]
+    store: PartitionStore,
+    table: str,
+    shard: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    columns: Sequence[str],
 ) -> pd.DataFrame:
-    """Rows of one shard of a stored table up to `as_of` (all when None): the report
-    package's only read of the partitioned tables."""
-    return store.read(table, [shard], end=as_of, columns=list(columns))
+    """Rows of one shard of a stored table with day in start..end (open when None): the
+    report package's only read of the partitioned tables."""
+    return store.read(table, [shard], start=start, end=end, columns=list(columns))
 
 
 def shard_for(portfolio_ids: Sequence[str], shard_count: int) -> list[str]:
@@ -77,13 +93,14 @@ class PortfolioData:
     `portfolio`: its row of the portfolios input; `metrics`: its portfolio-level
     performance_metrics rows (every calculation date and period); `daily`: its portfolio
     rows of daily_valuations; `holdings`: its account and security rows on the as-of date;
-    `benchmark`: closes of its benchmark (benchmark_id, date, close), possibly empty."""
+    `benchmark`: its benchmark's closes forward-filled on business days (the metrics' own
+    calc.performance.benchmark_closes), None without a benchmark."""
 
     portfolio: dict
     metrics: pd.DataFrame
     daily: pd.DataFrame
     holdings: pd.DataFrame
-    benchmark: pd.DataFrame
+    benchmark: pd.Series | None
 
     @property
     def portfolio_id(self) -> str:
@@ -97,7 +114,7 @@ class PortfolioData:
 
 def shard_metrics(store: PartitionStore, shard: str, as_of: dt.date | None) -> pd.DataFrame:
     """The portfolio-level performance_metrics rows of a shard up to `as_of`."""
-    rows = read_stored(store, "performance_metrics", shard, as_of, METRIC_FIELDS)
+    rows = read_stored(store, "performance_metrics", shard, None, as_of, METRIC_FIELDS)
     return rows.loc[rows["entity_type"] == "portfolio"].drop(columns="entity_type")
 
 
@@ -114,29 +131,36 @@ def portfolios_of_shard(
     `shard_metrics`), reading the shard's daily valuations once."""
     if not wanted:
         return
-    valued = read_stored(store, "daily_valuations", shard, as_of, VALUATION_FIELDS)
-    valued = valued.loc[valued["portfolio_id"].isin(list(wanted))]
+    history = read_stored(store, "daily_valuations", shard, None, as_of, HISTORY_FIELDS)
+    history = history.loc[history["holding"].isna() & history["portfolio_id"].isin(list(wanted))]
+    if history.empty:
+        return
+    last = pd.Timestamp(history["date"].max())
+    held = read_stored(store, "daily_valuations", shard, last.date(), last.date(), HOLDING_FIELDS)
+    held = held.loc[held["entity_type"] != "portfolio"]
+    calendar = business_days(previous_business_day(history["date"].min()), last)
     described = portfolios.set_index("portfolio_id")
-    by_portfolio = dict(tuple(valued.groupby("portfolio_id", sort=True)))
+    closes = {
+        bid: benchmark_closes(rows, calendar).iloc[:, 0]
+        for bid, rows in benchmarks.groupby("benchmark_id")
+        if bid in set(described["benchmark_id"].dropna())
+    }
+    daily_of = dict(tuple(history.groupby("portfolio_id", sort=True)))
+    held_of = dict(tuple(held.groupby("portfolio_id", sort=False)))
     metrics_of = dict(tuple(metrics.groupby("entity_id", sort=False)))
     for pid in sorted(wanted):
-        rows = by_portfolio.get(pid)
-        if rows is None or pid not in metrics_of or pid not in described.index:
+        daily = daily_of.get(pid)
+        if daily is None or pid not in metrics_of or pid not in described.index:
             continue
-        daily = rows.loc[rows["entity_type"] == "portfolio"].sort_values("date")
-        last = daily["date"].max()
-        holdings = rows.loc[(rows["date"] == last) & (rows["entity_type"] != "portfolio")]
         row = {"portfolio_id": pid, **described.loc[pid].to_dict()}
-        bench_id = row.get("benchmark_id")
-        bench = (
-            benchmarks.loc[benchmarks["benchmark_id"] == bench_id]
-            if isinstance(bench_id, str)
-            else benchmarks.iloc[:0]
-        )
+        daily = daily.sort_values("date").reset_index(drop=True)
+        holdings = held_of.get(pid, held.iloc[:0])
+        if len(daily) and pd.Timestamp(daily["date"].iloc[-1]) != last:
+            holdings = held.iloc[:0]  # valued until before the shard's last day: closed
         yield PortfolioData(
             portfolio=row,
             metrics=metrics_of[pid].sort_values(["calculation_date", "time_period"]),
-            daily=daily.reset_index(drop=True),
+            daily=daily,
             holdings=holdings.reset_index(drop=True),
-            benchmark=bench[["benchmark_id", "date", "close"]],
+            benchmark=closes.get(row.get("benchmark_id")),
         )

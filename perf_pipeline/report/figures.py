@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from perf_pipeline.calc.calendar import previous_business_day
-from perf_pipeline.calc.ex_post import three_year_ex_post_std
-from perf_pipeline.calc.performance import benchmark_closes
+from perf_pipeline.calc.ex_post import rolling_ex_post_std_array
 from perf_pipeline.report.data import PortfolioData
 
 GROWTH_BASE = 10_000.0
@@ -59,22 +58,28 @@ def _value(x: Any) -> Any:
     return x
 
 
-def _row(frame: pd.DataFrame, period: str) -> pd.Series | None:
-    found = frame.loc[frame["time_period"] == period]
-    return None if found.empty else found.iloc[-1]
-
-
-def latest_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the latest calculation date (the as-of date)."""
-    return metrics.loc[metrics["calculation_date"] == metrics["calculation_date"].max()]
+def latest_rows(periods: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
+    """The rows of the latest calculation date (the as-of date), by period."""
+    last = max(rows["calculation_date"].iloc[-1] for rows in periods.values())
+    return {
+        period: rows.iloc[-1].to_dict()
+        for period, rows in periods.items()
+        if rows["calculation_date"].iloc[-1] == last
+    }
 
 
 def _dates(values: pd.Series | pd.DatetimeIndex) -> list[str]:
-    return [d.date().isoformat() for d in pd.DatetimeIndex(values)]
+    days = np.asarray(pd.DatetimeIndex(values).values, dtype="datetime64[D]")
+    return np.datetime_as_string(days).tolist()
 
 
 def _floats(values: Any) -> list[float | None]:
-    return [_value(float(v)) for v in np.asarray(values, dtype=float)]
+    """Floats as JSON-ready values: NaN and infinities become None."""
+    x = np.asarray(values, dtype=float)
+    finite = np.isfinite(x)
+    if finite.all():
+        return x.tolist()
+    return [v if ok else None for v, ok in zip(x.tolist(), finite.tolist(), strict=True)]
 
 
 def growth(data: PortfolioData) -> dict[str, Any]:
@@ -89,10 +94,8 @@ def growth(data: PortfolioData) -> dict[str, Any]:
         "portfolio": _floats(line),
         "benchmark": None,
     }
-    if not data.benchmark.empty:
-        calendar = days.insert(0, base)
-        closes = benchmark_closes(data.benchmark, calendar)
-        bench = closes.iloc[:, 0].reindex(calendar).to_numpy(float)
+    if data.benchmark is not None:
+        bench = data.benchmark.reindex(days.insert(0, base)).to_numpy(float)
         if np.isfinite(bench[0]) and bench[0] != 0:
             result["benchmark"] = _floats(GROWTH_BASE * bench / bench[0])
     inflow, outflow = daily["inflow"].to_numpy(float), daily["outflow"].to_numpy(float)
@@ -115,111 +118,108 @@ def money(data: PortfolioData) -> dict[str, Any]:
     }
 
 
-def drawdown_episodes(dates: pd.DatetimeIndex, index: np.ndarray) -> pd.DataFrame:
+def drawdown_episodes(dates: list[str], index: np.ndarray) -> list[dict[str, Any]]:
     """Every fall below a running high of `index` (its first point is the base, I = 1): the
     peak (last day at the high), trough (first day of the lowest point), recovery (first day
-    back at the high, NaT if not yet), depth (1 - trough / peak, positive), and calendar
+    back at the high, None if not yet), depth (1 - trough / peak, positive), and calendar
     days from peak to trough and from trough to recovery. Deepest first."""
     high = np.maximum.accumulate(index)
     under = index < high * (1 - 1e-12)
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], under, [False]]).astype(np.int8)))
+    days = np.asarray(dates, dtype="datetime64[D]")
     episodes = []
-    i, n = 0, len(index)
-    while i < n:
-        if not under[i]:
-            i += 1
-            continue
-        start = i
-        while i < n and under[i]:
-            i += 1
-        peak = start - 1
-        trough = start + int(np.argmin(index[start:i]))
-        recovery = i if i < n else None
+    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        peak, trough = start - 1, start + int(np.argmin(index[start:stop]))
+        recovery = stop if stop < len(index) else None
         episodes.append(
             {
                 "peak": dates[peak],
                 "trough": dates[trough],
-                "recovery": dates[recovery] if recovery is not None else pd.NaT,
-                "depth": 1 - index[trough] / index[peak],
-                "days_to_trough": int((dates[trough] - dates[peak]).days),
+                "recovery": dates[recovery] if recovery is not None else None,
+                "depth": float(1 - index[trough] / index[peak]),
+                "days_to_trough": int((days[trough] - days[peak]).astype(int)),
                 "days_to_recover": (
-                    int((dates[recovery] - dates[trough]).days) if recovery is not None else None
+                    int((days[recovery] - days[trough]).astype(int))
+                    if recovery is not None
+                    else None
                 ),
             }
         )
-    frame = pd.DataFrame(
-        episodes,
-        columns=["peak", "trough", "recovery", "depth", "days_to_trough", "days_to_recover"],
-    )
-    return frame.sort_values("depth", ascending=False, kind="stable").reset_index(drop=True)
+    return sorted(episodes, key=lambda e: -e["depth"])
 
 
-def drawdowns(data: PortfolioData, grown: dict[str, Any]) -> dict[str, Any]:
+def drawdowns(grown: dict[str, Any]) -> dict[str, Any]:
     """The underwater line (I / running high - 1, zero or negative) and the worst episodes."""
-    dates = pd.DatetimeIndex(grown["dates"])
     index = np.asarray(grown["portfolio"], dtype=float) / GROWTH_BASE
     under = index / np.maximum.accumulate(index) - 1
-    episodes = drawdown_episodes(dates, index)
     return {
         "dates": grown["dates"],
         "underwater": _floats(under),
         "current": _value(under[-1]),
-        "worst": [
-            {key: _value(value) for key, value in row.items()}
-            for row in episodes.head(WORST_DRAWDOWNS).to_dict("records")
-        ],
+        "worst": drawdown_episodes(grown["dates"], index)[:WORST_DRAWDOWNS],
     }
 
 
-def month_ends(metrics: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The MTD rows at each calculation date, one per month (a month's last calculation
-    date: its month-end, or the as-of date in the current month), indexed by month."""
-    mtd = metrics.loc[metrics["time_period"] == "MTD"].copy()
-    mtd["month"] = pd.DatetimeIndex(mtd["calculation_date"]).to_period("M")
-    return mtd.sort_values("calculation_date").groupby("month").tail(1).set_index("month")
+def by_period(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A portfolio's metrics rows per period, each in calculation-date order."""
+    ordered = metrics.sort_values("calculation_date", kind="stable")
+    return {str(p): rows for p, rows in ordered.groupby("time_period", sort=False)}
 
 
-def monthly(data: PortfolioData) -> dict[str, Any]:
-    """Monthly returns (stored MTD TWRs) by year and month, the year's return (stored YTD at
-    the year's last calculation date) for portfolio and benchmark, and the GIPS annual table
-    with the three-year ex-post standard deviation of the monthly returns."""
-    rows = month_ends(data.metrics, data.as_of)
-    months = pd.period_range(rows.index.min(), rows.index.max(), freq="M")
-    twr = rows["twr"].reindex(months).astype(float)
-    bench = rows["benchmark_twr"].reindex(months).astype(float)
-    sd = three_year_ex_post_std(twr)
-    bench_sd = three_year_ex_post_std(bench)
-    ytd = data.metrics.loc[data.metrics["time_period"] == "YTD"].copy()
-    ytd["year"] = pd.DatetimeIndex(ytd["calculation_date"]).year
-    years = ytd.sort_values("calculation_date").groupby("year").tail(1).set_index("year")
+def _last_of_each(stamps: np.ndarray, unit: str) -> np.ndarray:
+    """Positions of the last of each run of equal `unit` (M, Y) among sorted dates."""
+    keys = stamps.astype(f"datetime64[{unit}]")
+    return np.flatnonzero(np.append(keys[1:] != keys[:-1], True))
+
+
+def monthly(periods: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Monthly returns (the stored MTD TWR at each month's last calculation date: its
+    month-end, or the as-of date in the current month) for portfolio and benchmark, on
+    every month from the first (a month without a row is null); and the GIPS annual table:
+    the year's return (stored YTD at the year's last calculation date) and the three-year
+    ex-post standard deviation of the monthly returns at that month."""
+    mtd = periods["MTD"]
+    stamps = mtd["calculation_date"].to_numpy(dtype="datetime64[ns]")
+    last = _last_of_each(stamps, "M")
+    found = stamps[last].astype("datetime64[M]")
+    months = np.arange(found[0], found[-1] + 1)
+    where = np.searchsorted(months, found)
+    twr, bench = np.full(len(months), np.nan), np.full(len(months), np.nan)
+    twr[where] = mtd["twr"].to_numpy(dtype=float)[last]
+    bench[where] = mtd["benchmark_twr"].to_numpy(dtype=float)[last]
+    sd, bench_sd = rolling_ex_post_std_array(twr), rolling_ex_post_std_array(bench)
+    ytd = periods["YTD"]
+    year_end = _last_of_each(ytd["calculation_date"].to_numpy(dtype="datetime64[ns]"), "Y")
     annual = []
-    for year, row in years.iterrows():
-        last = pd.Period(row["calculation_date"], freq="M")
+    for row in ytd.iloc[year_end].to_dict("records"):
+        end = pd.Timestamp(row["calculation_date"])
+        at = int(np.searchsorted(months, np.datetime64(end, "M")))
         annual.append(
             {
-                "year": int(year),
-                "end": _value(row["calculation_date"]),
-                "partial": bool(row["partial_period"])
-                or pd.Timestamp(row["calculation_date"]).month != 12,
+                "year": end.year,
+                "end": _value(end),
+                "partial": bool(row["partial_period"]) or end.month != 12,
                 "twr": _value(row["twr"]),
                 "benchmark_twr": _value(row["benchmark_twr"]),
-                "sd_3y": _value(sd.get(last, np.nan)),
-                "benchmark_sd_3y": _value(bench_sd.get(last, np.nan)),
+                "sd_3y": _value(sd[at]) if at < len(months) else None,
+                "benchmark_sd_3y": _value(bench_sd[at]) if at < len(months) else None,
             }
         )
     return {
-        "months": [str(m) for m in months],
+        "months": np.datetime_as_string(months).tolist(),
         "twr": _floats(twr),
         "benchmark_twr": _floats(bench),
         "annual": annual,
     }
 
 
-def rolling(data: PortfolioData) -> dict[str, Any]:
+def rolling(periods: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """The stored 1Y rows at each calculation date with a full year: rolling 12-month
     return, volatility, Sharpe and beta."""
-    one = data.metrics.loc[
-        (data.metrics["time_period"] == "1Y") & ~data.metrics["partial_period"].astype(bool)
-    ]
+    one = periods.get("1Y")
+    if one is None:
+        one = periods["ITD"].iloc[:0]
+    one = one.loc[~one["partial_period"].astype(bool).to_numpy()]
     return {
         "dates": _dates(one["calculation_date"]),
         **{name: _floats(one[name]) for name in ("twr", "volatility", "sharpe_ratio", "beta")},
@@ -233,22 +233,21 @@ def holdings(data: PortfolioData) -> list[dict[str, Any]]:
     rows = data.holdings.sort_values(["account_id", "entity_type", "security_id"])
     return [
         {
-            "account_id": row.account_id,
-            "security_id": row.security_id if row.entity_type == "security" else None,
-            "market_value": _value(row.market_value),
-            "weight": _value(row.market_value / total) if total else None,
-            "price_age_days": _value(row.price_age_days),
+            "account_id": row["account_id"],
+            "security_id": row["security_id"] if row["entity_type"] == "security" else None,
+            "market_value": _value(row["market_value"]),
+            "weight": _value(row["market_value"] / total) if total else None,
+            "price_age_days": _value(row["price_age_days"]),
         }
-        for row in rows.itertuples()
+        for row in rows.to_dict("records")
     ]
 
 
-def key_figures(data: PortfolioData) -> dict[str, Any]:
+def key_figures(latest: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The as-of date's headline figures, each a stored performance_metrics value."""
-    latest = latest_rows(data.metrics)
-    itd, ytd, one, three = (_row(latest, p) for p in ("ITD", "YTD", "1Y", "3Y"))
+    itd, ytd, one, three = (latest.get(p) for p in ("ITD", "YTD", "1Y", "3Y"))
 
-    def pick(row: pd.Series | None, name: str) -> Any:
+    def pick(row: dict[str, Any] | None, name: str) -> Any:
         return None if row is None else _value(row[name])
 
     return {
@@ -269,16 +268,15 @@ def key_figures(data: PortfolioData) -> dict[str, Any]:
     }
 
 
-def period_table(data: PortfolioData) -> list[dict[str, Any]]:
+def period_table(latest: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The stored rows of TABLE_PERIODS at the as-of date; excess return = twr -
     benchmark_twr."""
-    latest = latest_rows(data.metrics)
     table = []
     for period in TABLE_PERIODS:
-        row = _row(latest, period)
+        row = latest.get(period)
         if row is None:
             continue
-        values = {name: _value(row[name]) for name in PERIOD_FIELDS if name in row.index}
+        values = {name: _value(row[name]) for name in PERIOD_FIELDS if name in row}
         twr, bench = values.get("twr"), values.get("benchmark_twr")
         values["excess_return"] = None if twr is None or bench is None else twr - bench
         table.append(
@@ -312,9 +310,11 @@ def report_figures(data: PortfolioData) -> dict[str, Any]:
     """Every number one report shows, JSON-ready (None for a null figure); the report embeds
     it as is, and draws its charts and tables from it."""
     grown = growth(data)
-    under = drawdowns(data, grown)
+    under = drawdowns(grown)
+    periods = by_period(data.metrics)
+    latest = latest_rows(periods)
     worst = under["worst"][0] if under["worst"] else None
-    key = key_figures(data)
+    key = key_figures(latest)
     key.update(
         max_drawdown_peak=worst["peak"] if worst else None,
         max_drawdown_trough=worst["trough"] if worst else None,
@@ -324,11 +324,11 @@ def report_figures(data: PortfolioData) -> dict[str, Any]:
     return {
         "header": header(data),
         "key": key,
-        "periods": period_table(data),
+        "periods": period_table(latest),
         "growth": grown,
         "money": money(data),
         "drawdown": under,
-        "monthly": monthly(data),
-        "rolling": rolling(data),
+        "monthly": monthly(periods),
+        "rolling": rolling(periods),
         "holdings": holdings(data),
     }
