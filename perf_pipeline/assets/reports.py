@@ -7,8 +7,6 @@ file on the local target (a `reports` folder), under s3://<asset bucket>/reports
 target, or where the run config's `location` says.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 from pathlib import Path
 
