@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,9 +46,20 @@ def report_cli(label: str, store: Path, out: Path, log: Path) -> dict:
         str(out),
     ]
     print(f"[{label}] {' '.join(command)}", flush=True)
+    loads: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
     started = time.perf_counter()
+    sampler.start()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
     log.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         sys.exit(f"[{label}] perf-pipeline report failed ({done.returncode}):\n{done.stderr}")
@@ -54,6 +67,7 @@ def report_cli(label: str, store: Path, out: Path, log: Path) -> dict:
     changed = re.search(r"of (\d+) portfolio", done.stdout)
     return {
         "wall": wall,
+        "load": sum(loads) / len(loads) if loads else os.getloadavg()[0],
         "written": int(written.group(1)) if written else -1,
         "portfolios": int(changed.group(1)) if changed else -1,
         "stdout": done.stdout[-2000:],
@@ -98,13 +112,13 @@ def main() -> None:
     if "backfill" not in done:
         m = run_cli("backfill", ["--input", str(base), "--store", str(fresh_store(store))],
                     work / f"backfill-{size}.log")  # fmt: skip
-        keep("backfill", {"wall": m.wall})
+        keep("backfill", {"wall": m.wall, "load": m.load})
         done.pop("reports", None)
     if "increment" not in done:
         copy_store(store, fresh_store(plus))
         m = run_cli("increment", ["--input", str(full), "--store", str(plus)],
                     work / f"increment-{size}.log")  # fmt: skip
-        keep("increment", {"wall": m.wall})
+        keep("increment", {"wall": m.wall, "load": m.load})
         done.pop("rebuild", None)
     if "reports" not in done:
         if out.exists():
@@ -130,24 +144,29 @@ def main() -> None:
     script = sum(path.stat().st_size for path in (out / "assets").glob("*"))
     print(f"\n{args.portfolios} portfolios x {args.years:g} years; base input ends the "
           f"business day before {args.end}")  # fmt: skip
-    print("| step | wall | figure | goal |")
-    print("| --- | --- | --- | --- |")
-    print(f"| backfill, 1 process | {backfill['wall']:.1f} s | | |")
+    print("| step | wall | figure | goal | load 1 min mean |")
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| backfill, 1 process | {backfill['wall']:.1f} s | | | {backfill['load']:.2f} |")
     print(
         f"| reports, all {reports['written']} portfolios | {reports['wall']:.1f} s "
-        f"| {reports['wall'] / backfill['wall']:.1%} of the backfill | <= 10 % |"
+        f"| {reports['wall'] / backfill['wall']:.1%} of the backfill | <= 10 % "
+        f"| {reports['load']:.2f} |"
     )
     print(
         f"| again, nothing changed | {unchanged['wall']:.1f} s | {unchanged['written']} of "
-        f"{unchanged['portfolios']} rebuilt | none |"
+        f"{unchanged['portfolios']} rebuilt | none | {unchanged['load']:.2f} |"
     )
     print(
         f"| one more day: rebuild | {rebuild['wall']:.1f} s | {rebuild['written']} of "
         f"{rebuild['portfolios']} rebuilt | the {rebuild['changed']} whose stored metrics "
-        "changed |"
+        f"changed | {rebuild['load']:.2f} |"
     )
-    print(f"one 5-year report: {one / 1024:.0f} KiB ({latest[0].name if latest else '-'}); "
-          f"shared scripts and styles: {script / 1024:.0f} KiB")  # fmt: skip
+    index = (out / "index.html").stat().st_size
+    name = latest[0].name if latest else "-"
+    print(
+        f"one 5-year report: {one / 1024:.0f} KiB ({name}); index: {index / 1024:.0f} KiB; "
+        f"shared scripts and styles: {script / 1024:.0f} KiB"
+    )
 
 
 if __name__ == "__main__":
