@@ -338,7 +338,6 @@ def test_reports_written_to_s3_are_served_by_the_lambda(reported, aws, monkeypat
         duck.read_table("portfolios"),
         duck.read_table("benchmarks"),
         S3Sink(s3, "assets", "reports"),
-        shard_count=8,
         portfolio_ids=["P00001"],
     )
     assert written.rebuilt == ["P00001"] and written.index == "s3://assets/reports/index.html"

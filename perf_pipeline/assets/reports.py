@@ -23,7 +23,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from perf_pipeline.partitions import SHARD_COUNT
 from perf_pipeline.report.writer import Written, sink_for, write_reports
 from perf_pipeline.resources.partition_store import PartitionStore
 
@@ -105,7 +104,6 @@ def portfolio_reports(
         portfolios,
         benchmarks,
         sink,
-        SHARD_COUNT,
         portfolio_ids=config.portfolio_ids or None,
         as_of=dt.date.fromisoformat(config.as_of) if config.as_of else None,
         force=config.force,

@@ -1,7 +1,8 @@
 """What a report is drawn from: the stored outputs of one shard, read in one place.
 
 `read_stored` is the only function of the report package that reads the partitioned tables
-(through `PartitionStore.read`); `shard_for` the only one that locates a portfolio. The
+(through `PartitionStore.read`); `shard_for` the only one that locates a portfolio: a new
+storage layout re-points these two. The
 inputs (portfolios, benchmarks) come from their assets' IO manager.
 """
 
@@ -16,6 +17,7 @@ import pandas as pd
 from perf_pipeline.calc.calendar import business_days, previous_business_day
 from perf_pipeline.calc.performance import benchmark_closes
 from perf_pipeline.increments import shard_of
+from perf_pipeline.partitions import SHARD_COUNT
 from perf_pipeline.resources.partition_store import PartitionStore
 
 METRIC_FIELDS = [
@@ -81,9 +83,9 @@ def read_stored(
     return store.read(table, [shard], start=start, end=end, columns=list(columns))
 
 
-def shard_for(portfolio_ids: Sequence[str], shard_count: int) -> list[str]:
-    """The shard holding each portfolio's rows."""
-    return [str(s) for s in shard_of(portfolio_ids, shard_count)]
+def shard_for(portfolio_ids: Sequence[str]) -> list[str]:
+    """The shard holding each portfolio's rows (the partitions' PERF_SHARDS layout)."""
+    return [str(s) for s in shard_of(portfolio_ids, SHARD_COUNT)]
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,6 @@ def write_reports(
     portfolios: pd.DataFrame,
     benchmarks: pd.DataFrame,
     sink: ReportSink,
-    shard_count: int,
     portfolio_ids: Sequence[str] | None = None,
     as_of: dt.date | None = None,
     force: bool = False,
@@ -180,7 +179,7 @@ def write_reports(
     unknown = [pid for pid in wanted if pid not in known]
     if unknown:
         raise ValueError(f"no such portfolio in the portfolios input: {', '.join(unknown[:20])}")
-    shards = pd.Series(shard_for(wanted, shard_count), index=wanted)
+    shards = pd.Series(shard_for(wanted), index=wanted)
     write_assets(sink)
     done = Written()
     for shard, ids in shards.groupby(shards, sort=True):
