@@ -46,6 +46,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/perf-pipeline generate --out $(DEMO_INPUT)
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/perf-pipeline run --input $(DEMO_INPUT) \
 		--store $(DEMO_STORE) --target local
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/perf-pipeline report --store $(DEMO_STORE) --target local
 
 # A ranged run records one materialization per (day, shard) partition: batch their writes,
 # and plan one event per asset (perf_pipeline/cli.py sets the same for `perf-pipeline run`).

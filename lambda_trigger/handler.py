@@ -34,6 +34,8 @@ from lambda_trigger.errors import (
     MethodNotAllowedError,
     NotFoundError,
 )
+from lambda_trigger.reports import ROUTE as _REPORTS
+from lambda_trigger.reports import ReportLinks, ReportSettings, get_report, s3_client
 from lambda_trigger.request_status import request_status
 from lambda_trigger.settings import Settings
 from lambda_trigger.validation import (
@@ -49,6 +51,7 @@ from perf_contract.tags import tagged_portfolio_ids
 logger = Logger(service="perf-trigger")
 app = APIGatewayRestResolver()
 dependencies = Dependencies(Settings.from_env(os.environ))
+reports = ReportLinks(ReportSettings.from_env(os.environ), lambda: s3_client(dependencies.settings))
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _CALCULATE = "/calculate"
@@ -168,9 +171,17 @@ def get_metrics(entity_type: str, entity_id: str) -> dict[str, Any]:
     return {"entity_type": entity_type, "entity_id": entity_id, "items": allowed}
 
 
+@app.get(_REPORTS)
+def get_report_url(portfolio_id: str) -> dict[str, Any]:
+    """A short-lived URL of a stored report of a portfolio the token may see (reports.py)."""
+    query = app.current_event.query_string_parameters
+    return get_report(_principal(), reports, portfolio_id, query)
+
+
 @app.route(_CALCULATE, method=[m for m in _METHODS if m != "POST"])
 @app.route(_RUN, method=[m for m in _METHODS if m != "GET"])
 @app.route(_METRICS, method=[m for m in _METHODS if m != "GET"])
+@app.route(_REPORTS, method=[m for m in _METHODS if m != "GET"])
 def method_not_allowed(**_: str) -> Response:
     """A known path with a method it does not support."""
     raise MethodNotAllowedError("method not allowed on this path")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from perf_pipeline.report.command import add_report_command, run_report
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DAGSTER_EVENT_SETTINGS = {
     # A ranged run records one materialization per (day, shard) partition: written in
@@ -68,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--years", type=float, default=3)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    add_report_command(commands)
     return top
 
 
@@ -77,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return generate(args)
     if args.command == "aws-init":
         return aws_init(args)
+    if args.command == "report":
+        return run_report(args)
     return run(args)
 
 

@@ -16,6 +16,7 @@ from perf_pipeline.assets.groups import INPUTS, PERFORMANCE, PUBLICATION, VALUAT
 from perf_pipeline.assets.inputs import inputs
 from perf_pipeline.assets.performance import build_performance_metrics
 from perf_pipeline.assets.publication import build_publication
+from perf_pipeline.assets.reports import portfolio_reports, reports_job
 from perf_pipeline.assets.valuation import build_daily_valuations, positions
 from perf_pipeline.partitions import monthly_partitions
 from perf_pipeline.resources.deployments import configured, resources_for
@@ -72,8 +73,9 @@ def build_definitions(
             build_daily_valuations(months),
             build_performance_metrics(months),
             *publication,
+            portfolio_reports,
         ],
-        jobs=[inputs_job, performance_job],
+        jobs=[inputs_job, performance_job, reports_job],
         sensors=[
             build_s3_sensor(
                 INPUTS_JOB,

@@ -22,6 +22,7 @@ ASSETS = {
     "daily_valuations",
     "performance_metrics",
     "input_digests",
+    "portfolio_reports",
 }
 
 
@@ -47,7 +48,7 @@ def test_every_asset_check_and_job_is_defined():
     assert len(checks) == 7
     assert loaded.resolve_job_def(PERFORMANCE_JOB) is not None
     groups = {graph.get(AssetKey(name)).group_name for name in ASSETS}
-    assert groups == {"inputs", "valuation", "performance"}
+    assert groups == {"inputs", "valuation", "performance", "reports"}
 
 
 def test_unknown_target_is_a_clear_error():
