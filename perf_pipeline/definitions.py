@@ -11,6 +11,10 @@ from dagster import (
     define_asset_job,
     definitions,
 )
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+from dagster_aws.ecs import ecs_executor
 
 from perf_pipeline.assets.groups import INPUTS, PERFORMANCE, PUBLICATION, VALUATION
 from perf_pipeline.assets.inputs import inputs
@@ -39,13 +43,25 @@ inputs_job = define_asset_job(
     "stale_partitions sensor).",
     tags={EXCLUSIVE_TAG: INPUTS_JOB},
 )
-performance_job = define_asset_job(
-    PERFORMANCE_JOB,
-    selection=AssetSelection.groups(VALUATION, PERFORMANCE, PUBLICATION)
-    - AssetSelection.assets("positions"),
-    description="Valuations and performance metrics of a range of months (the business days "
-    "and shards its tags name), and on the aws target their publication.",
-)
+STEP_EXECUTORS = ("multiprocess", "ecs")
+
+
+def build_performance_job(step_executor: str = "multiprocess") -> UnresolvedAssetJobDefinition:
+    """performance_job with its steps run by Dagster's default executor (in one process or
+    one process per step: `perf-pipeline run --workers`) or, with "ecs", by dagster-aws's
+    ecs_executor, one ECS task per shard step (it needs the EcsRunLauncher of deploy/)."""
+    if step_executor not in STEP_EXECUTORS:
+        raise ValueError(
+            f"PERF_STEP_EXECUTOR must be one of {', '.join(STEP_EXECUTORS)}, not {step_executor!r}"
+        )
+    return define_asset_job(
+        PERFORMANCE_JOB,
+        selection=AssetSelection.groups(VALUATION, PERFORMANCE, PUBLICATION)
+        - AssetSelection.assets("positions"),
+        description="Valuations and performance metrics of a range of months (the business "
+        "days and shards its tags name), and on the aws target their publication.",
+        executor_def=ecs_executor if step_executor == "ecs" else None,
+    )
 
 
 def _status(on: bool) -> DefaultSensorStatus:
@@ -65,6 +81,7 @@ def build_definitions(
     until started."""
     root, queue_url = configured("PERF_INPUT"), configured("PERF_SQS_QUEUE_URL")
     months = monthly_partitions(configured("PERF_PARTITION_START"))
+    performance_job = build_performance_job(configured("PERF_STEP_EXECUTOR"))
     publication = build_publication(months) if target == "aws" else []
     return Definitions(
         assets=[

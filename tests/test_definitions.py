@@ -83,3 +83,18 @@ def test_valuations_on_are_partitioned_by_month_a_few_hundred_at_most():
     keys = graph.get(AssetKey("daily_valuations")).partitions_def.get_partition_keys()
     assert keys[0] == "2015-01" and "2024-06" in keys and "|" not in "".join(keys)
     assert len(keys) < 12 * 20  # 2015 to today: a few hundred, not tens of thousands
+
+
+def test_performance_steps_run_on_ecs_tasks_when_the_deployment_says_so(monkeypatch):
+    from dagster_aws.ecs import ecs_executor
+
+    from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions
+
+    monkeypatch.setenv("PERF_STEP_EXECUTOR", "ecs")
+    assert build_definitions("local").resolve_job_def(PERFORMANCE_JOB).executor_def is ecs_executor
+    monkeypatch.setenv("PERF_STEP_EXECUTOR", "multiprocess")
+    job = build_definitions("local").resolve_job_def(PERFORMANCE_JOB)
+    assert job.executor_def.name == "multi_or_in_process_executor"
+    monkeypatch.setenv("PERF_STEP_EXECUTOR", "lambda")
+    with pytest.raises(ValueError, match="PERF_STEP_EXECUTOR must be one of multiprocess, ecs"):
+        build_definitions("local")

@@ -35,6 +35,7 @@ DEFAULTS = {
     "AWS_ENDPOINT_URL": None,
     "PERF_SHARDS": "8",
     "PERF_PARTITION_START": "2015-01-01",
+    "PERF_STEP_EXECUTOR": "multiprocess",
     "PERF_INGEST_CACHE": None,  # default: _ingest_cache in the tables root
 }
 ASSET_STORE_PREFIX = "_perf_pipeline/assets"
