@@ -243,6 +243,7 @@ def test_only_portfolios_whose_figures_changed_are_rebuilt(reported, tmp_path, c
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     store2, out2, root2 = tmp_path / "perf.duckdb", tmp_path / "reports", tmp_path / "input"
     shutil.copyfile(store, store2)
+    shutil.copytree(store.with_name(f"{store.stem}_tables"), tmp_path / f"{store2.stem}_tables")
     shutil.copytree(out, out2)
     shutil.copytree(root, root2)
     assert "wrote 0 report(s) of 3 portfolio(s) (3 unchanged)" in report(store2, out2, capsys)
