@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fnmatch
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
+from lambda_trigger.reports import ReportSettings, report_key
 from lambda_trigger.settings import TRIGGER_MODES, Settings
+from perf_pipeline.assets.reports import default_location
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
@@ -118,6 +123,7 @@ def test_function_role_is_least_privilege(template: dict[str, Any]) -> None:
     assert {a for s in statements for a in _actions(s)} == {
         "sqs:SendMessage",
         "dynamodb:Query",
+        "s3:GetObject",
         "secretsmanager:GetSecretValue",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -131,6 +137,38 @@ def test_function_role_is_least_privilege(template: dict[str, Any]) -> None:
     assert by_sid["QueueCalculationRequests"]["Resource"] == {"Fn::GetAtt": ["RequestQueue", "Arn"]}
     assert by_sid["ReadJwtSecret"]["Resource"] == {"Ref": "JwtSecret"}
     assert by_sid["ReadStoredMetrics"]["Resource"] == [{"Fn::GetAtt": ["MetricsTable", "Arn"]}]
+
+
+def test_function_reads_only_the_reports_prefix(template: dict[str, Any]) -> None:
+    """GET /reports: PERF_REPORTS is where the pipeline writes reports when PERF_ASSET_STORE
+    is s3://<AssetBucket>/assets (the AssetBucketName output), and the role may only read
+    objects under that prefix: no write, no delete, no list, nothing else of the bucket."""
+    _, function = _one(template, "AWS::Serverless::Function")
+    location = function["Environment"]["Variables"]["PERF_REPORTS"]
+    assert location == {"Fn::Sub": "s3://${AssetBucket}/reports"}
+    store = SimpleNamespace(root="s3://the-assets/assets")
+    assert default_location(store) == location["Fn::Sub"].replace("${AssetBucket}", "the-assets")
+    bucket, prefix, _ = ReportSettings.from_env(
+        {"PERF_REPORTS": default_location(store)}
+    ).bucket_prefix_ttl()
+    assert (bucket, prefix) == ("the-assets", "reports")
+
+    role = template["Resources"]["TriggerFunctionRole"]["Properties"]
+    statements = [s for policy in role["Policies"] for s in _statements(policy["PolicyDocument"])]
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert len(s3) == 1
+    [grant] = s3
+    assert grant["Effect"] == "Allow"
+    assert _actions(grant) == ["s3:GetObject"]
+    assert "Condition" not in grant and "NotResource" not in grant
+    [resource] = _resources(grant)
+    assert resource == {"Fn::Sub": "${AssetBucket.Arn}/reports/*"}
+    pattern = resource["Fn::Sub"].replace("${AssetBucket.Arn}", "arn:aws:s3:::the-assets")
+    for day in (None, date(2024, 6, 28)):
+        key = report_key(prefix, "P00001", day)
+        assert fnmatch.fnmatchcase(f"arn:aws:s3:::the-assets/{key}", pattern)
+    for key in ("assets/daily_valuations/part.parquet", "reportsX/latest/P00001.html"):
+        assert not fnmatch.fnmatchcase(f"arn:aws:s3:::the-assets/{key}", pattern)
 
 
 def test_every_trust_policy_names_the_source_account(template: dict[str, Any]) -> None:
