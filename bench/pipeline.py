@@ -4,17 +4,19 @@
 
 1. writes the input with the sample generator, ending on --end (a business day), once, and
    derives the "base" root: the same files minus every row dated on that last day
-   (transactions trade_date, prices date, benchmarks date), so the full input is the base
-   plus exactly one more business day;
-2. backfill: `perf-pipeline run --input base --store A` in a child process, on a Dagster
+   (transactions trade_date, prices date, benchmarks date), and those rows as one new file
+   per kind (the night's delivery), so base + delivery is the full input;
+2. backfill: `perf-pipeline run --input ROOT --store A`, ROOT a copy of the base, in a child
+   process, on a Dagster
    instance of its own (DAGSTER_HOME in the workdir, SQLite event log): wall time, peak
    resident memory of the largest process and of the whole process tree, the
    materialization events it wrote and the share of its time spent outside its steps
    (Dagster's bookkeeping: planning, event writes, process start-up); then the I/O floor in
    another process: DuckDB alone reads the same input files and writes the same rows as
    Parquet files;
-3. increment: a copy of store A, run on the full input: wall time, ratio to the backfill and
-   the partition runs it made; then the same run again, with nothing new (no calculation);
+3. increment: the delivery lands in ROOT, and a copy of store A (its ingest cache with it) is
+   run on it: wall time, ratio to the backfill and the partition runs it made; then the same
+   run again, with nothing new (no calculation);
 4. two workers: `perf-pipeline run --workers 2 --input base --store B` (the multiprocess
    executor): wall time, peaks, ratio to the backfill, and whether A and B hold the same
    daily_valuations and performance_metrics (to 1e-12 relative, ignoring request_id,
@@ -71,7 +73,9 @@ class Measured:
 
 
 def ensure_input(full: Path, base: Path, portfolios: int, years: float, end: str) -> None:
-    """The full root (generated, ending on `end`) and the base root without `end`'s rows."""
+    """The full root (generated, ending on `end`), the base root without `end`'s rows, and
+    beside the base (``<base>-day``) those rows as one new file per kind: what a night
+    delivers."""
     marker = full / f".generated-{portfolios}-{years}-{end}"
     if not marker.exists():
         started = time.perf_counter()
@@ -79,17 +83,29 @@ def ensure_input(full: Path, base: Path, portfolios: int, years: float, end: str
         marker.touch()
         print(f"generated {counts} in {time.perf_counter() - started:.1f} s", flush=True)
     base_marker = base / marker.name
-    if not base_marker.exists():
+    if not base_marker.exists() or not day_root(base).exists():
         dropped = without_day(full, base, end)
         base_marker.touch()
         print(f"base input: the full input minus {dropped} on {end}", flush=True)
 
 
+def day_root(base: Path) -> Path:
+    """The folder of the rows the base leaves out, one file per kind (the next delivery)."""
+    return base.with_name(f"{base.name}-day")
+
+
 def without_day(full: Path, base: Path, day: str) -> dict[str, int]:
     """Copy every input file of `full` to `base`, leaving out the rows dated `day` (the
-    other lines are copied byte for byte); the rows left out per kind."""
-    if base.exists():
-        shutil.rmtree(base)
+    other lines are copied byte for byte) and writing them to day_root(base), one file per
+    kind; the rows left out per kind."""
+    for folder in (base, day_root(base)):
+        if folder.exists():
+            shutil.rmtree(folder)
+    delivered = {}
+    for kind in DATE_FIELD:
+        target = day_root(base) / kind / f"delivery-{day}.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        delivered[kind] = open(target, "w", newline="")  # noqa: SIM115 - closed below
     dropped = dict.fromkeys(DATE_FIELD, 0)
     for source in sorted(full.rglob("*.csv")):
         target = base / source.relative_to(full)
@@ -102,11 +118,16 @@ def without_day(full: Path, base: Path, day: str) -> dict[str, int]:
             header = next(lines)
             column = next(csv.reader([header])).index(DATE_FIELD[kind])
             out.write(header)
+            if delivered[kind].tell() == 0:
+                delivered[kind].write(header)
             for line in lines:
                 if next(csv.reader([line]))[column] == day:
                     dropped[kind] += 1
+                    delivered[kind].write(line)
                 else:
                     out.write(line)
+    for handle in delivered.values():
+        handle.close()
     return dropped
 
 
@@ -374,9 +395,14 @@ def main() -> None:
     store_inc = fresh_store(args.workdir / f"A-plus-day-{size}.duckdb")
 
     homes = {name: args.workdir / f"dagster-{name}" for name in ("A", "inc", "idle", "B")}
+    # the backfill's own root, which the night's delivery then lands in: the ingest cache
+    # knows its files by path
+    root = args.workdir / f"root-{size}"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(base, root)
     backfill = run_cli(
         "backfill",
-        ["--input", str(base), "--store", str(store_a)],
+        ["--input", str(root), "--store", str(store_a)],
         args.workdir / f"backfill-{size}.log",
         homes["A"],
     )
@@ -399,16 +425,17 @@ def main() -> None:
         return
 
     copy_store(store_a, store_inc)
+    shutil.copytree(day_root(base), root, dirs_exist_ok=True)  # the night's delivery lands
     increment = run_cli(
         "increment",
-        ["--input", str(full), "--store", str(store_inc)],
+        ["--input", str(root), "--store", str(store_inc)],
         args.workdir / f"increment-{size}.log",
         homes["inc"],
     )
     print(f"[increment] {increment.wall:.1f} s", flush=True)
     idle = run_cli(
         "nothing new",
-        ["--input", str(full), "--store", str(store_inc)],
+        ["--input", str(root), "--store", str(store_inc)],
         args.workdir / f"idle-{size}.log",
         homes["idle"],
     )

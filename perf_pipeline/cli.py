@@ -220,7 +220,11 @@ def run_partitions(target: str, tags: dict[str, str], workers: int = 1) -> list[
     job = ReconstructableRepository.for_module(
         "perf_pipeline.definitions", "defs", working_directory=os.getcwd()
     ).get_reconstructable_job(PERFORMANCE_JOB)
-    config = {**QUIET, "execution": {"config": {"multiprocess": {"max_concurrent": workers}}}}
+    # forkserver with the code location preloaded: a step process is forked from a server
+    # that imported Dagster and the pipeline once, instead of importing them again
+    start = {"forkserver": {"preload_modules": ["perf_pipeline.definitions"]}}
+    multiprocess = {"max_concurrent": workers, "start_method": start}
+    config = {**QUIET, "execution": {"config": {"multiprocess": multiprocess}}}
     with contextlib.ExitStack() as stack:
         if os.environ.get("DAGSTER_HOME"):
             instance = stack.enter_context(DagsterInstance.get())
