@@ -102,7 +102,9 @@ class ReportLinks:
             self._client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if code in ("404", "NoSuchKey", "NotFound"):
+            # 403: S3 answers a HEAD of a missing key so when the role may not list the
+            # bucket (template.yaml grants GetObject on the reports prefix only)
+            if code in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden"):
                 raise ReportNotFoundError("no such report") from exc
             raise ServiceUnavailableError(
                 "the report store is unavailable", [{"reason": str(code)}]

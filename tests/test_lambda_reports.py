@@ -124,3 +124,22 @@ def test_unreachable_s3_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handler, "reports", links)
     status, body = get("/reports/P1")
     assert status == 503 and body["error"] == "the report store is unavailable"
+
+
+def test_a_403_on_a_missing_report_is_the_same_404(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real S3 answers HEAD of a missing key with 403 when the role may not list the bucket
+    (the template grants GetObject on the reports prefix only). moto enforces no IAM, so the
+    answer is stubbed: a fault the emulator cannot make."""
+    from botocore.stub import Stubber
+
+    use(monkeypatch)
+    client = boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stub = Stubber(client)
+    stub.add_client_error("head_object", service_error_code="403", http_status_code=403)
+    stub.activate()
+    links = ReportLinks(ReportSettings(location=f"s3://{BUCKET}/reports"), lambda: client)
+    monkeypatch.setattr(handler, "reports", links)
+    status, body = get("/reports/P1")
+    assert (status, body["error"]) == (404, "no such report")
