@@ -278,7 +278,9 @@ def _security_closes(
     n_weekend = 5 + n_sec // 200
     fridays = np.flatnonzero(cal.busdays % 7 == 4)
     fridays = fridays[(fridays >= 2) & (cal.busdays[fridays] + 1 <= cal.end)]
-    fri = rng.choice(fridays, n_weekend, replace=False)
+    # more weekend closes than Fridays (many securities, a short history): a Friday repeats,
+    # each with other securities; otherwise the draw is the one every seed had before
+    fri = rng.choice(fridays, n_weekend, replace=n_weekend > len(fridays))
     sec = rng.choice(n_sec, n_weekend, replace=False)
     noise = np.exp(sigma[sec] / np.sqrt(252) * rng.standard_normal(n_weekend))
     weekend = np.column_stack(
