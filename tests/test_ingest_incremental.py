@@ -312,6 +312,7 @@ def test_the_inputs_asset_materialized_twice_reads_only_the_new_file(tmp_path, r
 
     from perf_pipeline.assets.inputs import inputs
     from perf_pipeline.resources.ingest_cache import IngestCache
+    from perf_pipeline.resources.parquet_store import ParquetStore
     from perf_pipeline.resources.settings import CalculationSettings
 
     root = tmp_path / "input"
@@ -320,6 +321,7 @@ def test_the_inputs_asset_materialized_twice_reads_only_the_new_file(tmp_path, r
     resources = {
         "input_store": InputStore(root=str(root)),
         "ingest_cache": IngestCache(root=str(tmp_path / "cache")),
+        "partition_store": ParquetStore(root=str(tmp_path / "tables")),
         "calculation_settings": CalculationSettings(),
     }
     assert materialize([inputs], resources=resources).success

@@ -12,6 +12,7 @@ from perf_pipeline.assets import inputs as inputs_module
 from perf_pipeline.assets.inputs import inputs
 from perf_pipeline.resources.ingest_cache import IngestCache
 from perf_pipeline.resources.input_store import InputStore, transient_read_error
+from perf_pipeline.resources.parquet_store import ParquetStore
 from perf_pipeline.resources.settings import CalculationSettings
 
 BUCKET = "perf-retry"
@@ -36,6 +37,7 @@ def run(aws: str, tmp_path) -> tuple[object, int]:
         resources={
             "input_store": InputStore(root=f"s3://{BUCKET}/in"),
             "ingest_cache": IngestCache(root=str(tmp_path / "cache")),
+            "partition_store": ParquetStore(root=str(tmp_path / "tables")),
             "calculation_settings": CalculationSettings(),
         },
         raise_on_error=False,

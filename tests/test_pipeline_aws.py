@@ -267,10 +267,11 @@ def test_a_failed_publication_keeps_the_metrics_and_a_retry_of_the_sink_alone_co
     aws_input, tmp_path, monkeypatch, capsys
 ):
     """DynamoDB refuses (its table is missing): the sink step fails alone, the metrics stay
-    materialized and certified; re-executing the run from failure, as the UI's "Re-execute
-    from failure" does, publishes them and computes nothing again."""
-    from dagster import DagsterInstance, ReexecutionOptions, execute_job
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    materialized and certified; running the sink step alone over the failed run's scope (what
+    the UI's "Re-execute from failure" runs) publishes them and computes nothing again."""
+    from dagster import AssetKey, DagsterInstance
+
+    from perf_pipeline.definitions import build_definitions
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PERF_DYNAMODB_TABLE", "created-later")
@@ -293,14 +294,13 @@ def test_a_failed_publication_keeps_the_metrics_and_a_retry_of_the_sink_alone_co
     )
     with DagsterInstance.get() as instance:
         failed = next(r for r in instance.get_runs() if r.job_name == "performance_job")
-        job = ReconstructableRepository.for_module(
-            "perf_pipeline.definitions", "defs", working_directory=os.getcwd()
-        ).get_reconstructable_job("performance_job")
-        options = ReexecutionOptions.from_failure(failed.run_id, instance)
         scope = {k: v for k, v in failed.tags.items() if k.startswith(("dagster/asset_", "perf/"))}
-        with execute_job(job, instance, tags=scope, reexecution_options=options) as retry:
-            assert retry.success
-            steps = {e.step_key for e in retry.all_events if e.is_step_success}
+        job = build_definitions("aws").resolve_job_def("performance_job")
+        retry = job.execute_in_process(
+            instance=instance, tags=scope, asset_selection=[AssetKey("dynamodb_metrics")]
+        )
+        assert retry.success
+        steps = {e.step_key for e in retry.all_events if e.is_step_success}
     assert steps == {"dynamodb_metrics"}  # nothing recomputed, the sink alone
     items = query_entity(dynamodb(aws_input), "created-later", "portfolio", "P1", period="ITD")
     assert float(items[0]["twr"]) == pytest.approx(p1_itd_expected()["twr"], rel=1e-8)
