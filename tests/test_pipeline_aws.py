@@ -248,7 +248,7 @@ def test_aws_init_without_a_bucket_is_a_usage_error(monkeypatch):
 def test_the_input_store_builds_one_s3_client_for_all_its_calls(aws_input, monkeypatch):
     from dagster_aws.s3 import S3Resource
 
-    from perf_pipeline.assets.inputs import read_input_files
+    from perf_pipeline.ingest import KINDS
     from perf_pipeline.resources.input_store import InputStore
 
     built = []
@@ -259,8 +259,9 @@ def test_the_input_store_builds_one_s3_client_for_all_its_calls(aws_input, monke
         return original(self)
 
     monkeypatch.setattr(S3Resource, "get_client", counting)  # still talks to moto's server
-    files = read_input_files(InputStore(root=f"s3://{BUCKET}/in"))
-    assert len(files) == 4 and len(built) == 1
+    store = InputStore(root=f"s3://{BUCKET}/in")
+    files = [store.read(obj) for kind in KINDS for obj in store.list_files(kind)]
+    assert len(files) == 4 and all(files) and len(built) == 1
 
 
 def test_a_failed_publication_keeps_the_metrics_and_a_retry_of_the_sink_alone_completes(

@@ -17,7 +17,7 @@ from dagster import (
 from perf_pipeline.assets.groups import INPUTS
 from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.increments import input_digests
-from perf_pipeline.ingest import KINDS, RawFile, ValidatedInputs
+from perf_pipeline.ingest import KINDS, ValidatedInputs
 from perf_pipeline.ingest.incremental import validate_incrementally
 from perf_pipeline.resources.ingest_cache import IngestCache
 from perf_pipeline.resources.input_store import InputStore, transient_read_error
@@ -48,15 +48,6 @@ RECONCILE = "rows_reconcile"
 READ_RETRIES = 3
 READ_RETRY_DELAY_S = 2.0
 """A transient read failure is retried READ_RETRIES times, after 2, 4, 8 seconds."""
-
-
-def read_input_files(store: InputStore) -> list[RawFile]:
-    """Every file of every kind under the input root, as bytes."""
-    return [
-        RawFile(path=store.uri(obj), kind=kind, data=store.read(obj))
-        for kind in KINDS
-        for obj in store.list_files(kind)
-    ]
 
 
 @multi_asset(
