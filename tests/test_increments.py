@@ -481,7 +481,7 @@ def test_a_two_worker_backfill_runs_shards_side_by_side_and_equals_one_worker(
     assert "partition run(s)" in out
     chunks = [e for e in starts if e.step_key.startswith("daily_valuations.value_chunk[")]
     assert len(chunks) >= 2  # one step per shard with portfolios
-    assert len({e.pid for e in starts}) >= 2  # the multiprocess executor: steps in processes
+    assert len({e.dagster_event.pid for e in starts}) >= 2  # multiprocess: steps in processes
 
 
 def kill_when(command: list[str], env: dict, ready) -> None:
