@@ -48,12 +48,8 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 		--store $(DEMO_STORE) --target local
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/perf-pipeline report --store $(DEMO_STORE) --target local
 
-# A ranged run records one materialization per (day, shard) partition: batch their writes,
-# and plan one event per asset (perf_pipeline/cli.py sets the same for `perf-pipeline run`).
-DAGSTER_EVENTS := DAGSTER_EVENT_BATCH_SIZE=1000 DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true
-
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	$(DAGSTER_EVENTS) DAGSTER_HOME=$(DAGSTER_HOME) PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} \
+	DAGSTER_HOME=$(DAGSTER_HOME) PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} \
 		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dagster dev -w workspace.yaml
 
 bench: install

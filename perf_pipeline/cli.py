@@ -18,13 +18,6 @@ import pandas as pd
 from perf_pipeline.report.command import add_report_command, run_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DAGSTER_EVENT_SETTINGS = {
-    # A ranged run records one materialization per (day, shard) partition: written in
-    # batches, and planned as one event per asset (a failed run then marks no partition
-    # failed; the next plan finds them stale all the same).
-    "DAGSTER_EVENT_BATCH_SIZE": "1000",
-    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
-}
 TARGET_VARIABLES = {"input": "PERF_INPUT", "store": "PERF_STORE", "target": "PERF_TARGET"}
 
 
@@ -140,8 +133,6 @@ def run(args: argparse.Namespace) -> int:
     for option, variable in TARGET_VARIABLES.items():
         if getattr(args, option):
             os.environ[variable] = getattr(args, option)
-    for variable, value in DAGSTER_EVENT_SETTINGS.items():
-        os.environ.setdefault(variable, value)
     root = os.environ.get("PERF_INPUT", "data/input")
     if not root.startswith("s3://") and not Path(root).is_dir():
         print(f"perf-pipeline: input root {root!r} is not a folder", file=sys.stderr)

@@ -32,7 +32,6 @@ def plan(
     store: PartitionStore,
     as_of: pd.Timestamp,
     shards: Sequence[str] | None = None,
-    workers: int = 1,
 ) -> list[PlannedRun]:
     """The runs that recompute exactly the stale partitions of `shards` (default: all) up to
     `as_of` (rolled back to a business day), or up to a shard's last computed day when that
@@ -60,7 +59,7 @@ def plan(
     computed = computed.loc[computed["shard"].isin(chosen)]
     ranges = stale_ranges(digests.loc[digests["shard"].isin(chosen)], computed, as_of)
     fresh = set(chosen) - set(computed["shard"])
-    return plan_runs(ranges, every, fresh=fresh, idle=idle, workers=workers)
+    return plan_runs(ranges, every, fresh=fresh, idle=idle)
 
 
 def last_computed(store: PartitionStore, shards: Sequence[str]) -> pd.Series:

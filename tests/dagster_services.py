@@ -47,8 +47,6 @@ telemetry:
 PIPELINE_ENV = {
     # A ranged run records one materialization per (day, shard) partition: in batches, and
     # planned as one event per asset (as `perf-pipeline run` sets them).
-    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
-    "DAGSTER_EVENT_BATCH_SIZE": "1000",
     # Few partitions: 4 shards from 2023-01-02 (the test inputs are from 2024).
     "PERF_SHARDS": "4",
     "PERF_PARTITION_START": "2023-01-02",

@@ -5,7 +5,7 @@ the compute log manager's config types); the run queue is the repository's; the 
 are accepted by ECS's RegisterTaskDefinition (botocore's parameter validation, moto's service)
 and carry every variable the instance file reads; EcsRunLauncher starts against the registered run
 worker definition and a run launched through it gets exactly that definition's environment
-(PERF_SHARDS, PERF_PARTITION_START and the event settings, the same in all three definitions);
+(PERF_SHARDS and PERF_PARTITION_START, the same in all three definitions);
 a single-run backfill over many days x every shard is one run per shard; the Dockerfile and the
 task definitions agree on paths and commands; every placeholder is documented in
 deploy/README.md.
@@ -40,7 +40,6 @@ from dagster._core.storage.tags import (
 from dagster_aws.ecs import EcsRunLauncher
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 
-from perf_pipeline.cli import DAGSTER_EVENT_SETTINGS
 from perf_pipeline.resources.deployments import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,8 +228,6 @@ def test_task_definition_carries_everything_the_instance_reads(path):
         assert name in env, name
     for name in PARTITION_VARIABLES:
         assert env[name] == f"${{{name}}}", name
-    for name, value in DAGSTER_EVENT_SETTINGS.items():
-        assert env[name] == value, name
     assert env["DAGSTER_RUN_TASK_DEFINITION"] == "perf-pipeline-run"
 
 
@@ -334,10 +331,9 @@ def test_a_launched_run_gets_the_run_worker_environment(aws, instance_env, env_v
     assert override["command"][-2] == "execute_run"
     registered = ecs.describe_task_definition(taskDefinition=request["taskDefinition"])
     environment = container_env(registered["taskDefinition"])
-    for name in (*PARTITION_VARIABLES, *DAGSTER_EVENT_SETTINGS):
+    for name in PARTITION_VARIABLES:
         assert environment[name] == instance_env[name], name
     assert environment["PERF_SHARDS"] == "16"
-    assert environment["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] == "true"
 
 
 def backfill_runs(months: list[str]) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from handmade import AS_OF, P1_IN, P1_MV, PRICES, hand_returns, p1_itd_expected,
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from perf_pipeline.cli import DAGSTER_EVENT_SETTINGS, main
+from perf_pipeline.cli import main
 from perf_pipeline.increments import shard_of
 from perf_pipeline.resources.aws_setup import create_dev_resources
 from perf_pipeline.resources.deployments import aws_resources
@@ -51,7 +51,6 @@ def aws_input(aws, tmp_path, monkeypatch):
         "PERF_DYNAMODB_TABLE": TABLE,
         "PERF_TIMESTREAM_DATABASE": TS_DB,
         "PERF_TIMESTREAM_TABLE": TS_TABLE,
-        **DAGSTER_EVENT_SETTINGS,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PERF_ASSET_STORE", raising=False)

@@ -14,8 +14,10 @@ frame: the rows themselves go to the partition store.
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -77,9 +79,45 @@ def scope(
     return shards, start, as_of_day(end)
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """What one step computes: its shards, their portfolios, and the run's business days
+    start..end (decided once, in run_chunks). Passed between steps as JSON (as_output)."""
+
+    shards: tuple[str, ...]
+    portfolios: tuple[str, ...]
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    def as_output(self) -> dict[str, Any]:
+        return {
+            "shards": list(self.shards),
+            "portfolios": list(self.portfolios),
+            "start": f"{self.start:%Y-%m-%d}",
+            "end": f"{self.end:%Y-%m-%d}",
+        }
+
+    @classmethod
+    def of(cls, output: dict[str, Any]) -> "Chunk":
+        return cls(
+            tuple(output["shards"]),
+            tuple(output["portfolios"]),
+            pd.Timestamp(output["start"]),
+            pd.Timestamp(output["end"]),
+        )
+
+    def shard_column(self, frame: pd.DataFrame, store: PartitionStore) -> np.ndarray:
+        """The shard of each row's portfolio_id: one CRC-32 per portfolio of the chunk, not
+        per row."""
+        ids = list(self.portfolios)
+        return (
+            frame["portfolio_id"].map(dict(zip(ids, store.shard_of(ids), strict=True))).to_numpy()
+        )
+
+
 @op(
     ins={"after": In(Nothing)},
-    out=DynamicOut(list),
+    out=DynamicOut(dict),
     description="The run's shards in chunks, one step each.",
 )
 def run_chunks(
@@ -91,8 +129,11 @@ def run_chunks(
     shards, start, end = scope(context, partition_store, transactions, prices)
     context.log.info(f"{len(shards)} shards, {start:%Y-%m-%d} .. {end:%Y-%m-%d}")
     owners = portfolio_shards(transactions, partition_store)
-    for chunk, _ in shard_chunks(shards, owners):
-        yield DynamicOutput(list(chunk), mapping_key=f"{chunk[0]}_{chunk[-1]}")
+    for chunk, members in shard_chunks(shards, owners):
+        yield DynamicOutput(
+            Chunk(chunk, tuple(members), start, end).as_output(),
+            mapping_key=f"{chunk[0]}_{chunk[-1]}",
+        )
 
 
 def findings(frame: pd.DataFrame) -> dict[str, Any]:

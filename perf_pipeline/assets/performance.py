@@ -29,16 +29,10 @@ from dagster import (
 )
 
 from perf_contract.tags import REQUEST_ID_TAG
-from perf_pipeline.assets.fanout import (
-    check_result,
-    findings,
-    portfolio_shards,
-    run_chunks,
-    scope,
-)
+from perf_pipeline.assets.fanout import Chunk, check_result, findings, run_chunks
 from perf_pipeline.assets.groups import PERFORMANCE
 from perf_pipeline.assets.metadata import preview
-from perf_pipeline.assets.valuation import run_summary, shard_column
+from perf_pipeline.assets.valuation import run_summary
 from perf_pipeline.calc.calendar import (
     month_end_business_days,
     previous_business_day,
@@ -130,11 +124,9 @@ def valued_from(
 @op(description="Metrics of one chunk of the run's shards on the run's calculation dates.")
 def metrics_chunk(
     context: OpExecutionContext,
-    chunk: list,
+    chunk: dict,
     portfolios: pd.DataFrame,
     benchmarks: pd.DataFrame,
-    transactions: pd.DataFrame,
-    prices: pd.DataFrame,
     input_digests: pd.DataFrame,
     calculation_settings: CalculationSettings,
     run_request: RunRequest,
@@ -143,12 +135,11 @@ def metrics_chunk(
     """Compute the chunk's metrics from its stored daily valuations, store them (with the keys
     they supersede, for the DynamoDB sink), certify the range (computed_from), and return the
     latest ITD figures and what the check found."""
-    chunk = tuple(chunk)
-    _, start, end = scope(context, partition_store, transactions, prices)
+    part = Chunk.of(chunk)
+    chunk, start, end = part.shards, part.start, part.end
     dates = calculation_dates(start, end)  # the range's month-ends and its last day
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     stamp = {"request_id": request_id(context, run_request), "created_at": now, "updated_at": now}
-    owners = portfolio_shards(transactions, partition_store)
     used = valued_from(partition_store, input_digests, chunk, start, end)
     history = partition_store.read(
         "daily_valuations", chunk, end=end.date(), columns=HISTORY_COLUMNS
@@ -161,7 +152,7 @@ def metrics_chunk(
         risk_free_rate=calculation_settings.annual_risk_free_rate(),
         dates=dates[dates >= panel.dates.min()],
     )
-    metrics = metrics.assign(shard=shard_column(metrics, owners), **stamp)
+    metrics = metrics.assign(shard=part.shard_column(metrics, partition_store), **stamp)
     where = Slice(chunk, start.date(), end.date(), superseded_days(start, partition_store.start))
     superseded = superseded_rows(partition_store, metrics, where)
     partition_store.replace(SUPERSEDED, superseded, where)
@@ -235,11 +226,7 @@ def build_performance_metrics(partitions_def: PartitionsDefinition) -> AssetsDef
         daily_valuations, portfolios, benchmarks, transactions, prices, input_digests
     ):
         chunks = run_chunks(transactions, prices, after=daily_valuations)
-        done = chunks.map(
-            lambda chunk: metrics_chunk(
-                chunk, portfolios, benchmarks, transactions, prices, input_digests
-            )
-        )
+        done = chunks.map(lambda chunk: metrics_chunk(chunk, portfolios, benchmarks, input_digests))
         return metrics_done(done.collect())
 
     return performance_metrics

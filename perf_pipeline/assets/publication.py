@@ -12,6 +12,7 @@ their deadline), so the step itself has no retry policy: what fails it fails aga
 """
 
 from collections import Counter
+from collections.abc import Callable
 
 import pandas as pd
 from dagster import (
@@ -55,20 +56,19 @@ def build_publication(partitions_def: PartitionsDefinition) -> list[AssetsDefini
     ) -> MaterializeResult:
         """The run's performance_metrics upserted to DynamoDB (superseded items deleted) and
         written to Timestream."""
-        shards, start, end = scope(context, partition_store, transactions, prices)
-        days = [(start.date(), end.date())] + [
-            (day, day) for day in superseded_days(start, partition_store.start)
-        ]
-        counts: Counter[str] = Counter()
-        for shard in shards:
-            metrics = partition_store.read("performance_metrics", [shard], start.date(), end.date())
+
+        def publish(shard: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, int]:
+            days = [(start.date(), end.date())] + [
+                (day, day) for day in superseded_days(start, partition_store.start)
+            ]
+            metrics = partition_store.read("performance_metrics", [shard], *days[0])
             gone = pd.concat(
                 [partition_store.read(SUPERSEDED, [shard], a, b) for a, b in days],
                 ignore_index=True,
             )
-            keys = metric_keys(gone) if len(gone) else []
-            counts.update(metrics_sink.publish_metrics(metrics, keys))
-        return MaterializeResult(metadata={**counts, "shards": len(shards)})
+            return metrics_sink.publish_metrics(metrics, metric_keys(gone) if len(gone) else [])
+
+        return by_shard(scope(context, partition_store, transactions, prices), publish)
 
     @asset(deps=["daily_valuations"], kinds={"timestream"}, **shared)
     def timestream_daily(
@@ -79,13 +79,26 @@ def build_publication(partitions_def: PartitionsDefinition) -> list[AssetsDefini
         metrics_sink: MetricsSink,
     ) -> MaterializeResult:
         """The run's daily_valuations written to Timestream."""
-        shards, start, end = scope(context, partition_store, transactions, prices)
-        counts: Counter[str] = Counter()
-        for shard in shards:
+
+        def publish(shard: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, int]:
             daily = partition_store.read(
                 "daily_valuations", [shard], start.date(), end.date(), DAILY_COLUMNS
             )
-            counts.update(metrics_sink.publish_daily(daily))
-        return MaterializeResult(metadata={**counts, "shards": len(shards)})
+            return metrics_sink.publish_daily(daily)
+
+        return by_shard(scope(context, partition_store, transactions, prices), publish)
 
     return [dynamodb_metrics, timestream_daily]
+
+
+def by_shard(
+    run_scope: tuple[tuple[str, ...], pd.Timestamp, pd.Timestamp],
+    publish: Callable[[str, pd.Timestamp, pd.Timestamp], dict[str, int]],
+) -> MaterializeResult:
+    """Publish the run's scope one shard at a time (memory follows the shard); the
+    materialization counts what went where."""
+    shards, start, end = run_scope
+    counts: Counter[str] = Counter()
+    for shard in shards:
+        counts.update(publish(shard, start, end))
+    return MaterializeResult(metadata={**counts, "shards": len(shards)})

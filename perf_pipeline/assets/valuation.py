@@ -24,13 +24,7 @@ from dagster import (
     op,
 )
 
-from perf_pipeline.assets.fanout import (
-    check_result,
-    findings,
-    portfolio_shards,
-    run_chunks,
-    scope,
-)
+from perf_pipeline.assets.fanout import Chunk, check_result, findings, run_chunks
 from perf_pipeline.assets.groups import VALUATION
 from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.calc.calendar import previous_business_day
@@ -105,7 +99,7 @@ def positions(transactions: pd.DataFrame):
 @op(description="Value one chunk of the run's shards over the run's business days.")
 def value_chunk(
     context: OpExecutionContext,
-    chunk: list,
+    chunk: dict,
     transactions: pd.DataFrame,
     prices: pd.DataFrame,
     input_digests: pd.DataFrame,
@@ -114,21 +108,19 @@ def value_chunk(
 ) -> dict:
     """Value the chunk's portfolios from the stored close before the range (opening_state),
     store their rows, and return what the checks found."""
-    chunk = tuple(chunk)
-    _, start, end = scope(context, partition_store, transactions, prices)
-    owners = portfolio_shards(transactions, partition_store)
-    members = owners.loc[owners["shard"].isin(chunk), "portfolio_id"].tolist()
+    part = Chunk.of(chunk)
+    chunk, start, end = part.shards, part.start, part.end
     opening = opening_state(partition_store, chunk, start, input_digests)
     panel = value_entities(
         transactions,
         prices,
         end,
         timing=calculation_settings.timing,
-        portfolios=members,
+        portfolios=list(part.portfolios),
         opening=opening,
     )
     daily = panel.to_frame()
-    daily["shard"] = shard_column(daily, owners)
+    daily["shard"] = part.shard_column(daily, partition_store)
     where = Slice(chunk, start.date(), end.date())
     partition_store.replace("computed_from", no_digests(), where)  # uncertified until done
     partition_store.replace("daily_valuations", daily, where)
@@ -217,12 +209,6 @@ def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefini
         return valuations_done(done.collect())
 
     return daily_valuations
-
-
-def shard_column(frame: pd.DataFrame, owners: pd.DataFrame) -> np.ndarray:
-    """The shard of each row's portfolio_id, looked up in `owners` (portfolio_shards): one
-    CRC-32 per portfolio, not per row."""
-    return frame["portfolio_id"].map(owners.set_index("portfolio_id")["shard"]).to_numpy()
 
 
 def negative_holdings(held: pd.DataFrame) -> pd.DataFrame:

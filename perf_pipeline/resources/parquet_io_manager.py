@@ -21,7 +21,7 @@ from pydantic import Field, PrivateAttr
 
 from perf_pipeline.resources.blobs import Blobs, open_root
 from perf_pipeline.resources.duckdb_catalog import ensure_view
-from perf_pipeline.resources.parquet_store import from_parquet, to_parquet
+from perf_pipeline.resources.parquet_store import from_parquet, read_listed, to_parquet
 
 _VIEWS: set[tuple[str, str, str]] = set()
 """Views this process made already (a view reads whatever file is there when queried)."""
@@ -35,10 +35,7 @@ def _decoded(blobs: Blobs, key: str, stamp: str) -> pd.DataFrame:
     shallow copy, which pandas' copy-on-write keeps from changing the cached frame."""
     name = (blobs.uri, key, stamp)
     if name not in _DECODED:
-        data = blobs.get(key)
-        if data is None:
-            raise FileNotFoundError(f"{blobs.uri}/{key} vanished while being read")
-        _DECODED[name] = from_parquet(data)
+        _DECODED[name] = read_listed(blobs, key)
         while len(_DECODED) > DECODED_TABLES:
             _DECODED.popitem(last=False)
     _DECODED.move_to_end(name)

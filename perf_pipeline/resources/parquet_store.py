@@ -65,6 +65,15 @@ def from_parquet(data: bytes, columns: Sequence[str] | None = None) -> pd.DataFr
     return table.to_pandas()
 
 
+def read_listed(blobs: Blobs, key: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A Parquet file that was listed (or stat'ed) a moment ago; FileNotFoundError naming it
+    when it went in between."""
+    data = blobs.get(key)
+    if data is None:
+        raise FileNotFoundError(f"{blobs.uri}/{key} vanished while being read")
+    return from_parquet(data, columns)
+
+
 class ParquetStore(PartitionStore):
     """PartitionStore over Parquet month files in a folder or an S3 prefix."""
 
@@ -112,14 +121,8 @@ class ParquetStore(PartitionStore):
     def _get_all(
         self, keys: Sequence[str], columns: Sequence[str] | None = None
     ) -> list[pd.DataFrame]:
-        def get(key: str) -> pd.DataFrame:
-            data = self.blobs.get(key)
-            if data is None:
-                raise FileNotFoundError(f"{self.blobs.uri}/{key} vanished while being read")
-            return from_parquet(data, columns)
-
         with ThreadPoolExecutor(max_workers=max(1, self.threads)) as pool:
-            return list(pool.map(get, keys))
+            return list(pool.map(lambda key: read_listed(self.blobs, key, columns), keys))
 
     # --- the PartitionStore interface -----------------------------------------------------
 
