@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from perf_pipeline.ingest import schemas
 from perf_pipeline.ingest.reading import KINDS, rows_as_json
-from perf_pipeline.ingest.schemas import MODELS, TransactionsModel
+from perf_pipeline.ingest.schemas import MODELS
 from perf_pipeline.ingest.validate import (
     _ROW,
     INPUT_FILE_COLUMNS,
@@ -39,15 +39,11 @@ from perf_pipeline.ingest.validate import (
     SOURCE_FILE,
     SOURCE_LINE,
     ValidatedInputs,
-    _accepted,
     _Batch,
-    _check_account_owner,
-    _check_currency,
-    _collapse_duplicates,
     _concat_failures,
-    _portfolios,
     _row_rules,
     _sorted_by_key,
+    cross_file_rules,
 )
 from perf_pipeline.ingest.verdict import (
     FAILED,
@@ -72,14 +68,7 @@ def combine(verdicts: list[FileVerdict], today: dt.date) -> ValidatedInputs:
     kinds = {kind: _Kind(kind, [v for v in ordered if v.kind == kind and not v.reason], latest)
              for kind in KINDS}  # fmt: skip
     batches = {kind: k.batch for kind, k in kinds.items()}
-    for batch in batches.values():
-        _collapse_duplicates(batch)
-    _check_account_owner(batches["transactions"])
-    portfolios = _portfolios(batches["portfolios"], batches["transactions"])
-    _check_currency(batches["transactions"], portfolios)
-    transactions = _accepted(batches["transactions"]).sort_values(
-        [TransactionsModel.trade_date, TransactionsModel.transaction_id], kind="stable"
-    )
+    portfolios, transactions = cross_file_rules(batches)
     rejected_parts: list[pd.DataFrame] = []
     file_records: list[tuple] = []
     for k in kinds.values():
@@ -90,7 +79,7 @@ def combine(verdicts: list[FileVerdict], today: dt.date) -> ValidatedInputs:
     input_files = pd.DataFrame(file_records, columns=INPUT_FILE_COLUMNS)
     return ValidatedInputs(
         portfolios=portfolios,
-        transactions=transactions.reset_index(drop=True),
+        transactions=transactions,
         prices=_sorted_by_key(batches["prices"]),
         benchmarks=_sorted_by_key(batches["benchmarks"]),
         rejected_rows=_rejected_rows(rejected_parts),

@@ -137,24 +137,32 @@ def validate_inputs(
             rejected_files.append((file.path, file.kind, reason, len(file.data)))
 
     batches = {kind: _row_rules(kind, tables[kind], latest) for kind in KINDS}
-    for batch in batches.values():
-        _collapse_duplicates(batch)
-    _check_account_owner(batches["transactions"])
-    portfolios = _portfolios(batches["portfolios"], batches["transactions"])
-    _check_currency(batches["transactions"], portfolios)
-
-    transactions = _accepted(batches["transactions"]).sort_values(
-        [TransactionsModel.trade_date, TransactionsModel.transaction_id], kind="stable"
-    )
+    portfolios, transactions = cross_file_rules(batches)
     return ValidatedInputs(
         portfolios=portfolios,
-        transactions=transactions.reset_index(drop=True),
+        transactions=transactions,
         prices=_sorted_by_key(batches["prices"]),
         benchmarks=_sorted_by_key(batches["benchmarks"]),
         rejected_rows=_rejected_rows(batches),
         rejected_files=pd.DataFrame(rejected_files, columns=REJECTED_FILE_COLUMNS),
         input_files=_input_files(batches, rejected_files),
     )
+
+
+def cross_file_rules(batches: dict[str, _Batch]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Steps 4-6 over every file's rows that passed the row rules: duplicates collapsed or
+    rejected, one owner per account, portfolios inferred, currencies checked; (portfolios,
+    accepted transactions in trade-date order). The full and the incremental validation
+    (ingest.combine) both run exactly this."""
+    for batch in batches.values():
+        _collapse_duplicates(batch)
+    _check_account_owner(batches["transactions"])
+    portfolios = _portfolios(batches["portfolios"], batches["transactions"])
+    _check_currency(batches["transactions"], portfolios)
+    transactions = _accepted(batches["transactions"]).sort_values(
+        [TransactionsModel.trade_date, TransactionsModel.transaction_id], kind="stable"
+    )
+    return portfolios, transactions.reset_index(drop=True)
 
 
 def _row_rules(kind: str, tables: list[tuple[str, RawTable]], latest: dt.date) -> _Batch:
