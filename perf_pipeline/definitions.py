@@ -10,6 +10,7 @@ from dagster import (
     Definitions,
     define_asset_job,
     definitions,
+    map_asset_specs,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
@@ -37,13 +38,16 @@ EXCLUSIVE_TAG = "perf/exclusive"
 
 inputs_job = define_asset_job(
     INPUTS_JOB,
-    selection=AssetSelection.groups(INPUTS) | AssetSelection.assets("positions"),
-    description="Read and validate every input file, and digest what each shard and day "
-    "depends on; the stale partitions follow (perf-pipeline run, the "
+    selection=AssetSelection.groups(INPUTS),
+    description="Read and validate every input file, digest what each shard and day "
+    "depends on, and derive the positions; the stale partitions follow (perf-pipeline run, the "
     "stale_partitions sensor).",
     tags={EXCLUSIVE_TAG: INPUTS_JOB},
 )
 STEP_EXECUTORS = ("multiprocess", "ecs")
+STORE_KINDS = {"local": "duckdb", "aws": "s3"}
+"""The kind the UI shows on every stored table, beside pandas and parquet: where a user
+finds it (a DuckDB view on the local target, an S3 prefix on aws)."""
 
 
 def build_performance_job(step_executor: str = "multiprocess") -> UnresolvedAssetJobDefinition:
@@ -56,8 +60,7 @@ def build_performance_job(step_executor: str = "multiprocess") -> UnresolvedAsse
         )
     return define_asset_job(
         PERFORMANCE_JOB,
-        selection=AssetSelection.groups(VALUATION, PERFORMANCE, PUBLICATION)
-        - AssetSelection.assets("positions"),
+        selection=AssetSelection.groups(VALUATION, PERFORMANCE, PUBLICATION),
         description="Valuations and performance metrics of a range of months (the business "
         "days and shards its tags name), and on the aws target their publication.",
         executor_def=ecs_executor if step_executor == "ecs" else None,
@@ -83,12 +86,14 @@ def build_definitions(
     months = monthly_partitions(configured("PERF_PARTITION_START"))
     performance_job = build_performance_job(configured("PERF_STEP_EXECUTOR"))
     publication = build_publication(months) if target == "aws" else []
+    resources = resources_for(target)  # first: a clear error for an unknown target
+    stored = map_asset_specs(
+        lambda spec: spec.merge_attributes(kinds={STORE_KINDS[target]}),
+        [inputs, positions, build_daily_valuations(months), build_performance_metrics(months)],
+    )
     return Definitions(
         assets=[
-            inputs,
-            positions,
-            build_daily_valuations(months),
-            build_performance_metrics(months),
+            *stored,
             *publication,
             portfolio_reports,
         ],
@@ -108,7 +113,7 @@ def build_definitions(
             build_stale_partitions_sensor(inputs_job, performance_job, exclusive_tag=EXCLUSIVE_TAG),
         ],
         schedules=[build_nightly_schedule(INPUTS_JOB)],
-        resources=resources_for(target),
+        resources=resources,
     )
 
 

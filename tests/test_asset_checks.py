@@ -38,7 +38,8 @@ def test_reconcile_passes_with_identical_redeliveries():
     result = validated()
     assert len(result.portfolios) == 2 and len(result.transactions) == 1
     check = check_input_files_reconcile(result)
-    assert check.passed, check.metadata["offending_files"]
+    assert check.passed, check.metadata
+    assert check.metadata["observed"].value == 0.0 and check.metadata["threshold"].value == 0.0
 
 
 def test_reconcile_fails_when_an_accepted_row_goes_missing():
@@ -46,8 +47,12 @@ def test_reconcile_fails_when_an_accepted_row_goes_missing():
     lost = result.transactions.iloc[0:0]  # the accepted row vanished between validation and here
     check = check_input_files_reconcile(type(result)(**{**vars(result), "transactions": lost}))
     assert not check.passed
-    assert check.metadata["files_off"].value == 1  # the file the kept copy came from
-    assert "transactions/a.csv" in check.metadata["offending_files"].value
+    assert check.metadata["observed"].value == 1.0  # the file the kept copy came from
+    assert check.metadata["threshold"].value == 0.0
+    shown = check.metadata["offending_rows"].value
+    assert [record.data["file"] for record in shown.records] == ["transactions/a.csv"]
+    # a.csv: 2 rows read, T2 rejected (amount "oops"), T1 accepted but gone from the table
+    assert [(r.data["rows_read"], r.data["rejected"]) for r in shown.records] == [(2, 1)]
 
 
 def valuations_of_one_day(

@@ -15,6 +15,7 @@ FRAME = pd.DataFrame(
         "note": [None, "x"],
     }
 )
+FRAME_TYPES = [("portfolio_id", "string"), ("value", "float"), ("date", "date"), ("note", "string")]
 
 
 def test_a_table_round_trips_through_materialize_with_its_location(tmp_path):
@@ -35,6 +36,8 @@ def test_a_table_round_trips_through_materialize_with_its_location(tmp_path):
     [event] = result.asset_materializations_for_node("nested__holdings")
     assert event.metadata["dagster/row_count"].value == 2
     assert str(path) in event.metadata["dagster/uri"].value
+    columns = event.metadata["dagster/column_schema"].value.columns
+    assert [(c.name, c.type) for c in columns] == [(name, kind) for name, kind in FRAME_TYPES]
     assert result.output_for_node("total") == {"rows": 2, "sum": 1.5}
 
 

@@ -12,7 +12,7 @@ A chunk step's summary is JSON (counts, the first offending rows of each check),
 frame: the rows themselves go to the partition store.
 """
 
-import json
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,7 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetExecutionContext,
     DynamicOut,
     DynamicOutput,
     In,
@@ -31,7 +32,16 @@ from dagster import (
     op,
 )
 
-from perf_pipeline.assets.metadata import PREVIEW_ROWS, preview
+from perf_pipeline.assets.metadata import (
+    PREVIEW_ROWS,
+    check_metadata,
+    location,
+    partition_metadata,
+    records,
+    rows_by_month,
+    schema_of,
+    schema_pairs,
+)
 from perf_pipeline.partitions import run_scope
 from perf_pipeline.planning import as_of_day, default_as_of
 from perf_pipeline.resources.partition_store import PartitionStore
@@ -137,9 +147,13 @@ def run_chunks(
 
 
 def findings(frame: pd.DataFrame) -> dict[str, Any]:
-    """A check's offending rows as a summary: their count and the first PREVIEW_ROWS."""
-    head = frame.head(PREVIEW_ROWS).to_json(orient="records", date_format="iso")
-    return {"rows": len(frame), "head": head}
+    """A check's offending rows as a JSON summary: their count, the first PREVIEW_ROWS as
+    cells, and their schema ([name, type] pairs)."""
+    return {
+        "rows": len(frame),
+        "head": records(frame.head(PREVIEW_ROWS)),
+        "schema": schema_pairs(frame),
+    }
 
 
 def check_result(
@@ -147,20 +161,58 @@ def check_result(
     check: str,
     severity: AssetCheckSeverity,
     found: list[dict[str, Any]],
-    metadata: dict[str, Any],
+    limits: dict[str, float],
 ) -> AssetCheckResult:
-    """One check's result over every chunk's findings: the offending row count, the
-    threshold metadata, and the first offending rows."""
+    """One check's result over every chunk's findings: the offending rows observed against
+    the threshold (none), the rule's `limits`, and the first offending rows as a table."""
     rows = sum(part["rows"] for part in found)
-    heads = [pd.DataFrame(json.loads(part["head"])) for part in found if part["rows"]]
-    head = pd.concat(heads, ignore_index=True) if heads else pd.DataFrame()
-    shown = preview(head.head(PREVIEW_ROWS))
-    if rows > PREVIEW_ROWS:
-        shown = MetadataValue.md(f"{shown.value}\n\n_{rows:,} rows in all_")
+    offending = [part for part in found if part["rows"]]
+    shown = [row for part in offending for row in part["head"]][:PREVIEW_ROWS]
+    schema = schema_of(offending[0]["schema"]) if offending else None
     return AssetCheckResult(
         check_name=check,
         asset_key=asset,
         passed=rows == 0,
         severity=severity,
-        metadata={"rows": rows, **metadata, "offending_rows": shown},
+        metadata=check_metadata(rows, schema, shown, **limits),
     )
+
+
+def written(part: Chunk, frame: pd.DataFrame, day: str) -> dict[str, Any]:
+    """What a chunk step wrote, for its run's partition metadata: its shards, its last day,
+    its rows per month of the `day` column, and the columns' schema."""
+    return {
+        "shards": list(part.shards),
+        "end": f"{part.end:%Y-%m-%d}",
+        "rows_by_month": rows_by_month(frame[day]),
+        "schema": schema_pairs(frame),
+    }
+
+
+def last_day(chunks: list[dict[str, Any]]) -> dt.date | None:
+    """The run's last business day (every chunk has the run's days), None without chunks."""
+    return max((dt.date.fromisoformat(part["end"]) for part in chunks), default=None)
+
+
+def add_partition_metadata(
+    context: OpExecutionContext,
+    store: PartitionStore,
+    table: str,
+    chunks: list[dict[str, Any]],
+    figures: dict[str, MetadataValue],
+) -> None:
+    """Attach to each partition (month) the run materializes its own metadata
+    (metadata.partition_metadata, with the table's location), and to the run's last
+    partition `figures` as well: a ranged run's partitions do not all repeat its totals,
+    and the asset's latest materialization (the last partition) carries them."""
+    keys = list(context.partition_keys)
+    uri, view = store.location(table)
+    stored = {"dagster/uri": location(uri)}
+    if view:
+        stored["dagster/table_name"] = MetadataValue.text(view)
+    meta = partition_metadata(keys, chunks, stored)
+    if keys:
+        meta[keys[-1]] |= figures
+    asset_context = AssetExecutionContext(context)
+    for key, values in meta.items():
+        asset_context.add_asset_metadata(values, partition_key=key)

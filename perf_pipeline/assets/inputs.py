@@ -9,13 +9,21 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetOut,
+    MetadataValue,
     Output,
     RetryRequested,
     multi_asset,
 )
 
 from perf_pipeline.assets.groups import INPUTS
-from perf_pipeline.assets.metadata import date_range, preview
+from perf_pipeline.assets.metadata import (
+    PREVIEW_ROWS,
+    check_metadata,
+    date_range,
+    preview,
+    records,
+    table_schema,
+)
 from perf_pipeline.increments import input_digests
 from perf_pipeline.ingest import KINDS, ValidatedInputs
 from perf_pipeline.ingest.incremental import validate_incrementally
@@ -52,7 +60,8 @@ READ_RETRY_DELAY_S = 2.0
 
 @multi_asset(
     outs={
-        name: AssetOut(description=text, group_name=INPUTS) for name, text in DESCRIPTIONS.items()
+        name: AssetOut(description=text, group_name=INPUTS, kinds={"pandas", "parquet"})
+        for name, text in DESCRIPTIONS.items()
     },
     check_specs=[
         AssetCheckSpec(
@@ -96,7 +105,7 @@ def inputs(
     )
     for name in DESCRIPTIONS:
         frame: pd.DataFrame = digests if name == "input_digests" else getattr(result, name)
-        meta: dict = {"rows": len(frame)}
+        meta: dict = {}  # the IO manager adds the location, row count and column schema
         if name in DATE_COLUMNS:
             meta |= date_range(frame[DATE_COLUMNS[name]])
         if name == "rejected_rows":
@@ -104,10 +113,25 @@ def inputs(
                 frame["rule"].value_counts().rename_axis("rule").reset_index(name="rows")
             )
             meta["preview"] = preview(frame)
-        if name in ("rejected_files", "input_files"):
+        if name == "rejected_files":
             meta["preview"] = preview(frame)
+        if name == "input_files":
+            meta |= file_counts(result)
         yield Output(frame, output_name=name, metadata=meta)
     yield check_input_files_reconcile(result)
+
+
+def file_counts(result: ValidatedInputs) -> dict[str, MetadataValue]:
+    """What the input_files materialization plots per run: files read and rejected whole,
+    rows read and rejected, and the files themselves (first PREVIEW_ROWS)."""
+    files = result.input_files
+    return {
+        "files": MetadataValue.int(len(files)),
+        "files_rejected": MetadataValue.int(len(result.rejected_files)),
+        "rows_read": MetadataValue.int(int(files["rows_read"].sum())),
+        "rows_rejected": MetadataValue.int(len(result.rejected_rows)),
+        "preview": preview(files),
+    }
 
 
 def check_input_files_reconcile(result: ValidatedInputs) -> AssetCheckResult:
@@ -142,5 +166,8 @@ def check_input_files_reconcile(result: ValidatedInputs) -> AssetCheckResult:
         asset_key="input_files",
         passed=off.empty,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"files": len(counts), "files_off": len(off), "offending_files": preview(off)},
+        metadata={
+            "files": MetadataValue.int(len(counts)),
+            **check_metadata(len(off), table_schema(off), records(off.head(PREVIEW_ROWS))),
+        },
     )

@@ -8,17 +8,19 @@ digests its valuations were computed from, when this step sees the same.
 """
 
 import datetime as dt
-import io
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetIn,
     AssetsDefinition,
     BackfillPolicy,
     Failure,
+    MetadataValue,
     Nothing,
     OpExecutionContext,
     Out,
@@ -29,10 +31,22 @@ from dagster import (
 )
 
 from perf_contract.tags import REQUEST_ID_TAG
-from perf_pipeline.assets.fanout import Chunk, check_result, findings, run_chunks
+from perf_pipeline.assets.fanout import (
+    Chunk,
+    add_partition_metadata,
+    check_result,
+    findings,
+    last_day,
+    run_chunks,
+    written,
+)
 from perf_pipeline.assets.groups import PERFORMANCE
-from perf_pipeline.assets.metadata import preview
-from perf_pipeline.assets.valuation import run_summary
+from perf_pipeline.assets.metadata import (
+    FIGURE_DECIMALS,
+    FIGURES,
+    figures_log,
+    portfolio_figures,
+)
 from perf_pipeline.calc.calendar import (
     month_end_business_days,
     previous_business_day,
@@ -46,16 +60,12 @@ from perf_pipeline.resources.settings import CalculationSettings, RunRequest
 
 METRIC_KEY = ["id", "calculation_date", "time_period"]
 TWR_BOUNDS = (-1.0, 100.0)  # a period return outside these is impossible or implausible
-SUMMARY_COLUMNS = [
+ITD_COLUMNS = [
+    "entity_type",
     "entity_id",
+    "time_period",
     "calculation_date",
-    "twr",
-    "twr_annualized",
-    "mwr",
-    "volatility",
-    "sharpe_ratio",
-    "max_drawdown",
-    "benchmark_twr",
+    *(name for name, _, _ in FIGURES),
 ]
 HISTORY_COLUMNS = [
     "date",
@@ -76,6 +86,29 @@ HISTORY_COLUMNS = [
 def request_id(context: OpExecutionContext, request: RunRequest) -> str:
     """The API request id of the run (config, then run tag), else the Dagster run id."""
     return request.request_id or context.run.tags.get(REQUEST_ID_TAG) or context.run.run_id
+
+
+def stored_itd(store: PartitionStore, day: dt.date | None) -> pd.DataFrame:
+    """Each portfolio's ITD figures on `day` in the store, every shard (latest_itd)."""
+    if day is None:
+        return pd.DataFrame(columns=ITD_COLUMNS)
+    return latest_itd(store.read("performance_metrics", store.shard_names(), day, day, ITD_COLUMNS))
+
+
+def itd_figures(itd: pd.DataFrame) -> dict[str, MetadataValue]:
+    """The ITD figures of every portfolio as a table (metadata.portfolio_figures), their
+    count, and the spread of their ITD TWRs (max - min, in percentage points) to plot."""
+    if itd.empty:
+        return {}
+    twr = itd["twr"].astype(float)
+    figures = {
+        "itd_by_portfolio": portfolio_figures(itd),
+        "portfolios": MetadataValue.int(len(itd)),
+    }
+    if twr.notna().any():
+        spread = 100 * (twr.max() - twr.min())
+        figures["itd_twr_spread_pct"] = MetadataValue.float(round(float(spread), FIGURE_DECIMALS))
+    return figures
 
 
 def latest_itd(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -134,7 +167,7 @@ def metrics_chunk(
 ) -> dict:
     """Compute the chunk's metrics from its stored daily valuations, store them (with the keys
     they supersede, for the DynamoDB sink), certify the range (computed_from), and return the
-    latest ITD figures and what the check found."""
+    summary of what it wrote and what the check found."""
     part = Chunk.of(chunk)
     chunk, start, end = part.shards, part.start, part.end
     dates = calculation_dates(start, end)  # the range's month-ends and its last day
@@ -158,13 +191,11 @@ def metrics_chunk(
     partition_store.replace(SUPERSEDED, superseded, where)
     partition_store.replace("performance_metrics", metrics, where, keep_created_at=METRIC_KEY)
     partition_store.replace("computed_from", used, Slice(chunk, start.date(), end.date()))
-    latest = latest_itd(metrics)[SUMMARY_COLUMNS]
     return {
         "rows": len(metrics),
-        "entities": int(metrics["id"].nunique()),
+        **written(part, metrics, "calculation_date"),
         "superseded": len(superseded),
         "calculation_dates": len(dates),
-        "latest": latest.to_json(orient="records", date_format="iso"),
         "mwr_without_root": findings(mwr_issues),
         "found": findings(twr_out_of_bounds(metrics)),
     }
@@ -174,24 +205,26 @@ def metrics_chunk(
     out={"result": Out(), "performance_metrics_twr_within_bounds": Out()},
     description="The run's metrics summary and check, over every chunk.",
 )
-def metrics_done(context: OpExecutionContext, chunks: list):
-    frames = [pd.read_json(io.StringIO(part["latest"])) for part in chunks if part["rows"]]
-    latest = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if len(latest):
-        context.log.info("latest ITD by portfolio:\n" + preview(latest, rows=50).value)
+def metrics_done(
+    context: OpExecutionContext, chunks: list, partition_store: PartitionStore
+) -> Iterator[Output | AssetCheckResult]:
+    itd = stored_itd(partition_store, last_day(chunks))
+    if len(itd):
+        context.log.info("latest ITD by portfolio:\n" + figures_log(itd))
     no_root = sum(part["mwr_without_root"]["rows"] for part in chunks)
     if no_root:
         context.log.warning(f"{no_root} MWR windows without a rate")
-    yield Output(
-        None,
-        "result",
-        metadata={
-            **run_summary(context, chunks),
-            "superseded_rows": sum(part["superseded"] for part in chunks),
-            "calculation_dates": max((part["calculation_dates"] for part in chunks), default=0),
-            "mwr_without_root": no_root,
-        },
+    run = {
+        "run_superseded_rows": MetadataValue.int(sum(part["superseded"] for part in chunks)),
+        "run_calculation_dates": MetadataValue.int(
+            max((part["calculation_dates"] for part in chunks), default=0)
+        ),
+        "run_mwr_without_root": MetadataValue.int(no_root),
+    }
+    add_partition_metadata(
+        context, partition_store, "performance_metrics", chunks, run | itd_figures(itd)
     )
+    yield Output(None, "result")
     low, high = TWR_BOUNDS
     yield check_result(
         "performance_metrics",
@@ -210,7 +243,7 @@ def build_performance_metrics(partitions_def: PartitionsDefinition) -> AssetsDef
         group_name=PERFORMANCE,
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
-        kinds={"parquet"},
+        kinds={"pandas", "parquet"},
         ins={"daily_valuations": AssetIn(dagster_type=Nothing)},
         description="TWR, MWR, Modified Dietz and risk metrics per entity, calculation date "
         "and period.",

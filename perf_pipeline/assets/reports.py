@@ -87,6 +87,7 @@ def summary_markdown(written: Written, rows: list[dict]) -> str:
 
 @asset(
     group_name=REPORTS,
+    kinds={"html"},
     deps=["performance_metrics"],
     ins={"portfolios": AssetIn(), "benchmarks": AssetIn()},
 )

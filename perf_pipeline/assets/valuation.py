@@ -6,6 +6,8 @@ shards (assets.fanout: one step per shard, which bounds memory by the shard's si
 continuing from the stored close of the business day before its range.
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 from dagster import (
@@ -15,6 +17,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Failure,
+    MetadataValue,
     OpExecutionContext,
     Out,
     Output,
@@ -24,9 +27,23 @@ from dagster import (
     op,
 )
 
-from perf_pipeline.assets.fanout import Chunk, check_result, findings, run_chunks
-from perf_pipeline.assets.groups import VALUATION
-from perf_pipeline.assets.metadata import date_range, preview
+from perf_pipeline.assets.fanout import (
+    Chunk,
+    add_partition_metadata,
+    check_result,
+    findings,
+    last_day,
+    run_chunks,
+    written,
+)
+from perf_pipeline.assets.groups import INPUTS, VALUATION
+from perf_pipeline.assets.metadata import (
+    PREVIEW_ROWS,
+    check_metadata,
+    date_range,
+    records,
+    table_schema,
+)
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.calc.valuation import positions as holdings
 from perf_pipeline.calc.valuation import state_from_closing, value_entities
@@ -36,7 +53,6 @@ from perf_pipeline.increments import (
     partition_digests,
     stale_ranges,
 )
-from perf_pipeline.partitions import END_TAG, SHARDS_TAG, START_TAG
 from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings
 
@@ -71,7 +87,8 @@ def opening_state(
 
 
 @asset(
-    group_name=VALUATION,
+    group_name=INPUTS,
+    kinds={"pandas", "parquet"},
     check_specs=[
         AssetCheckSpec(
             "no_negative_holdings",
@@ -86,13 +103,15 @@ def positions(transactions: pd.DataFrame):
     partitions carry is in daily_valuations (holding)."""
     held = holdings(transactions, pd.Timestamp.max)  # every transaction
     negative = negative_holdings(held)
-    yield Output(held, metadata={"rows": len(held), **date_range(held["date"])})
+    yield Output(held, metadata=date_range(held["date"]))
     yield AssetCheckResult(
         check_name="no_negative_holdings",
         asset_key="positions",
         passed=negative.empty,
         severity=AssetCheckSeverity.WARN,
-        metadata={"rows": len(negative), "threshold": 0.0, "offending_rows": preview(negative)},
+        metadata=check_metadata(
+            len(negative), table_schema(negative), records(negative.head(PREVIEW_ROWS))
+        ),
     )
 
 
@@ -133,7 +152,7 @@ def value_chunk(
     )
     return {
         "rows": len(daily),
-        "entities": len(panel.entities),
+        **written(part, daily, "date"),
         "found": {name: findings(find(daily)) for name, (_, find) in CHECKS.items()},
     }
 
@@ -142,8 +161,12 @@ def value_chunk(
     out={"result": Out(), **{f"daily_valuations_{name}": Out() for name in CHECK_NAMES}},
     description="The run's valuation summary and checks, over every chunk.",
 )
-def valuations_done(context: OpExecutionContext, chunks: list):
-    yield Output(None, "result", metadata=run_summary(context, chunks))
+def valuations_done(
+    context: OpExecutionContext, chunks: list, partition_store: PartitionStore
+) -> Iterator[Output | AssetCheckResult]:
+    figures = book_figures(partition_store, chunks)
+    add_partition_metadata(context, partition_store, "daily_valuations", chunks, figures)
+    yield Output(None, "result")
     for name, (severity, _) in CHECKS.items():
         yield check_result(
             "daily_valuations",
@@ -154,17 +177,30 @@ def valuations_done(context: OpExecutionContext, chunks: list):
         )
 
 
-def run_summary(context: OpExecutionContext, chunks: list[dict]) -> dict:
-    """The materialization metadata of a run over every chunk: rows and entities written,
-    and the days and shards the run's tags name."""
-    tags = context.run.tags
-    return {
-        "rows": sum(part["rows"] for part in chunks),
-        "entities": sum(part["entities"] for part in chunks),
-        "chunks": len(chunks),
-        "shards": tags.get(SHARDS_TAG, "all"),
-        "days": f"{tags.get(START_TAG, '')} .. {tags.get(END_TAG, '')}",
+BOOK_COLUMNS = ["entity_type", "market_value", "price_age_days"]
+
+
+def book_figures(store: PartitionStore, chunks: list[dict]) -> dict[str, MetadataValue]:
+    """What the whole store holds on the run's last day (every shard, not only the run's):
+    the total market value of the portfolios, the entities valued, and the age of the
+    oldest price of a held security (price_age_days); numbers the Plots tab draws."""
+    end = last_day(chunks)
+    if end is None:
+        return {}
+    day = store.read("daily_valuations", store.shard_names(), end, end, BOOK_COLUMNS)
+    kind = day["entity_type"].astype(str)
+    held = (kind == "security") & (day["market_value"].fillna(0) != 0)
+    oldest = day.loc[held, "price_age_days"].max()
+    figures = {
+        "market_value_total": MetadataValue.float(
+            float(day.loc[kind == "portfolio", "market_value"].sum())
+        ),
+        "entities": MetadataValue.int(len(day)),
+        "portfolios": MetadataValue.int(int((kind == "portfolio").sum())),
     }
+    if pd.notna(oldest):
+        figures["oldest_price_age_days"] = MetadataValue.int(int(oldest))
+    return figures
 
 
 def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefinition:
@@ -175,7 +211,7 @@ def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefini
         group_name=VALUATION,
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
-        kinds={"parquet"},
+        kinds={"pandas", "parquet"},
         description="One row per entity and business day: market value, flows, daily return, "
         "performance index, price age, holding, inception.",
         check_specs=[
@@ -288,8 +324,8 @@ CHECKS = {  # checks of daily_valuations: (severity, finder of offending rows)
     "prices_fresh": (WARN, stale_prices),
     "returns_within_bounds": (WARN, wild_returns),
 }
-CHECK_METADATA = {
+CHECK_METADATA = {  # each rule's own limits, beside observed and threshold (check_metadata)
     "values_add_up": {"tolerance": SUM_TOLERANCE},
-    "prices_fresh": {"threshold_business_days": STALE_BUSINESS_DAYS},
+    "prices_fresh": {"max_business_days": STALE_BUSINESS_DAYS},
     "returns_within_bounds": {"lower": RETURN_BOUNDS[0], "upper": RETURN_BOUNDS[1]},
 }

@@ -4,8 +4,10 @@ small values, in a local folder or under an S3 prefix (perf_pipeline.resources.b
 An asset is stored at ``<root>/<key path joined by '/'>.parquet`` (the whole key: no two
 assets collide); an op output that is not an asset at
 ``<root>/_runs/<run id>/<step>/<output>[/<mapping key>]`` (each dynamic output its own file).
-What it writes it loads back; a missing upstream is an error that names it and where it was
-looked for. Nothing is pickled: a writer of the bucket can plant data, never code.
+Its materializations carry the file's location, row count and column schema
+(perf_pipeline.assets.metadata.stored_table). What it writes it loads back; a missing
+upstream is an error that names it and where it was looked for. Nothing is pickled: a
+writer of the bucket can plant data, never code.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field, PrivateAttr
 
+from perf_pipeline.assets.metadata import stored_table
 from perf_pipeline.resources.blobs import Blobs, open_root
 from perf_pipeline.resources.duckdb_catalog import ensure_view
 from perf_pipeline.resources.parquet_store import from_parquet, read_listed, to_parquet
@@ -78,21 +81,14 @@ class ParquetIOManager(ConfigurableIOManager):
         if isinstance(obj, pd.DataFrame):
             key = f"{base}.parquet"
             self.blobs.put(key, to_parquet(obj))
+            name = None
             if self.catalog and context.has_asset_key:
-                view = (
-                    self.catalog,
-                    "__".join(context.asset_key.path),
-                    f"{Path(self.root).resolve()}/{key}",
-                )
+                name = "__".join(context.asset_key.path)
+                view = (self.catalog, name, f"{Path(self.root).resolve()}/{key}")
                 if view not in _VIEWS:
                     ensure_view(*view)
                     _VIEWS.add(view)
-            context.add_output_metadata(
-                {
-                    "dagster/uri": MetadataValue.path(f"{self.blobs.uri}/{key}"),
-                    "dagster/row_count": len(obj),
-                }
-            )
+            context.add_output_metadata(stored_table(obj, f"{self.blobs.uri}/{key}", name))
         else:
             self.blobs.put(f"{base}.json", json.dumps(obj, default=str).encode())
 

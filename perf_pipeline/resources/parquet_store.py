@@ -181,6 +181,10 @@ class ParquetStore(PartitionStore):
             self._views.add(table)
         return written
 
+    def location(self, table: str) -> tuple[str, str | None]:
+        """``<root>/<table>`` and, with a catalog, the DuckDB view named `table`."""
+        return f"{self.blobs.uri}/{table}", table if self.catalog else None
+
     def check_layout(self) -> None:
         """OldLayoutError when the root or the catalog was written by the earlier layout
         (pickled month objects, or tables inside the DuckDB file)."""

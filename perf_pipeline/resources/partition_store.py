@@ -70,6 +70,11 @@ class PartitionStore(ConfigurableResource):
         """first_day as a Timestamp."""
         return pd.Timestamp(self.first_day)
 
+    def location(self, table: str) -> tuple[str, str | None]:
+        """Where `table` is stored, for the UI: the URI of its files, and the name of the
+        view a user queries it by (None when there is none)."""
+        raise NotImplementedError
+
     def replace(
         self, table: str, frame: pd.DataFrame, where: Slice, keep_created_at: Sequence[str] = ()
     ) -> int:
