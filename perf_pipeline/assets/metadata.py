@@ -124,7 +124,7 @@ def stored_table(
     rows (``dagster/row_count``, the one row count)."""
     meta: dict[str, Any] = {
         "dagster/uri": location(uri),
-        "dagster/column_schema": table_schema(frame),
+        "dagster/column_schema": MetadataValue.table_schema(table_schema(frame)),
     }
     if table_name:
         meta["dagster/table_name"] = MetadataValue.text(table_name)
@@ -222,7 +222,7 @@ def partition_metadata(
     schema = next((part["schema"] for part in chunks if part["rows"]), None)
     every = dict(stored)
     if schema:
-        every["dagster/column_schema"] = schema_of(schema)
+        every["dagster/column_schema"] = MetadataValue.table_schema(schema_of(schema))
     meta = {key: {**every, "rows_written": MetadataValue.int(rows)} for key, rows in months.items()}
     if partition_keys:
         meta[partition_keys[-1]] |= {

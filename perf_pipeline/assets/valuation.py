@@ -181,22 +181,36 @@ BOOK_COLUMNS = ["entity_type", "market_value", "price_age_days"]
 
 
 def book_figures(store: PartitionStore, chunks: list[dict]) -> dict[str, MetadataValue]:
-    """What the whole store holds on the run's last day (every shard, not only the run's):
-    the total market value of the portfolios, the entities valued, and the age of the
-    oldest price of a held security (price_age_days); numbers the Plots tab draws."""
+    """What the whole store holds on the run's last day (every shard, not only the run's),
+    as numbers the Plots tab draws: the total market value of the portfolios
+    (``market_value_total``; with portfolios in several base currencies, one
+    ``market_value_total_<currency>`` each, when the table has a currency column), the
+    entities and portfolios valued, and the age in days of the oldest price of a held
+    security (``oldest_price_age_days``)."""
     end = last_day(chunks)
     if end is None:
         return {}
-    day = store.read("daily_valuations", store.shard_names(), end, end, BOOK_COLUMNS)
+    written = {name for part in chunks for name, _ in part["schema"]}
+    columns = BOOK_COLUMNS + (["currency"] if "currency" in written else [])
+    day = store.read("daily_valuations", store.shard_names(), end, end, columns)
     kind = day["entity_type"].astype(str)
     held = (kind == "security") & (day["market_value"].fillna(0) != 0)
     oldest = day.loc[held, "price_age_days"].max()
-    figures = {
-        "market_value_total": MetadataValue.float(
-            float(day.loc[kind == "portfolio", "market_value"].sum())
-        ),
+    portfolios = day.loc[kind == "portfolio"]
+    by_currency = (
+        portfolios.groupby("currency")["market_value"].sum()
+        if "currency" in columns
+        else pd.Series(dtype=float)
+    )
+    totals = (
+        {f"market_value_total_{ccy}": value for ccy, value in by_currency.items()}
+        if len(by_currency) > 1
+        else {"market_value_total": portfolios["market_value"].sum()}
+    )
+    figures = {name: MetadataValue.float(float(value)) for name, value in totals.items()}
+    figures |= {
         "entities": MetadataValue.int(len(day)),
-        "portfolios": MetadataValue.int(int((kind == "portfolio").sum())),
+        "portfolios": MetadataValue.int(len(portfolios)),
     }
     if pd.notna(oldest):
         figures["oldest_price_age_days"] = MetadataValue.int(int(oldest))
