@@ -85,14 +85,16 @@ def test_a_passing_check_shows_zero_observed_and_no_table():
 def test_each_partition_gets_its_rows_and_only_the_last_the_runs_totals():
     chunks = [
         {"rows": 5, "shards": ["s00"], "rows_by_month": {"2024-05": 2, "2024-06": 3},
-         "schema": [["date", "date"]]},
-        {"rows": 4, "shards": ["s01", "s02"], "rows_by_month": {"2024-06": 4}, "schema": []},
+         "schema": [["date", "date"]], "start": "2024-05-20", "end": "2024-06-28"},
+        {"rows": 4, "shards": ["s01", "s02"], "rows_by_month": {"2024-06": 4}, "schema": [],
+         "start": "2024-05-20", "end": "2024-06-28"},
     ]  # fmt: skip
     meta = partition_metadata(["2024-05", "2024-06"], chunks, {})
     assert meta["2024-05"]["rows_written"].value == 2
     assert meta["2024-06"]["rows_written"].value == 7
     assert "run_rows" not in meta["2024-05"]
     assert meta["2024-06"]["run_rows"].value == 9 and meta["2024-06"]["run_shards"].value == 3
+    assert meta["2024-06"]["run_days"].value == "2024-05-20 .. 2024-06-28"
     assert [c.name for c in meta["2024-05"]["dagster/column_schema"].value.columns] == ["date"]
 
 

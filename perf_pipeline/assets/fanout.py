@@ -179,10 +179,11 @@ def check_result(
 
 
 def written(part: Chunk, frame: pd.DataFrame, day: str) -> dict[str, Any]:
-    """What a chunk step wrote, for its run's partition metadata: its shards, its last day,
+    """What a chunk step wrote, for its run's partition metadata: its shards, its days,
     its rows per month of the `day` column, and the columns' schema."""
     return {
         "shards": list(part.shards),
+        "start": f"{part.start:%Y-%m-%d}",
         "end": f"{part.end:%Y-%m-%d}",
         "rows_by_month": rows_by_month(frame[day]),
         "schema": schema_pairs(frame),

@@ -16,14 +16,7 @@ from dagster import (
 )
 
 from perf_pipeline.assets.groups import INPUTS
-from perf_pipeline.assets.metadata import (
-    PREVIEW_ROWS,
-    check_metadata,
-    date_range,
-    preview,
-    records,
-    table_schema,
-)
+from perf_pipeline.assets.metadata import date_range, frame_check_metadata, preview
 from perf_pipeline.increments import input_digests
 from perf_pipeline.ingest import KINDS, ValidatedInputs
 from perf_pipeline.ingest.incremental import validate_incrementally
@@ -123,7 +116,7 @@ def inputs(
 
 def file_counts(result: ValidatedInputs) -> dict[str, MetadataValue]:
     """What the input_files materialization plots per run: files read and rejected whole,
-    rows read and rejected, and the files themselves (first PREVIEW_ROWS)."""
+    rows read and rejected, and the first files as a table."""
     files = result.input_files
     return {
         "files": MetadataValue.int(len(files)),
@@ -168,6 +161,6 @@ def check_input_files_reconcile(result: ValidatedInputs) -> AssetCheckResult:
         severity=AssetCheckSeverity.ERROR,
         metadata={
             "files": MetadataValue.int(len(counts)),
-            **check_metadata(len(off), table_schema(off), records(off.head(PREVIEW_ROWS))),
+            **frame_check_metadata(off),
         },
     )

@@ -210,8 +210,9 @@ def partition_metadata(
     - every partition: ``rows_written`` (the rows this run wrote in that month: the whole
       month's rows when the run covers every shard and day of it), the table's
       ``dagster/column_schema`` and `stored` (its location);
-    - the run's last partition only, once per run: ``run_rows``, ``run_chunks`` and
-      ``run_shards`` (what the whole run wrote and over how many steps and shards).
+    - the run's last partition only, once per run: ``run_rows``, ``run_chunks``,
+      ``run_shards`` (what the whole run wrote, over how many steps and shards) and
+      ``run_days`` (its first and last business day).
 
     No partition repeats the run's totals as if they were its own."""
     months: dict[str, int] = dict.fromkeys(partition_keys, 0)
@@ -230,4 +231,14 @@ def partition_metadata(
             "run_chunks": MetadataValue.int(len(chunks)),
             "run_shards": MetadataValue.int(sum(len(part["shards"]) for part in chunks)),
         }
+        if chunks:  # every chunk covers the run's days
+            first, last = chunks[0]["start"], chunks[0]["end"]
+            meta[partition_keys[-1]]["run_days"] = MetadataValue.text(f"{first} .. {last}")
     return meta
+
+
+def frame_check_metadata(offending: pd.DataFrame, **limits: float) -> dict[str, Any]:
+    """check_metadata of a check whose offending rows are all in `offending`."""
+    return check_metadata(
+        len(offending), table_schema(offending), records(offending.head(PREVIEW_ROWS)), **limits
+    )

@@ -37,13 +37,7 @@ from perf_pipeline.assets.fanout import (
     written,
 )
 from perf_pipeline.assets.groups import INPUTS, VALUATION
-from perf_pipeline.assets.metadata import (
-    PREVIEW_ROWS,
-    check_metadata,
-    date_range,
-    records,
-    table_schema,
-)
+from perf_pipeline.assets.metadata import date_range, frame_check_metadata
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.calc.valuation import positions as holdings
 from perf_pipeline.calc.valuation import state_from_closing, value_entities
@@ -109,9 +103,7 @@ def positions(transactions: pd.DataFrame):
         asset_key="positions",
         passed=negative.empty,
         severity=AssetCheckSeverity.WARN,
-        metadata=check_metadata(
-            len(negative), table_schema(negative), records(negative.head(PREVIEW_ROWS))
-        ),
+        metadata=frame_check_metadata(negative),
     )
 
 
