@@ -167,11 +167,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "PERF_INPUT": str(root / "input"),
         "PERF_STORE": str(root / "perf.duckdb"),
     }
-    store = ParquetStore(
-        root=str(root / "perf_tables"),
-        shards=int(PIPELINE_ENV["PERF_SHARDS"]),
-        first_day=PIPELINE_ENV["PERF_PARTITION_START"],
-    )
+    # the tables the services write beside PERF_STORE, read through the store's own API
+    store = ParquetStore(root=str(root / "perf_tables"), shards=int(PIPELINE_ENV["PERF_SHARDS"]))
     with dagster_services(root, env) as services:
         launch_inputs_and_wait(services)
         yield Demo(services, store, files)

@@ -39,17 +39,9 @@ def column_type(values: pd.Series) -> str:
     return "string"
 
 
-def table_schema(frame: pd.DataFrame, descriptions: Mapping[str, str] | None = None) -> TableSchema:
-    """The columns of `frame` with their types (column_type) and optional descriptions."""
-    described = descriptions or {}
-    return TableSchema(
-        columns=[
-            TableColumn(
-                name=str(name), type=column_type(frame[name]), description=described.get(name)
-            )
-            for name in frame.columns
-        ]
-    )
+def table_schema(frame: pd.DataFrame) -> TableSchema:
+    """The columns of `frame` with their types (column_type)."""
+    return schema_of(schema_pairs(frame))
 
 
 def schema_of(columns: Sequence[Sequence[str]]) -> TableSchema:
@@ -96,9 +88,9 @@ def table(rows: Sequence[Mapping[str, Cell]] | pd.DataFrame, schema: TableSchema
     return MetadataValue.table(records=[TableRecord(dict(row)) for row in cells], schema=schema)
 
 
-def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> MetadataValue:
-    """The first `rows` rows of `frame` as a typed table (the count is given apart)."""
-    return table(frame.head(rows), table_schema(frame))
+def preview(frame: pd.DataFrame) -> MetadataValue:
+    """The first PREVIEW_ROWS rows of `frame` as a typed table (the count is given apart)."""
+    return table(frame.head(PREVIEW_ROWS), table_schema(frame))
 
 
 def date_range(column: pd.Series) -> dict[str, MetadataValue]:
@@ -116,20 +108,17 @@ def location(uri: str) -> MetadataValue:
     return MetadataValue.url(uri) if uri.startswith("s3://") else MetadataValue.path(uri)
 
 
-def stored_table(
-    frame: pd.DataFrame, uri: str, table_name: str | None = None, count: bool = True
-) -> dict[str, Any]:
+def stored_table(frame: pd.DataFrame, uri: str, table_name: str | None = None) -> dict[str, Any]:
     """The metadata of a stored table: its location (``dagster/uri``, and its DuckDB view as
-    ``dagster/table_name``), its columns (``dagster/column_schema``) and, when `count`, its
-    rows (``dagster/row_count``, the one row count)."""
+    ``dagster/table_name``), its columns (``dagster/column_schema``) and its rows
+    (``dagster/row_count``, the one row count)."""
     meta: dict[str, Any] = {
         "dagster/uri": location(uri),
         "dagster/column_schema": MetadataValue.table_schema(table_schema(frame)),
     }
     if table_name:
         meta["dagster/table_name"] = MetadataValue.text(table_name)
-    if count:
-        meta["dagster/row_count"] = MetadataValue.int(len(frame))
+    meta["dagster/row_count"] = MetadataValue.int(len(frame))
     return meta
 
 
@@ -185,7 +174,8 @@ def portfolio_figures(itd: pd.DataFrame) -> MetadataValue:
 
 
 def figures_log(itd: pd.DataFrame) -> str:
-    """The same figures as a Markdown table for the run log (percentages with a % sign)."""
+    """The same figures as a Markdown table for the run log: the same labels and scales,
+    FIGURE_DECIMALS decimals, a missing figure blank."""
     text = {"portfolio": itd["entity_id"], "as of": itd["calculation_date"].dt.strftime("%Y-%m-%d")}
     for name, label, scale in FIGURES:
         values = itd[name].astype(float) * scale
