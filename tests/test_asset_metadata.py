@@ -9,9 +9,7 @@ from dagster import AssetCheckSeverity
 
 from perf_pipeline.assets.fanout import check_result, findings
 from perf_pipeline.assets.metadata import cell, partition_metadata, portfolio_figures
-from perf_pipeline.assets.valuation import book_figures
-from perf_pipeline.resources.parquet_store import ParquetStore
-from perf_pipeline.resources.partition_store import Slice
+from perf_pipeline.assets.valuation import book_columns, book_figures
 
 
 def test_cells_are_null_dates_and_python_scalars():
@@ -113,19 +111,15 @@ def valuations(day: str, currency: bool) -> pd.DataFrame:
     return rows if currency else rows.drop(columns="currency")
 
 
-def test_book_figures_read_the_whole_store_on_the_runs_last_day(tmp_path):
-    store = ParquetStore(root=str(tmp_path), shards=2)
+def test_book_figures_total_the_portfolios_per_base_currency_and_age_the_held_prices():
     for currency, expected in [
         (False, {"market_value_total": 150.0}),
         (True, {"market_value_total_EUR": 50.0, "market_value_total_USD": 100.0}),
     ]:
-        rows = valuations("2024-06-28", currency)
-        rows["shard"] = store.shard_of(rows["portfolio_id"])
-        store.replace("daily_valuations", rows, Slice(tuple(store.shard_names())))
-        chunk = {"end": "2024-06-28", "schema": [[name, "x"] for name in rows.columns]}
-        figures = book_figures(store, [chunk])
+        day = valuations("2024-06-28", currency)
+        chunk = {"schema": [[name, "x"] for name in day.columns]}
+        figures = book_figures(day[book_columns([chunk])])
         totals = {k: v.value for k, v in figures.items() if k.startswith("market_value_total")}
         assert totals == expected
         assert figures["entities"].value == 5 and figures["portfolios"].value == 2
         assert figures["oldest_price_age_days"].value == 3  # S2 (9 days) is not held
-    assert book_figures(store, []) == {}

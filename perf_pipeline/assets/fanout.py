@@ -195,6 +195,26 @@ def last_day(chunks: list[dict[str, Any]]) -> dt.date | None:
     return max((dt.date.fromisoformat(part["end"]) for part in chunks), default=None)
 
 
+def whole_store_on_last_day(
+    context: OpExecutionContext,
+    store: PartitionStore,
+    table: str,
+    chunks: list[dict[str, Any]],
+    columns: list[str],
+) -> pd.DataFrame | None:
+    """Every shard's rows of `table` on the run's last day, for the figures of the whole
+    book; None without chunks, or (with a warning) when a run over other shards removed a
+    month file while it was read: figures for the UI never fail a run."""
+    day = last_day(chunks)
+    if day is None:
+        return None
+    try:
+        return store.read(table, store.shard_names(), day, day, columns)
+    except FileNotFoundError as exc:
+        context.log.warning(f"no {table} figures of the whole store on {day}: {exc}")
+        return None
+
+
 def add_partition_metadata(
     context: OpExecutionContext,
     store: PartitionStore,

@@ -36,8 +36,8 @@ from perf_pipeline.assets.fanout import (
     add_partition_metadata,
     check_result,
     findings,
-    last_day,
     run_chunks,
+    whole_store_on_last_day,
     written,
 )
 from perf_pipeline.assets.groups import PERFORMANCE
@@ -88,17 +88,10 @@ def request_id(context: OpExecutionContext, request: RunRequest) -> str:
     return request.request_id or context.run.tags.get(REQUEST_ID_TAG) or context.run.run_id
 
 
-def stored_itd(store: PartitionStore, day: dt.date | None) -> pd.DataFrame:
-    """Each portfolio's ITD figures on `day` in the store, every shard (latest_itd)."""
-    if day is None:
-        return pd.DataFrame(columns=ITD_COLUMNS)
-    return latest_itd(store.read("performance_metrics", store.shard_names(), day, day, ITD_COLUMNS))
-
-
-def itd_figures(itd: pd.DataFrame) -> dict[str, MetadataValue]:
+def itd_figures(itd: pd.DataFrame | None) -> dict[str, MetadataValue]:
     """The ITD figures of every portfolio as a table (metadata.portfolio_figures), their
     count, and the spread of their ITD TWRs (max - min, in percentage points) to plot."""
-    if itd.empty:
+    if itd is None or itd.empty:
         return {}
     twr = itd["twr"].astype(float)
     figures = {
@@ -208,8 +201,11 @@ def metrics_chunk(
 def metrics_done(
     context: OpExecutionContext, chunks: list, partition_store: PartitionStore
 ) -> Iterator[Output | AssetCheckResult]:
-    itd = stored_itd(partition_store, last_day(chunks))
-    if len(itd):
+    day = whole_store_on_last_day(
+        context, partition_store, "performance_metrics", chunks, ITD_COLUMNS
+    )
+    itd = None if day is None else latest_itd(day)  # every shard's portfolios
+    if itd is not None and len(itd):
         context.log.info("latest ITD by portfolio:\n" + figures_log(itd))
     no_root = sum(part["mwr_without_root"]["rows"] for part in chunks)
     if no_root:

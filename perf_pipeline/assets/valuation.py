@@ -32,8 +32,8 @@ from perf_pipeline.assets.fanout import (
     add_partition_metadata,
     check_result,
     findings,
-    last_day,
     run_chunks,
+    whole_store_on_last_day,
     written,
 )
 from perf_pipeline.assets.groups import INPUTS, VALUATION
@@ -156,7 +156,10 @@ def value_chunk(
 def valuations_done(
     context: OpExecutionContext, chunks: list, partition_store: PartitionStore
 ) -> Iterator[Output | AssetCheckResult]:
-    figures = book_figures(partition_store, chunks)
+    day = whole_store_on_last_day(
+        context, partition_store, "daily_valuations", chunks, book_columns(chunks)
+    )
+    figures = {} if day is None else book_figures(day)
     add_partition_metadata(context, partition_store, "daily_valuations", chunks, figures)
     yield Output(None, "result")
     for name, (severity, _) in CHECKS.items():
@@ -172,26 +175,25 @@ def valuations_done(
 BOOK_COLUMNS = ["entity_type", "market_value", "price_age_days"]
 
 
-def book_figures(store: PartitionStore, chunks: list[dict]) -> dict[str, MetadataValue]:
-    """What the whole store holds on the run's last day (every shard, not only the run's),
-    as numbers the Plots tab draws: the total market value of the portfolios
-    (``market_value_total``; with portfolios in several base currencies, one
-    ``market_value_total_<currency>`` each, when the table has a currency column), the
-    entities and portfolios valued, and the age in days of the oldest price of a held
-    security (``oldest_price_age_days``)."""
-    end = last_day(chunks)
-    if end is None:
-        return {}
+def book_columns(chunks: list[dict]) -> list[str]:
+    """BOOK_COLUMNS, and currency when the run's valuations have one."""
     written = {name for part in chunks for name, _ in part["schema"]}
-    columns = BOOK_COLUMNS + (["currency"] if "currency" in written else [])
-    day = store.read("daily_valuations", store.shard_names(), end, end, columns)
+    return BOOK_COLUMNS + (["currency"] if "currency" in written else [])
+
+
+def book_figures(day: pd.DataFrame) -> dict[str, MetadataValue]:
+    """The figures of one day's valuations of the whole book (BOOK_COLUMNS, and currency if
+    any), as numbers the Plots tab draws: the total market value of the portfolios
+    (``market_value_total``; with portfolios in several base currencies, one
+    ``market_value_total_<currency>`` each), the entities and portfolios valued, and the
+    age in days of the oldest price of a held security (``oldest_price_age_days``)."""
     kind = day["entity_type"].astype(str)
     held = (kind == "security") & (day["market_value"].fillna(0) != 0)
     oldest = day.loc[held, "price_age_days"].max()
     portfolios = day.loc[kind == "portfolio"]
     by_currency = (
         portfolios.groupby("currency")["market_value"].sum()
-        if "currency" in columns
+        if "currency" in day.columns
         else pd.Series(dtype=float)
     )
     totals = (
