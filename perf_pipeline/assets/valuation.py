@@ -28,7 +28,7 @@ from perf_pipeline.assets.fanout import Chunk, check_result, findings, run_chunk
 from perf_pipeline.assets.groups import VALUATION
 from perf_pipeline.assets.metadata import date_range, preview
 from perf_pipeline.calc.calendar import previous_business_day
-from perf_pipeline.calc.valuation import positions as holdings
+from perf_pipeline.calc.holdings import positions as holdings
 from perf_pipeline.calc.valuation import state_from_closing, value_entities
 from perf_pipeline.increments import (
     DIGEST_COLUMNS,

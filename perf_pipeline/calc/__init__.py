@@ -7,6 +7,7 @@ name raises ValueError.
 """
 
 from perf_pipeline.calc.dietz import modified_dietz, modified_dietz_many
+from perf_pipeline.calc.holdings import positions
 from perf_pipeline.calc.performance import METRIC_COLUMNS, performance_metrics
 from perf_pipeline.calc.periods import PERIODS, annualize, calculation_dates, period_bounds
 from perf_pipeline.calc.returns import (
@@ -29,7 +30,6 @@ from perf_pipeline.calc.valuation import (
     ValuationPanel,
     ValuationState,
     panel_from_frame,
-    positions,
     state_from_closing,
     value_entities,
 )
