@@ -37,10 +37,9 @@ def transactions(*rows: tuple) -> pd.DataFrame:
     for number, row in enumerate(rows, start=1):
         date, kind, security, quantity, price, amount, currency, *fx = row
         optional = (*fx, *(np.nan, np.nan, None)[len(fx) :])
-        records.append(
-            [f"T{number}", "P", "A", security, pd.Timestamp(date), kind, quantity, price]
-            + [amount, 0.0, currency, *optional]
-        )
+        when = pd.Timestamp(date)
+        records.append([f"T{number}", "P", "A", security, when, kind, quantity, price, amount, 0.0])
+        records[-1] += [currency, *optional]
     return pd.DataFrame(records, columns=COLUMNS)
 
 
