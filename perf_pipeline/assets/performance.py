@@ -51,6 +51,8 @@ SUMMARY_COLUMNS = [
     "calculation_date",
     "twr",
     "twr_annualized",
+    "twr_local",
+    "fx_effect",
     "mwr",
     "volatility",
     "sharpe_ratio",
@@ -70,6 +72,7 @@ HISTORY_COLUMNS = [
     "daily_return",
     "twr_index",
     "price_age_days",
+    "fx_return",
 ]
 
 

@@ -43,7 +43,15 @@ from perf_pipeline.resources.settings import CalculationSettings
 SUM_TOLERANCE = 1e-6  # relative to max(1, |value|)
 STALE_BUSINESS_DAYS = 5
 RETURN_BOUNDS = (-0.5, 1.0)  # a daily return outside these is worth a look
-CHECK_NAMES = ("every_holding_priced", "values_add_up", "prices_fresh", "returns_within_bounds")
+CHECK_NAMES = (
+    "every_holding_priced",
+    "every_amount_converted",
+    "values_add_up",
+    "prices_fresh",
+    "rates_fresh",
+    "returns_within_bounds",
+)
+POSITION_TYPES = ("security", "cash")
 
 
 def opening_state(
@@ -186,15 +194,28 @@ def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefini
                 description="Every held security has a close or a trade price.",
             ),
             AssetCheckSpec(
+                "every_amount_converted",
+                asset="daily_valuations",
+                blocking=True,
+                description="Every position in another currency than its portfolio's has an "
+                "exchange rate on or before the day (names the pair and the day).",
+            ),
+            AssetCheckSpec(
                 "values_add_up",
                 asset="daily_valuations",
                 blocking=True,
-                description="Securities + cash = account; accounts = portfolio (1e-6).",
+                description="Security + cash positions = account; accounts = portfolio (1e-6).",
             ),
             AssetCheckSpec(
                 "prices_fresh",
                 asset="daily_valuations",
                 description="No held security priced more than 5 business days ago (warning).",
+            ),
+            AssetCheckSpec(
+                "rates_fresh",
+                asset="daily_valuations",
+                description="No position converted at a rate more than 5 business days old "
+                "(warning).",
             ),
             AssetCheckSpec(
                 "returns_within_bounds",
@@ -217,14 +238,30 @@ def negative_holdings(held: pd.DataFrame) -> pd.DataFrame:
 
 
 def unpriced_holdings(daily: pd.DataFrame) -> pd.DataFrame:
-    """Held securities whose value is unknown (no close and no trade price yet), by day: the
-    cause, not the accounts and portfolios whose sums it leaves unknown."""
-    unpriced = daily["market_value"].isna() & (daily["entity_type"] == "security")
+    """Held securities whose value is unknown in their own currency (no close and no trade
+    price yet), by day: the cause, not the accounts and portfolios whose sums it leaves
+    unknown."""
+    unpriced = daily["market_value_local"].isna() & (daily["entity_type"] == "security")
     return daily.loc[unpriced, ["date", "portfolio_id", "account_id", "security_id", "entity_id"]]
 
 
+def unconverted_amounts(daily: pd.DataFrame) -> pd.DataFrame:
+    """Positions with something to convert (a value or a flow) and no exchange rate from their
+    currency into their portfolio's base currency on or before the day: the pair (currency ->
+    base) and the day. Their base values are unknown; nothing is converted at 1."""
+    portfolios = daily.loc[daily["entity_type"] == "portfolio"]
+    base = portfolios.drop_duplicates("portfolio_id").set_index("portfolio_id")["currency"]
+    unknown = (
+        daily["entity_type"].isin(POSITION_TYPES)
+        & daily["fx_rate"].isna()
+        & ((daily["market_value_local"] != 0) | daily["inflow"].isna() | daily["outflow"].isna())
+    )
+    found = daily.loc[unknown, ["date", "portfolio_id", "entity_id", "currency"]]
+    return found.assign(base=base.reindex(found["portfolio_id"]).to_numpy())
+
+
 def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
-    """Accounts whose value is not their securities + cash (their holding), and portfolios
+    """Accounts whose value is not the sum of their security and cash positions, and portfolios
     whose value is not the sum of their accounts, beyond SUM_TOLERANCE x max(1, |expected|).
 
     Each parent's expected value is a bincount of its children's values over integer
@@ -233,19 +270,17 @@ def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
     day = pd.factorize(daily["date"])[0].astype(np.int64)
     value = daily["market_value"].to_numpy(dtype=float)
     off = []
-    for level, part, key in (
-        ("account", "security", "account_id"),
-        ("portfolio", "account", "portfolio_id"),
+    for level, parts, key in (
+        ("account", POSITION_TYPES, "account_id"),
+        ("portfolio", ("account",), "portfolio_id"),
     ):
         parent, names = pd.factorize(daily[key])
         cell = day * max(len(names), 1) + parent
-        children, rows = kind == part, np.flatnonzero(kind == level)
+        children, rows = np.isin(kind, parts), np.flatnonzero(kind == level)
         totals = np.bincount(
             cell[children], weights=value[children], minlength=int(cell.max(initial=0)) + 1
         )
         expected = totals[cell[rows]]
-        if level == "account":
-            expected = expected + np.nan_to_num(daily["holding"].to_numpy(dtype=float)[rows])
         # an unknown value (an unpriced holding below) is every_holding_priced's finding, not
         # a sum that is off: only a known value that differs, or one unknown alone, is
         off_by = np.abs(value[rows] - expected)
@@ -260,18 +295,27 @@ def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(off, ignore_index=True)
 
 
-def stale_prices(daily: pd.DataFrame) -> pd.DataFrame:
-    """Held securities whose price is more than STALE_BUSINESS_DAYS business days old."""
+def stale(daily: pd.DataFrame, age: str, kinds: tuple[str, ...]) -> pd.DataFrame:
+    """Held positions of `kinds` whose `age` (calendar days since the price's or the rate's own
+    date) is more than STALE_BUSINESS_DAYS business days."""
     held = (
-        (daily["entity_type"] == "security")
-        & (daily["market_value"] != 0)
-        & daily["price_age_days"].notna()
+        daily["entity_type"].isin(kinds) & (daily["market_value_local"] != 0) & daily[age].notna()
     ).to_numpy()
     day = daily["date"].to_numpy()[held].astype("datetime64[D]")
-    source = day - daily["price_age_days"].to_numpy()[held].astype("timedelta64[D]")
+    source = day - daily[age].to_numpy()[held].astype("timedelta64[D]")
     late = np.zeros(len(daily), dtype=bool)
     late[held] = np.busday_count(source, day) > STALE_BUSINESS_DAYS
     return daily.loc[late]  # only the offending rows are copied
+
+
+def stale_prices(daily: pd.DataFrame) -> pd.DataFrame:
+    """Held securities whose price is more than STALE_BUSINESS_DAYS business days old."""
+    return stale(daily, "price_age_days", ("security",))
+
+
+def stale_rates(daily: pd.DataFrame) -> pd.DataFrame:
+    """Positions converted at a rate more than STALE_BUSINESS_DAYS business days old."""
+    return stale(daily, "fx_age_days", POSITION_TYPES)
 
 
 def wild_returns(daily: pd.DataFrame) -> pd.DataFrame:
@@ -284,12 +328,15 @@ def wild_returns(daily: pd.DataFrame) -> pd.DataFrame:
 WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
 CHECKS = {  # checks of daily_valuations: (severity, finder of offending rows)
     "every_holding_priced": (ERROR, unpriced_holdings),
+    "every_amount_converted": (ERROR, unconverted_amounts),
     "values_add_up": (ERROR, sums_off),
     "prices_fresh": (WARN, stale_prices),
+    "rates_fresh": (WARN, stale_rates),
     "returns_within_bounds": (WARN, wild_returns),
 }
 CHECK_METADATA = {
     "values_add_up": {"tolerance": SUM_TOLERANCE},
     "prices_fresh": {"threshold_business_days": STALE_BUSINESS_DAYS},
+    "rates_fresh": {"threshold_business_days": STALE_BUSINESS_DAYS},
     "returns_within_bounds": {"lower": RETURN_BOUNDS[0], "upper": RETURN_BOUNDS[1]},
 }
