@@ -286,7 +286,7 @@ def print_failure(result) -> None:
 def summary(run_id: str, files: pd.DataFrame, runs: list, store) -> str:
     """Rows accepted and rejected, the runs, and on the latest day computed (the latest
     calculation date, whatever the as-of date asked for) the entities and each portfolio's
-    ITD TWR."""
+    ITD TWR with its local and currency parts."""
     from perf_pipeline.assets.performance import latest_itd
     from perf_pipeline.planning import last_computed
 
@@ -311,17 +311,19 @@ def summary(run_id: str, files: pd.DataFrame, runs: list, store) -> str:
     lines.append(
         f"  entities on {day}: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} "
         f"portfolios, {int(kinds.get('account', 0))} accounts, "
-        f"{int(kinds.get('security', 0))} positions)"
+        f"{int(kinds.get('security', 0))} security and {int(kinds.get('cash', 0))} cash "
+        "positions)"
     )
     metrics = store.read("performance_metrics", shards, day, day)
     latest = latest_itd(metrics) if not metrics.empty else metrics
     if not latest.empty:
-        lines.append("  ITD TWR per portfolio:")
+        lines.append("  ITD TWR per portfolio (1 + TWR = (1 + local)(1 + currency)):")
     for row in latest.itertuples():
         annual = "" if pd.isna(row.twr_annualized) else (f"  ({row.twr_annualized:+.2%} a year)")
         lines.append(
             f"    {row.entity_id:<12} {row.start_date:%Y-%m-%d} .. "
-            f"{row.end_date:%Y-%m-%d}  {row.twr:+.2%}{annual}"
+            f"{row.end_date:%Y-%m-%d}  {row.twr:+.2%}{annual}  local {row.twr_local:+.2%}, "
+            f"currency {row.fx_effect:+.2%}"
         )
     return "\n".join(lines)
 

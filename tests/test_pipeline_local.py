@@ -61,8 +61,15 @@ def entity_rows(daily: pd.DataFrame, entity_id: str) -> pd.DataFrame:
 def test_daily_valuations_match_hand_figures(clean_run):
     _, store = clean_run
     daily = table(store, "daily_valuations")
-    assert set(daily["entity_id"]) == {"P1", "A1", "A2", "A1:S1"}
+    cash = {"A1:CASH.USD", "A2:CASH.USD"}
+    assert set(daily["entity_id"]) == {"P1", "A1", "A2", "A1:S1", *cash}
     p1, a1, a2, s1 = (entity_rows(daily, e) for e in ("P1", "A1", "A2", "A1:S1"))
+    cash_a1, cash_a2 = entity_rows(daily, "A1:CASH.USD"), entity_rows(daily, "A2:CASH.USD")
+    np.testing.assert_allclose(cash_a1["market_value"], [4990, 4990, 5990, 7085, 7085])
+    np.testing.assert_allclose(cash_a2["market_value"], [2000, 2000, 2000, 1980])
+    # a cash position in the base currency earns nothing; the FEE of 20 is its own loss
+    np.testing.assert_allclose(cash_a2["daily_return"], [0, 0, 0, -0.01], atol=1e-15)
+    assert (daily["fx_return"].dropna() == 0).all()  # one currency: no currency part
     assert list(pd.to_datetime(p1["date"])) == list(DATES)
     np.testing.assert_allclose(p1["market_value"], P1_MV, rtol=0, atol=1e-9)
     np.testing.assert_allclose(a1["market_value"], A1_MV, rtol=0, atol=1e-9)
