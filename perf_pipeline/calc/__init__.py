@@ -7,6 +7,7 @@ name raises ValueError.
 """
 
 from perf_pipeline.calc.dietz import modified_dietz, modified_dietz_many
+from perf_pipeline.calc.fx import conversion_rates
 from perf_pipeline.calc.holdings import positions
 from perf_pipeline.calc.performance import METRIC_COLUMNS, performance_metrics
 from perf_pipeline.calc.periods import PERIODS, annualize, calculation_dates, period_bounds
@@ -44,6 +45,7 @@ __all__ = [
     "ValuationState",
     "annualize",
     "calculation_dates",
+    "conversion_rates",
     "daily_returns",
     "daily_returns_array",
     "drawdown_details",
