@@ -26,6 +26,7 @@ TABLES = (
     "transactions",
     "prices",
     "benchmarks",
+    "fx_rates",
     "rejected_rows",
     "rejected_files",
     "input_files",
