@@ -233,7 +233,7 @@ B08,P1,A1,,1899-12-31,DEPOSIT,,,5,,USD
 B09,P1,A1,S1,2024-01-03,BUY,-5,100,,,USD
 B10,P1,A1,,2024-01-03,DEPOSIT,,,5,-1,USD
 B11,P1,A1,,2024-01-03,BUY,5,100,,,USD
-B12,P1,A1,,2024-01-03,DEPOSIT,,,5,,EUR
+B12,P1,A1,S1,2024-01-03,BUY,5,100,,,EUR
 B13,P1,A1,,2024-01-03,DEPOSIT,,,5,,USD
 B13,P1,A1,,2024-01-03,DEPOSIT,,,6,,USD
 B15,P1,A1,,2024-01-03,DEPOSIT,,,5,,USD,surplus
@@ -252,7 +252,7 @@ EXPECTED_REJECTS = {  # line -> rule
     10: "positive",
     11: "non_negative",
     12: "required_for_type",
-    13: "currency_matches_portfolio",
+    13: "currency_matches_security",
     14: "duplicate_conflict",
     15: "duplicate_conflict",
     16: "field_count",
