@@ -48,7 +48,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-KINDS = ("portfolios", "transactions", "prices", "benchmarks")
+KINDS = ("portfolios", "transactions", "prices", "benchmarks", "fx_rates")
 FORMATS = ("csv", "parquet")
 CURRENCY = "USD"
 SLOTS = 10  # securities an account holds
@@ -63,6 +63,7 @@ TX_TYPES = (
     "FEE",
     "TRANSFER_IN",
     "TRANSFER_OUT",
+    "FX",
 )
 _T = {name: code for code, name in enumerate(TX_TYPES)}
 
@@ -83,7 +84,10 @@ COLUMNS = {
     ),
     "prices": ("security_id", "date", "close", "currency"),
     "benchmarks": ("benchmark_id", "date", "close"),
+    "fx_rates": ("date", "base", "quote", "rate", "source"),
 }
+# transaction columns written only when a multi-currency portfolio is generated
+FX_COLUMNS = ("fx_rate", "counter_amount", "counter_currency")
 _SQL_TYPES = {
     "trade_date": "DATE",
     "date": "DATE",
@@ -92,6 +96,9 @@ _SQL_TYPES = {
     "amount": "DOUBLE",
     "fee": "DOUBLE",
     "close": "DOUBLE",
+    "fx_rate": "DOUBLE",
+    "counter_amount": "DOUBLE",
+    "rate": "DOUBLE",
 }
 
 # Business-day windows (indices into a month's business days) of each event kind, in the
@@ -195,16 +202,22 @@ def generate(
     end: str | date = "2024-06-28",
     files_per_kind: int | None = None,
     fmt: str = "csv",
+    fx_portfolios: int = 0,
 ) -> dict[str, int]:
     """Write a sample input root to `out_dir`; return the data rows written per kind.
 
     `years` of history (rounded to whole months) end at `end`, the last date written.
-    Existing ``*.csv`` and ``*.parquet`` files under the four kind folders of `out_dir` are
+    Existing ``*.csv`` and ``*.parquet`` files under the kind folders of `out_dir` are
     removed first, so a rerun never mixes two layouts or formats. `fmt` "parquet" writes the
     same rows as Parquet through DuckDB (dates as DATE, numbers as DOUBLE, empty as null).
+    `fx_portfolios` multi-currency portfolios (see perf_pipeline.sample_fx) come after the
+    `portfolios` USD ones, with the ``fx_rates`` kind; with 0 (the default) nothing of
+    several currencies is written and the files are those of earlier versions, byte for byte.
     """
     if portfolios < 1:
         raise ValueError(f"portfolios must be >= 1, got {portfolios}")
+    if fx_portfolios < 0:
+        raise ValueError(f"fx_portfolios must be >= 0, got {fx_portfolios}")
     if years <= 0:
         raise ValueError(f"years must be > 0, got {years}")
     if fmt not in FORMATS:
@@ -221,15 +234,30 @@ def generate(
     bench_rows = _benchmark_rows(rng, cal)
     port = _portfolios(rng, portfolios, len(cal.months))
     book = _Book(*_holdings(rng, portfolios, n_sec))
-    events = _simulate(rng, cal, grid, book, port, _security_income(rng, n_sec))
+    income = _security_income(rng, n_sec)
+    events = _simulate(rng, cal, grid, book, port, income)
     tx = _transaction_rows(cal, events, book, port, sec_ids)
     price_rows = _price_rows(cal, closes, missing, weekend, sec_ids)
+    port_rows = port["table"]
+    rate_files = []
+    if fx_portfolios:
+        # sample_fx builds on this module's helpers, so it is imported here, not at the top
+        from perf_pipeline.sample_fx import multi_currency
+
+        fx = multi_currency(
+            np.random.default_rng([seed, 17]), cal, grid, income, sec_ids, port, fx_portfolios
+        )
+        port_rows = {c: np.concatenate([port_rows[c], fx.portfolios[c]]) for c in port_rows}
+        tx = _merged(tx, fx.transactions, "trade_date")
+        tx["transaction_id"] = _transaction_ids(len(tx["transaction_id"]))
+        price_rows = _merged(price_rows, fx.prices, "date")
+        rate_files = [("fx_rates", _split(fx.rates, "date", files_per_kind, monthly=False))]
     tables = {
-        "portfolios": [("portfolios.csv", port["table"])],
+        "portfolios": [("portfolios.csv", port_rows)],
         "transactions": _split(tx, "trade_date", files_per_kind, monthly=True),
         "prices": _split(price_rows, "date", files_per_kind, monthly=False),
         "benchmarks": _split_benchmarks(bench_rows, files_per_kind),
-    }
+    } | dict(rate_files)
     _write(Path(out_dir), tables, fmt)
     return {kind: sum(len(t[COLUMNS[kind][0]]) for _, t in files) for kind, files in tables.items()}
 
@@ -328,8 +356,9 @@ def _price_rows(
     missing: np.ndarray,
     weekend: np.ndarray,
     sec_ids: list[str],
+    currency: str = CURRENCY,
 ) -> _Table:
-    """Price rows up to the as-of date, ordered by date then security."""
+    """Price rows (in `currency`) up to the as-of date, ordered by date then security."""
     d_idx, s_idx = np.nonzero(~missing & (cal.busdays <= cal.end)[:, None])
     day = np.concatenate([cal.busdays[d_idx], weekend[:, 0].astype(np.int64)])
     sec = np.concatenate([s_idx, weekend[:, 1].astype(np.int64)])
@@ -339,7 +368,7 @@ def _price_rows(
         "security_id": np.asarray(sec_ids)[sec[order]],
         "date": cal.origin + day[order],
         "close": close[order],
-        "currency": np.full(len(order), CURRENCY),
+        "currency": np.full(len(order), currency),
     }
 
 
@@ -403,13 +432,17 @@ def _security_income(rng: np.random.Generator, n_sec: int) -> dict[str, np.ndarr
 # --- the monthly simulation ---------------------------------------------------------------
 
 
-def _floor2(x: np.ndarray) -> np.ndarray:
-    return np.floor(np.asarray(x) * 100 + 1e-9) / 100
+def _floor_to(x: np.ndarray, decimals: int | np.ndarray = 2) -> np.ndarray:
+    """x rounded down to `decimals` places (cents by default; 0 for yen)."""
+    scale = 10.0 ** np.asarray(decimals)
+    return np.floor(np.asarray(x) * scale + 1e-9) / scale
 
 
-def _commission(value: np.ndarray) -> np.ndarray:
-    """max(1.00, 0.05 % of value), never above 1 % of value, floored to cents."""
-    return _floor2(np.minimum(np.maximum(1.0, 0.0005 * value), 0.01 * value))
+def _commission(
+    value: np.ndarray, minimum: float | np.ndarray = 1.0, decimals: int | np.ndarray = 2
+) -> np.ndarray:
+    """max(minimum, 0.05 % of value), never above 1 % of value, rounded down to `decimals`."""
+    return _floor_to(np.minimum(np.maximum(minimum, 0.0005 * value), 0.01 * value), decimals)
 
 
 def _days(rng: np.random.Generator, bds: np.ndarray, lo: int, hi: int, n: int) -> np.ndarray:
@@ -597,7 +630,7 @@ def _income(
     idx, slot = np.nonzero(pays)
     s = sec[idx, slot]
     day = bds[income["day"][s]]
-    amount = _floor2(book.units[idx, slot] / 1000 * grid[day, s] * income["yield"][s] / 4)
+    amount = _floor_to(book.units[idx, slot] / 1000 * grid[day, s] * income["yield"][s] / 4)
     ok = amount >= 0.01
     idx, slot, day, amount = idx[ok], slot[ok], day[ok], amount[ok]
     np.add.at(book.cash, idx, amount)
@@ -636,12 +669,12 @@ def _month_end(
     0.75 % a year of market value, at most half the cash."""
     day = bds[-1]
     idx = np.flatnonzero(active)
-    interest = _floor2(book.cash[idx] * cash_rate[idx] / 12)
+    interest = _floor_to(book.cash[idx] * cash_rate[idx] / 12)
     ok = interest >= 0.01
     book.cash[idx[ok]] += interest[ok]
     ev.add(day, idx[ok], "INTEREST", amount=interest[ok])
     value = (book.units[idx] / 1000 * grid[day, book.sec[idx]]).sum(axis=1) + book.cash[idx]
-    fee = _floor2(np.minimum(value * 0.0075 / 12, book.cash[idx] * 0.5))
+    fee = _floor_to(np.minimum(value * 0.0075 / 12, book.cash[idx] * 0.5))
     ok = fee >= 0.01
     book.cash[idx[ok]] -= fee[ok]
     ev.add(day, idx[ok], "FEE", amount=fee[ok])
@@ -683,24 +716,29 @@ _TEXT = {
     "close": _fixed(4),
     "amount": _fixed(2),
     "fee": _fixed(2),
+    "fx_rate": _fixed(8),
+    "counter_amount": _fixed(2),
+    "rate": _fixed(6),
 }
 
 
 def _transaction_rows(
     cal: _Calendar, ev: _Table, book: _Book, port: dict, sec_ids: list[str]
 ) -> _Table:
-    """Events up to the as-of date in (date, generation) order, numbered T000001, ..."""
+    """Events up to the as-of date in (date, generation) order, numbered T000001, ...
+
+    Currency USD unless the events carry a ``currency`` column; event columns named after
+    FX_COLUMNS are passed through."""
     keep = ev["day"] <= cal.end
     ev = {k: v[keep] for k, v in ev.items()}
     order = np.lexsort((ev["slot"], ev["acct"], ev["batch"], ev["day"]))
     ev = {k: v[order] for k, v in ev.items()}
     n = len(order)
-    width = max(6, len(str(n)))
     acct, slot = ev["acct"], ev["slot"]
     portfolio = np.asarray(port["ids"])[acct // 2]
     sec = np.where(slot >= 0, book.sec[acct, np.maximum(slot, 0)], -1)
     return {
-        "transaction_id": np.char.add("T", np.char.zfill(np.arange(1, n + 1).astype(str), width)),
+        "transaction_id": _transaction_ids(n),
         "portfolio_id": portfolio,
         "account_id": np.char.add(portfolio, np.where(acct % 2 == 0, "-A1", "-A2")),
         "security_id": np.where(sec >= 0, np.asarray(sec_ids)[np.maximum(sec, 0)], ""),
@@ -710,8 +748,26 @@ def _transaction_rows(
         "price": ev["price"],
         "amount": ev["amount"],
         "fee": ev["fee"],
-        "currency": np.full(n, CURRENCY),
+        "currency": ev["currency"] if "currency" in ev else np.full(n, CURRENCY),
+    } | {c: ev[c] for c in FX_COLUMNS if c in ev}
+
+
+def _transaction_ids(n: int) -> np.ndarray:
+    """T000001 .. Tn, at least 6 digits."""
+    width = max(6, len(str(n)))
+    return np.char.add("T", np.char.zfill(np.arange(1, n + 1).astype(str), width))
+
+
+def _merged(first: _Table, second: _Table, date_col: str) -> _Table:
+    """The rows of both tables in date order, `first`'s before `second`'s on the same date;
+    a column only `second` has is null (NaN or empty) on `first`'s rows."""
+    n = len(first[date_col])
+    filled = {
+        c: first[c] if c in first else np.full(n, np.nan if v.dtype.kind == "f" else "")
+        for c, v in second.items()
     }
+    order = np.argsort(np.concatenate([first[date_col], second[date_col]]), kind="stable")
+    return {c: np.concatenate([filled[c], second[c]])[order] for c in second}
 
 
 def _slice(table: _Table, lo: int, hi: int) -> _Table:
@@ -775,24 +831,34 @@ def _write(root: Path, tables: dict[str, list[tuple[str, _Table]]], fmt: str) ->
                     _write_csv(target, kind, table)
                 else:
                     _write_csv(staged, kind, table)
-                    _csv_to_parquet(con, staged, target.with_suffix(".parquet"), kind)
+                    names = _columns(kind, table)
+                    _csv_to_parquet(con, staged, target.with_suffix(".parquet"), names)
+
+
+def _columns(kind: str, table: _Table) -> tuple[str, ...]:
+    """The columns of `kind`, with FX_COLUMNS for transactions that have them."""
+    extra = FX_COLUMNS if kind == "transactions" and FX_COLUMNS[0] in table else ()
+    return COLUMNS[kind] + extra
 
 
 def _write_csv(path: Path, kind: str, table: _Table) -> None:
+    names = _columns(kind, table)
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS[kind])
-        columns = (_TEXT.get(c, np.ndarray.tolist)(table[c]) for c in COLUMNS[kind])
+        writer.writerow(names)
+        columns = (_TEXT.get(c, np.ndarray.tolist)(table[c]) for c in names)
         writer.writerows(zip(*columns, strict=True))
 
 
-def _csv_to_parquet(con: duckdb.DuckDBPyConnection, source: Path, target: Path, kind: str) -> None:
+def _csv_to_parquet(
+    con: duckdb.DuckDBPyConnection, source: Path, target: Path, names: tuple[str, ...]
+) -> None:
     """Typed copy: dates DATE, numbers DOUBLE, other columns VARCHAR, empty fields null."""
 
     def quoted(path: Path) -> str:
         return "'" + str(path).replace("'", "''") + "'"
 
-    columns = ", ".join(f"'{c}': '{_SQL_TYPES.get(c, 'VARCHAR')}'" for c in COLUMNS[kind])
+    columns = ", ".join(f"'{c}': '{_SQL_TYPES.get(c, 'VARCHAR')}'" for c in names)
     con.execute(
         f"COPY (SELECT * FROM read_csv({quoted(source)}, header = true, delim = ',', "
         f"quote = '\"', columns = {{{columns}}})) TO {quoted(target)} (FORMAT parquet)"
