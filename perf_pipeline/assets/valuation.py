@@ -110,12 +110,14 @@ def value_chunk(
     chunk: dict,
     transactions: pd.DataFrame,
     prices: pd.DataFrame,
+    portfolios: pd.DataFrame,
+    fx_rates: pd.DataFrame,
     input_digests: pd.DataFrame,
     calculation_settings: CalculationSettings,
     partition_store: PartitionStore,
 ) -> dict:
-    """Value the chunk's portfolios from the stored close before the range (opening_state),
-    store their rows, and return what the checks found."""
+    """Value the chunk's portfolios, in their base currencies, from the stored close before
+    the range (opening_state), store their rows, and return what the checks found."""
     part = Chunk.of(chunk)
     chunk, start, end = part.shards, part.start, part.end
     opening = opening_state(partition_store, chunk, start, input_digests)
@@ -126,6 +128,9 @@ def value_chunk(
         timing=calculation_settings.timing,
         portfolios=list(part.portfolios),
         opening=opening,
+        base_currencies=portfolios.set_index("portfolio_id")["base_currency"],
+        fx_rates=fx_rates,
+        fx_pivot=calculation_settings.fx_pivot,
     )
     daily = panel.to_frame()
     daily["shard"] = part.shard_column(daily, partition_store)
@@ -185,7 +190,8 @@ def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefini
         backfill_policy=BackfillPolicy.single_run(),
         kinds={"parquet"},
         description="One row per entity and business day: market value, flows, daily return, "
-        "performance index, price age, holding, inception.",
+        "performance index, price age, holding, inception; for positions also in their own "
+        "currency, with the exchange rate used and the currency part of the return.",
         check_specs=[
             AssetCheckSpec(
                 "every_holding_priced",
@@ -224,9 +230,13 @@ def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefini
             ),
         ],
     )
-    def daily_valuations(transactions, prices, input_digests):
+    def daily_valuations(transactions, prices, portfolios, fx_rates, input_digests):
         chunks = run_chunks(transactions, prices)
-        done = chunks.map(lambda chunk: value_chunk(chunk, transactions, prices, input_digests))
+        done = chunks.map(
+            lambda chunk: value_chunk(
+                chunk, transactions, prices, portfolios, fx_rates, input_digests
+            )
+        )
         return valuations_done(done.collect())
 
     return daily_valuations
