@@ -10,23 +10,9 @@ import pytest
 
 from perf_pipeline.calc import performance_metrics, value_entities
 from perf_pipeline.calc.fx import conversion_rates
+from perf_pipeline.ingest.schemas import TransactionsModel, columns
 
-COLUMNS = [
-    "transaction_id",
-    "portfolio_id",
-    "account_id",
-    "security_id",
-    "trade_date",
-    "type",
-    "quantity",
-    "price",
-    "amount",
-    "fee",
-    "currency",
-    "fx_rate",
-    "counter_amount",
-    "counter_currency",
-]
+COLUMNS = columns(TransactionsModel)
 EUR = pd.Series({"P": "EUR"})
 
 
