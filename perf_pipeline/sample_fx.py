@@ -102,13 +102,13 @@ def multi_currency(
     first = len(usd_port["ids"])
     clients = len(set(usd_port["table"]["client_id"].tolist()))
     ids = [f"P{first + i + 1:05d}" for i in range(n)]
-    base_pair = (np.arange(n) % 3 == 2).astype(np.int64)  # 0 EUR (EURUSD), 1 GBP (GBPUSD)
+    base = np.asarray(BASES)[np.arange(n) % 3]
     table = {
         "portfolio_id": np.asarray(ids),
         "client_id": np.asarray(
             [f"C{int(c[1:]) + clients:04d}" for c in port["table"]["client_id"]]
         ),
-        "base_currency": np.asarray(BASES)[np.arange(n) % 3],
+        "base_currency": base,
         "benchmark_id": port["table"]["benchmark_id"],
     }
     levels, gaps = _rate_series(rng, cal)
@@ -123,10 +123,11 @@ def multi_currency(
     income = {k: np.concatenate([usd_income[k], jpy_income[k]]) for k in usd_income}
     n_acct = 2 * n
     book = _FxBook(_fx_holdings(rng, n_acct, usd_grid.shape[1], n_jpy), np.arange(n_acct) % 5 == 4)
-    acct_pair = np.repeat(base_pair, 2)
-    codes = np.column_stack(
-        [np.asarray(BASES[:2])[acct_pair], np.full(n_acct, HELD[0]), np.full(n_acct, HELD[1])]
-    )
+    acct_base = np.repeat(base, 2)
+    # per account, the column of the pair quoting its base currency in USD (EURUSD, GBPUSD)
+    usd_pair = {p[0]: i for i, p in enumerate(PAIRS) if p[1] == "USD"}
+    acct_pair = np.asarray([usd_pair[b] for b in acct_base.tolist()])
+    codes = np.column_stack([acct_base, np.full(n_acct, HELD[0]), np.full(n_acct, HELD[1])])
     sim = _Sim(rng, grid, rates, book, acct_pair, codes)
     events = sim.run(cal, np.repeat(port["inception"], 2), income)
     transactions = _transaction_rows(cal, events, book, {"ids": ids}, usd_ids + jpy_ids)
