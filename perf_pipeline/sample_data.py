@@ -262,6 +262,15 @@ def generate(
     return {kind: sum(len(t[COLUMNS[kind][0]]) for _, t in files) for kind, files in tables.items()}
 
 
+def fx_split(total: int, fx_share: float) -> tuple[int, int]:
+    """(portfolios, fx_portfolios) for `total` portfolios of which a share `fx_share` (0 <= share
+    < 1) is multi-currency: fx = round(total x share), at least one USD portfolio left."""
+    if not 0 <= fx_share < 1:
+        raise ValueError(f"fx_share must be in [0, 1), got {fx_share}")
+    fx = min(round(total * fx_share), total - 1)
+    return total - fx, fx
+
+
 # --- calendar and market data -------------------------------------------------------------
 
 
