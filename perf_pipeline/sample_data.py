@@ -6,8 +6,9 @@
     <out>/transactions/YYYY/YYYY-MM.csv     one file per month of trade_date
     <out>/prices/YYYY.csv                   one file per year of close date
     <out>/benchmarks/<benchmark_id>.csv     one file per benchmark
+    <out>/fx_rates/YYYY.csv                 with fx_portfolios > 0 only: one file per year
 
-(``files_per_kind=N`` instead splits each of the last three kinds, in date order, into N
+(``files_per_kind=N`` instead splits each kind but portfolios, in date order, into N
 files ``<kind>/YYYY/part-NNN.csv`` named after the year of their first row.)
 
 What the data contains:
@@ -29,6 +30,10 @@ What the data contains:
 - cash never goes negative and no position goes short: a purchase costs at most 90 % of the
   cash at hand, fees and withdrawals at most half of it;
 - trade and transfer prices equal the security's last close dated on or before the trade date.
+
+With ``fx_portfolios=K`` K multi-currency portfolios follow (perf_pipeline.sample_fx says what
+they hold and do), and the transaction files gain the columns fx_rate, counter_amount and
+counter_currency (empty on the rows that have none).
 
 Numbers are rounded as they would be delivered: closes 4 dp, amounts and fees 2 dp,
 quantities whole or 3 dp. The fee is empty on every non-trade row except transfers
