@@ -16,8 +16,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from perf_pipeline.cli import main
 from perf_pipeline.ingest import schemas
-from perf_pipeline.sample_data import generate
+from perf_pipeline.sample_data import fx_split, generate
 
 END = dt.date(2024, 6, 28)
 BASE_COLUMNS = [
@@ -346,6 +347,33 @@ def test_parquet_types_of_the_new_columns(tmp_path: Path) -> None:
     n_fx = con.execute(f"SELECT count(*) FROM {tx} WHERE type = 'FX'").fetchone()[0]
     assert n == counts["transactions"] and n_fx > 0 and null_counter == n - n_fx
     assert con.execute(f"SELECT count(*) FROM {fx}").fetchone()[0] == counts["fx_rates"]
+
+
+def test_files_per_kind_splits_the_rates_too(tmp_path: Path) -> None:
+    counts = generate(tmp_path, portfolios=1, years=0.5, files_per_kind=2, fx_portfolios=1)
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("fx_rates/*/*"))
+    assert [f.split("/")[-1] for f in files] == ["part-001.csv", "part-002.csv"]
+    assert len(read_kind(tmp_path, "fx_rates")[1]) == counts["fx_rates"]
+
+
+def test_cli_writes_three_multi_currency_portfolios_by_default(tmp_path: Path) -> None:
+    common = ["--portfolios", "1", "--years", "0.5"]
+    assert main(["generate", "--out", str(tmp_path / "fx"), *common]) == 0
+    ports = read_kind(tmp_path / "fx", "portfolios")[1]
+    assert [p["base_currency"] for p in ports] == ["USD", "EUR", "EUR", "GBP"]
+    assert (tmp_path / "fx" / "fx_rates").is_dir()
+    assert main(["generate", "--out", str(tmp_path / "usd"), *common, "--fx-portfolios", "0"]) == 0
+    assert not (tmp_path / "usd" / "fx_rates").exists()
+    assert [p["base_currency"] for p in read_kind(tmp_path / "usd", "portfolios")[1]] == ["USD"]
+
+
+def test_fx_split() -> None:
+    assert fx_split(1000, 0.33) == (670, 330)
+    assert fx_split(4, 0.0) == (4, 0)
+    assert fx_split(2, 0.9) == (1, 1)  # one USD portfolio is always left
+    for share in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="fx_share"):
+            fx_split(10, share)
 
 
 def test_rejects_negative_fx_portfolios(tmp_path: Path) -> None:
