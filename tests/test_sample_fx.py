@@ -166,6 +166,18 @@ def test_currencies_of_rows_and_securities(data, fx_tx) -> None:
     assert others and all(r["currency"] == "USD" for r in others)
 
 
+def test_trade_prices_are_the_last_close_in_the_securitys_currency(data, fx_tx) -> None:
+    closes = defaultdict(list)
+    for r in sorted(data["prices"][1], key=lambda r: r["date"]):
+        closes[r["security_id"]].append((r["date"], r["close"]))
+    trades = [r for r in fx_tx if r["type"] in {"BUY", "SELL"}]
+    assert {r["security_id"][:4] for r in trades} == {"SEC0", "JSEC"}
+    for r in trades:
+        series = closes[r["security_id"]]
+        i = bisect.bisect_right([d for d, _ in series], r["trade_date"]) - 1
+        assert i >= 0 and r["price"] == series[i][1], r
+
+
 def test_fx_rows_have_counter_columns_at_the_days_rate(data, fx_tx) -> None:
     rates = Rates(data["fx_rates"][1])
     fx = [r for r in fx_tx if r["type"] == "FX"]
