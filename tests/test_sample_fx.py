@@ -15,25 +15,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from test_sample_data import REQUIRED
 
 from perf_pipeline.cli import main
 from perf_pipeline.ingest import schemas
 from perf_pipeline.sample_data import fx_split, generate
 
 END = dt.date(2024, 6, 28)
-BASE_COLUMNS = [
-    "transaction_id",
-    "portfolio_id",
-    "account_id",
-    "security_id",
-    "trade_date",
-    "type",
-    "quantity",
-    "price",
-    "amount",
-    "fee",
-    "currency",
-]
+BASE_COLUMNS = REQUIRED["transactions"]
 FX_COLUMNS = ["fx_rate", "counter_amount", "counter_currency"]
 RATE_COLUMNS = ["date", "base", "quote", "rate", "source"]
 PAIRS = {("EUR", "USD"), ("GBP", "USD"), ("USD", "JPY")}
