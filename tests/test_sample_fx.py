@@ -9,6 +9,7 @@ import bisect
 import csv
 import datetime as dt
 import hashlib
+import itertools
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -226,6 +227,20 @@ def test_rate_series_pairs_business_days_gaps_and_holidays(data) -> None:
     for pair in PAIRS:
         quoted = {r["date"] for r in rows if (r["base"], r["quote"]) == pair}
         assert business - holidays - quoted, pair  # at least one missing business day
+
+
+def test_no_rate_is_older_than_five_business_days(data) -> None:
+    rows = data["fx_rates"][1]
+    for pair in PAIRS:
+        quoted = sorted(
+            dt.date.fromisoformat(r["date"]) for r in rows if (r["base"], r["quote"]) == pair
+        )
+        for before, after in itertools.pairwise(quoted):
+            skipped = sum(
+                (before + dt.timedelta(days=i)).weekday() < 5
+                for i in range(1, (after - before).days)
+            )
+            assert skipped <= 4, (pair, before, after)  # the last quote at most 5 days old
 
 
 def test_every_needed_rate_is_quoted_on_or_before_each_transaction(data, fx_tx) -> None:
