@@ -489,9 +489,7 @@ def _floor_to(x: np.ndarray, decimals: int | np.ndarray = 2) -> np.ndarray:
     return np.floor(np.asarray(x) * scale + 1e-9) / scale
 
 
-def _commission(
-    value: np.ndarray, minimum: float | np.ndarray = 1.0, decimals: int | np.ndarray = 2
-) -> np.ndarray:
+def _commission(value: np.ndarray, minimum: np.ndarray, decimals: np.ndarray) -> np.ndarray:
     """max(minimum, 0.05 % of value), never above 1 % of value, rounded down to `decimals`."""
     return _floor_to(np.minimum(np.maximum(minimum, 0.0005 * value), 0.01 * value), decimals)
 
