@@ -63,6 +63,13 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--years", type=float, default=3)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    gen.add_argument(
+        "--fx-portfolios",
+        type=int,
+        default=3,
+        help="multi-currency portfolios (EUR, EUR, GBP, ...) after the USD ones "
+        "(default %(default)s; 0: USD only, no fx_rates)",
+    )
     add_report_command(commands)
     return top
 
@@ -117,7 +124,12 @@ def generate(args: argparse.Namespace) -> int:
     from perf_pipeline.sample_data import generate as write_sample
 
     counts = write_sample(
-        args.out, portfolios=args.portfolios, years=args.years, seed=args.seed, fmt=args.format
+        args.out,
+        portfolios=args.portfolios,
+        years=args.years,
+        seed=args.seed,
+        fmt=args.format,
+        fx_portfolios=args.fx_portfolios,
     )
     print(
         f"wrote sample input to {args.out}: "

@@ -6,8 +6,9 @@
     <out>/transactions/YYYY/YYYY-MM.csv     one file per month of trade_date
     <out>/prices/YYYY.csv                   one file per year of close date
     <out>/benchmarks/<benchmark_id>.csv     one file per benchmark
+    <out>/fx_rates/YYYY.csv                 with fx_portfolios > 0 only: one file per year
 
-(``files_per_kind=N`` instead splits each of the last three kinds, in date order, into N
+(``files_per_kind=N`` instead splits each kind but portfolios, in date order, into N
 files ``<kind>/YYYY/part-NNN.csv`` named after the year of their first row.)
 
 What the data contains:
@@ -29,6 +30,10 @@ What the data contains:
 - cash never goes negative and no position goes short: a purchase costs at most 90 % of the
   cash at hand, fees and withdrawals at most half of it;
 - trade and transfer prices equal the security's last close dated on or before the trade date.
+
+With ``fx_portfolios=K`` K multi-currency portfolios follow (perf_pipeline.sample_fx says what
+they hold and do), and the transaction files gain the columns fx_rate, counter_amount and
+counter_currency (empty on the rows that have none).
 
 Numbers are rounded as they would be delivered: closes 4 dp, amounts and fees 2 dp,
 quantities whole or 3 dp. The fee is empty on every non-trade row except transfers
@@ -133,12 +138,24 @@ class _Calendar:
 
 @dataclass
 class _Events:
-    """Columns of generated transactions; `batch` orders same-day events of one account."""
+    """Columns of generated transactions; `batch` orders same-day events of one account,
+    `col` is the cash column (currency) of the row's account that the row is in."""
 
     cols: dict[str, list[np.ndarray]] = field(
         default_factory=lambda: {
             k: []
-            for k in ("day", "batch", "acct", "slot", "type", "units", "price", "amount", "fee")
+            for k in (
+                "day",
+                "batch",
+                "acct",
+                "slot",
+                "type",
+                "units",
+                "price",
+                "amount",
+                "fee",
+                "col",
+            )
         }
     )
     batches: int = 0
@@ -154,24 +171,26 @@ class _Events:
         price: np.ndarray | None = None,
         amount: np.ndarray | None = None,
         fee: np.ndarray | None = None,
+        col: np.ndarray | int = 0,
     ) -> None:
         """Append one batch of same-type events; omitted columns are null."""
         n = len(acct)
         if n == 0:
             return
 
-        def col(values: np.ndarray | None, fill: float, dtype: type) -> np.ndarray:
+        def column(values: np.ndarray | None, fill: float, dtype: type) -> np.ndarray:
             return np.full(n, fill, dtype) if values is None else np.asarray(values, dtype)
 
         self.cols["day"].append(np.broadcast_to(np.asarray(day, np.int64), (n,)).copy())
         self.cols["batch"].append(np.full(n, self.batches, np.int64))
         self.cols["acct"].append(np.asarray(acct, np.int64))
-        self.cols["slot"].append(col(slot, -1, np.int64))
+        self.cols["slot"].append(column(slot, -1, np.int64))
         self.cols["type"].append(np.full(n, _T[tx_type], np.int64))
-        self.cols["units"].append(col(units, -1, np.int64))
-        self.cols["price"].append(col(price, np.nan, float))
-        self.cols["amount"].append(col(amount, np.nan, float))
-        self.cols["fee"].append(col(fee, np.nan, float))
+        self.cols["units"].append(column(units, -1, np.int64))
+        self.cols["price"].append(column(price, np.nan, float))
+        self.cols["amount"].append(column(amount, np.nan, float))
+        self.cols["fee"].append(column(fee, np.nan, float))
+        self.cols["col"].append(np.broadcast_to(np.asarray(col, np.int64), (n,)).copy())
         self.batches += 1
 
     def table(self) -> dict[str, np.ndarray]:
@@ -180,18 +199,41 @@ class _Events:
 
 @dataclass
 class _Book:
-    """Simulation state: cash per account, quantity (thousandths) per account and slot."""
+    """Simulation state: cash per account and cash column, quantity (thousandths) per
+    account and slot. Column c of an account is its cash in `currencies[account, c]`; the
+    security of a slot trades in the currency of column `slot_col[slot]`, with a commission
+    of at least `min_fee`, amounts to `decimals` places and purchases of at least
+    `min_budget` (per column)."""
 
-    sec: np.ndarray  # (accounts, SLOTS) security index held in each slot
+    sec: np.ndarray  # (accounts, slots) security index held in each slot
     fractional: np.ndarray  # (accounts,) trades in 3 dp quantities
+    currencies: np.ndarray  # (accounts, columns) currency code of each cash column
+    slot_col: np.ndarray  # (slots,)
+    min_fee: np.ndarray  # (columns,)
+    decimals: np.ndarray  # (columns,)
+    min_budget: np.ndarray  # (columns,)
     cash: np.ndarray = field(init=False)
     units: np.ndarray = field(init=False)
     closed: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cash = np.zeros(len(self.sec))
+        self.cash = np.zeros(self.currencies.shape)
         self.units = np.zeros(self.sec.shape, np.int64)
         self.closed = np.zeros(self.sec.shape, bool)
+
+
+def _usd_book(sec: np.ndarray, fractional: np.ndarray) -> _Book:
+    """One cash column in USD for every slot: commission at least 1.00, purchases >= 100."""
+    n_acct, n_slots = sec.shape
+    return _Book(
+        sec,
+        fractional,
+        np.full((n_acct, 1), CURRENCY),
+        np.zeros(n_slots, np.int64),
+        np.array([1.0]),
+        np.array([2]),
+        np.array([100.0]),
+    )
 
 
 def generate(
@@ -233,7 +275,7 @@ def generate(
     grid = _forward_filled(cal, closes, missing, weekend)
     bench_rows = _benchmark_rows(rng, cal)
     port = _portfolios(rng, portfolios, len(cal.months))
-    book = _Book(*_holdings(rng, portfolios, n_sec))
+    book = _usd_book(*_holdings(rng, portfolios, n_sec))
     income = _security_income(rng, n_sec)
     events = _simulate(rng, cal, grid, book, port, income)
     tx = _transaction_rows(cal, events, book, port, sec_ids)
@@ -260,6 +302,15 @@ def generate(
     } | dict(rate_files)
     _write(Path(out_dir), tables, fmt)
     return {kind: sum(len(t[COLUMNS[kind][0]]) for _, t in files) for kind, files in tables.items()}
+
+
+def fx_split(total: int, fx_share: float) -> tuple[int, int]:
+    """(portfolios, fx_portfolios) for `total` portfolios of which a share `fx_share` (0 <= share
+    < 1) is multi-currency: fx = round(total x share), at least one USD portfolio left."""
+    if not 0 <= fx_share < 1:
+        raise ValueError(f"fx_share must be in [0, 1), got {fx_share}")
+    fx = min(round(total * fx_share), total - 1)
+    return total - fx, fx
 
 
 # --- calendar and market data -------------------------------------------------------------
@@ -438,9 +489,7 @@ def _floor_to(x: np.ndarray, decimals: int | np.ndarray = 2) -> np.ndarray:
     return np.floor(np.asarray(x) * scale + 1e-9) / scale
 
 
-def _commission(
-    value: np.ndarray, minimum: float | np.ndarray = 1.0, decimals: int | np.ndarray = 2
-) -> np.ndarray:
+def _commission(value: np.ndarray, minimum: np.ndarray, decimals: np.ndarray) -> np.ndarray:
     """max(minimum, 0.05 % of value), never above 1 % of value, rounded down to `decimals`."""
     return _floor_to(np.minimum(np.maximum(minimum, 0.0005 * value), 0.01 * value), decimals)
 
@@ -459,7 +508,6 @@ def _simulate(
 ) -> dict[str, np.ndarray]:
     """Apply each month's events to `book` in date order, collecting them as transactions."""
     n_acct = len(book.cash)
-    acct = np.arange(n_acct)
     start = np.repeat(port["inception"], 2)
     initial = np.round(np.exp(rng.uniform(np.log(20_000), np.log(500_000), n_acct)), -3)
     monthly = np.round(rng.uniform(200, 3_000, n_acct), -1)
@@ -472,12 +520,7 @@ def _simulate(
         new = start == m
         _deposits(rng, ev, book, bds, active, new, initial, monthly)
         _initial_buys(rng, ev, book, grid, bds, new)
-        for _ in range(2):
-            pick = active & ~new & (rng.random(n_acct) < 0.5)
-            slot = rng.integers(0, SLOTS, n_acct)
-            budget = book.cash * rng.uniform(0.3, 0.9, n_acct)
-            day = _days(rng, bds, *_BUY_DAYS, n_acct)
-            _buy(ev, book, grid, acct[pick], slot[pick], budget[pick], day[pick])
+        _monthly_buys(rng, ev, book, grid, bds, active & ~new)
         _sells(rng, ev, book, grid, bds, active & ~new, forced_acct=0 if m == forced else None)
         _transfers(ev, book, grid, bds, np.flatnonzero(port["transfer"] == m))
         _income(ev, book, grid, bds, income, cal.month_numbers[m], active)
@@ -502,7 +545,7 @@ def _deposits(
     amount = np.where(new, initial, monthly)[idx]
     saturday = ~new[idx] & (rng.random(len(idx)) < 1 / 3) & (bds[0] % 7 == 0)
     day = np.where(saturday, bds[0] - 2, bds[0])
-    book.cash[idx] += amount
+    book.cash[idx, 0] += amount
     fee = np.where(new[idx], 0.0, np.nan)
     ev.add(day, idx, "DEPOSIT", amount=amount, fee=fee)
 
@@ -515,12 +558,34 @@ def _initial_buys(
     bds: np.ndarray,
     new: np.ndarray,
 ) -> None:
-    """A new account spends 90 % of its first deposit evenly over its slots."""
+    """A new account spends 90 % of its cash in each currency evenly over the slots of
+    that currency."""
     idx = np.flatnonzero(new)
-    budget = book.cash[idx] * 0.9 / SLOTS
-    for slot in range(SLOTS):
+    slots = np.bincount(book.slot_col, minlength=book.cash.shape[1])
+    budget = book.cash[idx] * 0.9 / np.maximum(slots, 1)
+    for slot, col in enumerate(book.slot_col):
         day = _days(rng, bds, *_BUY_DAYS, len(idx))
-        _buy(ev, book, grid, idx, np.full(len(idx), slot), budget, day)
+        _buy(ev, book, grid, idx, np.full(len(idx), slot), budget[:, col], day)
+
+
+def _monthly_buys(
+    rng: np.random.Generator,
+    ev: _Events,
+    book: _Book,
+    grid: np.ndarray,
+    bds: np.ndarray,
+    eligible: np.ndarray,
+) -> None:
+    """Twice: half of the accounts buy into one random slot for 30-90 % of that slot's
+    currency's cash."""
+    n = len(book.cash)
+    acct = np.arange(n)
+    for _ in range(2):
+        pick = eligible & (rng.random(n) < 0.5)
+        slot = rng.integers(0, book.sec.shape[1], n)
+        budget = book.cash[acct, book.slot_col[slot]] * rng.uniform(0.3, 0.9, n)
+        day = _days(rng, bds, *_BUY_DAYS, n)
+        _buy(ev, book, grid, acct[pick], slot[pick], budget[pick], day[pick])
 
 
 def _buy(
@@ -532,17 +597,20 @@ def _buy(
     budget: np.ndarray,
     day: np.ndarray,
 ) -> None:
-    """q = floor((budget - fee) / price) (to 3 dp in fractional accounts); cost q p + fee."""
+    """q = floor((budget - fee) / price) (to 3 dp in fractional accounts); cost q p + fee,
+    in the slot's currency."""
+    col = book.slot_col[slot]
     price = grid[day, book.sec[idx, slot]]
-    fee = _commission(budget)
+    fee = _commission(budget, book.min_fee[col], book.decimals[col])
     qty = np.maximum(budget - fee, 0) / price
     units = np.where(book.fractional[idx], np.floor(qty * 1000), np.floor(qty) * 1000)
     units = units.astype(np.int64)
-    ok = (units > 0) & ~book.closed[idx, slot] & (budget >= 100)
-    idx, slot, day, units, price, fee = idx[ok], slot[ok], day[ok], units[ok], price[ok], fee[ok]
-    np.add.at(book.cash, idx, -(units / 1000 * price + fee))
+    ok = (units > 0) & ~book.closed[idx, slot] & (budget >= book.min_budget[col])
+    idx, slot, col, day = idx[ok], slot[ok], col[ok], day[ok]
+    units, price, fee = units[ok], price[ok], fee[ok]
+    np.add.at(book.cash, (idx, col), -(units / 1000 * price + fee))
     np.add.at(book.units, (idx, slot), units)
-    ev.add(day, idx, "BUY", slot=slot, units=units, price=price, fee=fee)
+    ev.add(day, idx, "BUY", slot=slot, units=units, price=price, fee=fee, col=col)
 
 
 def _sells(
@@ -575,13 +643,14 @@ def _sells(
     units = np.where(full, have, part).astype(np.int64)
     ok = units > 0
     idx, slot, day, units, full = idx[ok], slot[ok], day[ok], units[ok], full[ok]
+    col = book.slot_col[slot]
     price = grid[day, book.sec[idx, slot]]
     value = units / 1000 * price
-    fee = _commission(value)
-    book.cash[idx] += value - fee
+    fee = _commission(value, book.min_fee[col], book.decimals[col])
+    book.cash[idx, col] += value - fee
     book.units[idx, slot] -= units
     book.closed[idx[full], slot[full]] = True
-    ev.add(day, idx, "SELL", slot=slot, units=units, price=price, fee=fee)
+    ev.add(day, idx, "SELL", slot=slot, units=units, price=price, fee=fee, col=col)
 
 
 def _transfers(
@@ -621,7 +690,8 @@ def _income(
     month_number: int,
     active: np.ndarray,
 ) -> None:
-    """Quarterly income on held positions: q * close * yield / 4, floored to cents."""
+    """Quarterly income on held positions: q * close * yield / 4, rounded down to the
+    currency's decimals."""
     kind = {0: 1, 2: 2}.get(month_number % 3)
     if kind is None:
         return
@@ -629,12 +699,15 @@ def _income(
     pays = (income["kind"][sec] == kind) & (book.units > 0) & active[:, None]
     idx, slot = np.nonzero(pays)
     s = sec[idx, slot]
+    col = book.slot_col[slot]
     day = bds[income["day"][s]]
-    amount = _floor_to(book.units[idx, slot] / 1000 * grid[day, s] * income["yield"][s] / 4)
-    ok = amount >= 0.01
-    idx, slot, day, amount = idx[ok], slot[ok], day[ok], amount[ok]
-    np.add.at(book.cash, idx, amount)
-    ev.add(day, idx, "DIVIDEND" if kind == 1 else "INTEREST", slot=slot, amount=amount)
+    value = book.units[idx, slot] / 1000 * grid[day, s] * income["yield"][s] / 4
+    amount = _floor_to(value, book.decimals[col])
+    ok = amount > 0
+    idx, slot, col, day, amount = idx[ok], slot[ok], col[ok], day[ok], amount[ok]
+    np.add.at(book.cash, (idx, col), amount)
+    kind_name = "DIVIDEND" if kind == 1 else "INTEREST"
+    ev.add(day, idx, kind_name, slot=slot, amount=amount, col=col)
 
 
 def _withdrawals(
@@ -648,12 +721,12 @@ def _withdrawals(
     """4 % of accounts a month withdraw 10-50 % of their cash, in hundreds."""
     n = len(book.cash)
     pick = eligible & (rng.random(n) < 0.04)
-    amount = np.floor(book.cash * rng.uniform(0.1, 0.5, n) / 100) * 100
+    amount = np.floor(book.cash[:, 0] * rng.uniform(0.1, 0.5, n) / 100) * 100
     day = _days(rng, bds, *_WITHDRAWAL_DAYS, n)
     if forced_acct is not None:
         pick[forced_acct] = True
     idx = np.flatnonzero(pick & (amount >= 100))
-    book.cash[idx] -= amount[idx]
+    book.cash[idx, 0] -= amount[idx]
     ev.add(day[idx], idx, "WITHDRAWAL", amount=amount[idx])
 
 
@@ -669,14 +742,14 @@ def _month_end(
     0.75 % a year of market value, at most half the cash."""
     day = bds[-1]
     idx = np.flatnonzero(active)
-    interest = _floor_to(book.cash[idx] * cash_rate[idx] / 12)
+    interest = _floor_to(book.cash[idx, 0] * cash_rate[idx] / 12)
     ok = interest >= 0.01
-    book.cash[idx[ok]] += interest[ok]
+    book.cash[idx[ok], 0] += interest[ok]
     ev.add(day, idx[ok], "INTEREST", amount=interest[ok])
-    value = (book.units[idx] / 1000 * grid[day, book.sec[idx]]).sum(axis=1) + book.cash[idx]
-    fee = _floor_to(np.minimum(value * 0.0075 / 12, book.cash[idx] * 0.5))
+    value = (book.units[idx] / 1000 * grid[day, book.sec[idx]]).sum(axis=1) + book.cash[idx, 0]
+    fee = _floor_to(np.minimum(value * 0.0075 / 12, book.cash[idx, 0] * 0.5))
     ok = fee >= 0.01
-    book.cash[idx[ok]] -= fee[ok]
+    book.cash[idx[ok], 0] -= fee[ok]
     ev.add(day, idx[ok], "FEE", amount=fee[ok])
 
 
@@ -725,10 +798,8 @@ _TEXT = {
 def _transaction_rows(
     cal: _Calendar, ev: _Table, book: _Book, port: dict, sec_ids: list[str]
 ) -> _Table:
-    """Events up to the as-of date in (date, generation) order, numbered T000001, ...
-
-    Currency USD unless the events carry a ``currency`` column; event columns named after
-    FX_COLUMNS are passed through."""
+    """Events up to the as-of date in (date, generation) order, numbered T000001, ..., in
+    the currency of their cash column; event columns named after FX_COLUMNS pass through."""
     keep = ev["day"] <= cal.end
     ev = {k: v[keep] for k, v in ev.items()}
     order = np.lexsort((ev["slot"], ev["acct"], ev["batch"], ev["day"]))
@@ -748,7 +819,7 @@ def _transaction_rows(
         "price": ev["price"],
         "amount": ev["amount"],
         "fee": ev["fee"],
-        "currency": ev["currency"] if "currency" in ev else np.full(n, CURRENCY),
+        "currency": book.currencies[acct, ev["col"]],
     } | {c: ev[c] for c in FX_COLUMNS if c in ev}
 
 
