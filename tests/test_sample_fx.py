@@ -19,7 +19,6 @@ import pytest
 from test_sample_data import REQUIRED
 
 from perf_pipeline.cli import main
-from perf_pipeline.ingest import schemas
 from perf_pipeline.sample_data import fx_split, generate
 
 END = dt.date(2024, 6, 28)
@@ -397,10 +396,6 @@ def test_rejects_negative_fx_portfolios(tmp_path: Path) -> None:
         generate(tmp_path, fx_portfolios=-1)
 
 
-HAS_FX_MODEL = any(n.lower().startswith("fx") and n.endswith("Model") for n in vars(schemas))
-
-
-@pytest.mark.skipif(not HAS_FX_MODEL, reason="perf_pipeline.ingest.schemas has no fx model yet")
 def test_generated_files_pass_validation(sample) -> None:
     from perf_pipeline.ingest import RawFile, validate_inputs
 
