@@ -54,7 +54,12 @@ from perf_pipeline.ingest import KINDS
 from perf_pipeline.sample_data import fx_split, generate
 
 BIN = Path(sys.executable).parent
-DATE_FIELD = {"transactions": "trade_date", "prices": "date", "benchmarks": "date"}
+DATE_FIELD = {
+    "transactions": "trade_date",
+    "prices": "date",
+    "benchmarks": "date",
+    "fx_rates": "date",
+}
 IGNORED = ("request_id", "created_at", "updated_at")
 COMPARED = ("daily_valuations", "performance_metrics")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -131,8 +136,10 @@ def without_day(full: Path, base: Path, day: str) -> dict[str, int]:
                     delivered[kind].write(line)
                 else:
                     out.write(line)
-    for handle in delivered.values():
+    for kind, handle in delivered.items():
         handle.close()
+        if not dropped[kind]:  # e.g. no rates in a single-currency input: no delivery file
+            (day_root(base) / kind / f"delivery-{day}.csv").unlink()
     return dropped
 
 
