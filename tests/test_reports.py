@@ -158,7 +158,8 @@ def test_every_figure_a_report_shows_is_the_stored_one(reported, pid):
     holdings = sql(
         store,
         "SELECT account_id, security_id, market_value FROM daily_valuations "
-        "WHERE portfolio_id = ? AND date = ? AND entity_type = 'security' ORDER BY ALL",
+        "WHERE portfolio_id = ? AND date = ? AND entity_type IN ('security', 'cash') "
+        "ORDER BY ALL",
         pid,
         as_of,
     )
