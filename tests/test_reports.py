@@ -32,7 +32,7 @@ from perf_pipeline.cli import main
 from perf_pipeline.report.charts import CHARTS
 from perf_pipeline.report.data import METRIC_FIELDS, PortfolioData
 from perf_pipeline.report.figures import report_figures
-from perf_pipeline.report.render import report_html
+from perf_pipeline.report.render import index_html, index_row, report_html
 from perf_pipeline.resources.parquet_store import ParquetStore
 from perf_pipeline.sample_data import generate
 
@@ -505,6 +505,31 @@ def test_a_report_in_two_currencies_shows_local_return_fx_effect_and_currencies(
     cash = re.search(r"<td>A1</td><td>CASH.USD</td>.*?</tr>", page, re.S).group(0)
     assert re.findall(r"<td>([^<]*)</td>", cash)[2:5] == ["USD", "1,000.00 USD", "918.00 EUR"]
     assert "ITD currency effect</span><strong>+50.00%</strong>" in page
+    [year] = figures["monthly"]["annual"]  # the YTD row of 2024-06-28
+    assert (year["twr"], year["twr_local"], year["fx_effect"]) == (0.875, 0.25, 0.5)
+    annual = re.search(r'<table class="numbers" id="annual">.*?</table>', page, re.S).group(0)
+    assert "<th>Portfolio return</th><th>In local currencies</th><th>Currency effect</th>" in annual
+    row = re.search(r'<th scope="row">2024.*?</tr>', annual, re.S).group(0)
+    assert re.findall(r"<td>([^<]*)</td>", row)[:3] == ["+87.50%", "+25.00%", "+50.00%"]
+
+    # the index: a column each when any report has them; a row kept from a report written
+    # before them (its manifest row has no such keys) shows a dash
+    before = {
+        k: v
+        for k, v in index_row(report_figures(fx_portfolio(False)), "P0.html").items()
+        if k not in ("itd_twr_local", "itd_fx_effect", "several_currencies")
+    }
+    index = index_html([index_row(figures, "P1.html"), {**before, "portfolio_id": "P0"}], None)
+    assert '<th data-sort="number">ITD TWR local</th><th data-sort="number">ITD FX effect</th>' in (
+        index
+    )
+    p1 = re.search(r'<td data-value="P1">.*?</tr>', index, re.S).group(0)
+    assert '<td data-value="0.25">+25.00%</td>' in p1 and '<td data-value="0.5">+50.00%</td>' in p1
+    p0 = re.search(r'<td data-value="P0">.*?</tr>', index, re.S).group(0)
+    cells = re.findall(r'<td data-value="([^"]*)">(.*?)</td>', p0, re.S)
+    assert cells[2][0] == "0.875"  # ITD TWR (after portfolio and client), then the two it lacks
+    assert [value for value, _ in cells[3:5]] == ["", ""]
+    assert 'class="null"' in cells[3][1] and 'title="no exchange rate"' in cells[4][1]
 
 
 def test_a_report_without_the_fields_of_several_currencies_leaves_their_columns_out():
@@ -517,3 +542,5 @@ def test_a_report_without_the_fields_of_several_currencies_leaves_their_columns_
     page = report_html(figures)
     assert "TWR local" not in page and "currency effect" not in page
     assert "<th>Security</th><th>Market value</th>" in page
+    index = index_html([index_row(figures, "P1.html")], None)
+    assert "FX effect" not in index and "TWR local" not in index

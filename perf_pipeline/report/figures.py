@@ -203,6 +203,8 @@ def monthly(periods: dict[str, pd.DataFrame]) -> dict[str, Any]:
                 "end": _value(end),
                 "partial": bool(row["partial_period"]) or end.month != 12,
                 "twr": _value(row["twr"]),
+                "twr_local": _value(row.get("twr_local")),
+                "fx_effect": _value(row.get("fx_effect")),
                 "benchmark_twr": _value(row["benchmark_twr"]),
                 "sd_3y": _value(sd[at]) if at < len(months) else None,
                 "benchmark_sd_3y": _value(bench_sd[at]) if at < len(months) else None,
