@@ -166,6 +166,11 @@ def test_daily_records_shape() -> None:
             "market_value": [1000.5, 250.0],
             "daily_return": [np.nan, 0.01],
             "twr_index": [1.0, 1.01],
+            "currency": "EUR",  # a single-currency portfolio: local = base, rate 1
+            "market_value_local": [1000.5, 250.0],
+            "daily_return_local": [np.nan, 0.01],
+            "fx_return": [np.nan, 0.0],
+            "fx_rate": 1.0,
         }
     )
     records = daily_records(frame)
@@ -180,6 +185,9 @@ def test_daily_records_shape() -> None:
         "MeasureValues": [
             {"Name": "market_value", "Value": "1000.5", "Type": "DOUBLE"},
             {"Name": "twr_index", "Value": "1.0", "Type": "DOUBLE"},
+            {"Name": "market_value_local", "Value": "1000.5", "Type": "DOUBLE"},
+            {"Name": "fx_rate", "Value": "1.0", "Type": "DOUBLE"},
+            {"Name": "currency", "Value": "EUR", "Type": "VARCHAR"},
         ],
         "Time": "1719446400000",  # 2024-06-27T00:00:00Z
         "TimeUnit": "MILLISECONDS",
@@ -189,6 +197,11 @@ def test_daily_records_shape() -> None:
         "market_value",
         "daily_return",
         "twr_index",
+        "market_value_local",
+        "daily_return_local",
+        "fx_return",
+        "fx_rate",
+        "currency",
     ]
 
 
