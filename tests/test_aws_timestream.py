@@ -399,3 +399,11 @@ def test_frames_without_the_fields_calc_does_not_produce_yet_still_publish() -> 
     assert names(metrics_records(old_metrics))[0] == {"twr", "max_drawdown", "request_id"} | (
         set(FX_METRIC_FIELDS) - PENDING
     )
+
+
+def test_the_daily_publication_reads_every_column_daily_records_needs() -> None:
+    """The timestream_daily asset loads only the columns it names: it must name every column
+    daily_records requires (all of DAILY_COLUMNS once calc produces the FX fields)."""
+    from perf_pipeline.assets.publication import DAILY_COLUMNS as LOADED
+
+    assert set(DAILY_COLUMNS) - PENDING <= set(LOADED)
