@@ -1,6 +1,8 @@
 """Write a sample input root: ``python bench/generate.py --portfolios N --years Y --out DIR``.
 
-Prints the rows written per kind, the total size on disk and the elapsed wall time.
+``--fx-share F`` makes round(N x F) of the N portfolios multi-currency (EUR and GBP
+portfolios holding USD and JPY securities and cash; fx_rates files beside). Prints the rows
+written per kind, the total size on disk and the elapsed wall time.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from perf_pipeline.sample_data import FORMATS, generate
+from perf_pipeline.sample_data import FORMATS, fx_split, generate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,11 +23,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--end", default="2024-06-28", help="last date, YYYY-MM-DD")
     parser.add_argument("--files-per-kind", type=int, default=None, help="files per kind")
     parser.add_argument("--format", choices=FORMATS, default="csv", help="file format")
+    parser.add_argument(
+        "--fx-share", type=float, default=0.0, help="share of multi-currency portfolios, e.g. 0.33"
+    )
     args = parser.parse_args(argv)
+    try:
+        portfolios, fx_portfolios = fx_split(args.portfolios, args.fx_share)
+    except ValueError as error:
+        parser.error(str(error))
     started = time.perf_counter()
     counts = generate(
         args.out,
-        portfolios=args.portfolios,
+        portfolios=portfolios,
+        fx_portfolios=fx_portfolios,
         years=args.years,
         seed=args.seed,
         end=args.end,

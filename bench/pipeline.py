@@ -1,8 +1,10 @@
 """The pipeline's backfill, increment, idle rerun and two-worker backfill, in one run.
 
-    python bench/pipeline.py --portfolios 1000 --years 5 [--workdir /tmp/perf-bench]
+    python bench/pipeline.py --portfolios 1000 --years 5 [--fx-share 0.33]
+                             [--workdir /tmp/perf-bench]
 
-1. writes the input with the sample generator, ending on --end (a business day), once, and
+1. writes the input with the sample generator, ending on --end (a business day), once (with
+   --fx-share F, round(N x F) of the N portfolios multi-currency), and
    derives the "base" root: the same files minus every row dated on that last day
    (transactions trade_date, prices date, benchmarks date), and those rows as one new file
    per kind (the night's delivery), so base + delivery is the full input;
@@ -49,10 +51,15 @@ import duckdb
 
 import perf_pipeline
 from perf_pipeline.ingest import KINDS
-from perf_pipeline.sample_data import generate
+from perf_pipeline.sample_data import fx_split, generate
 
 BIN = Path(sys.executable).parent
-DATE_FIELD = {"transactions": "trade_date", "prices": "date", "benchmarks": "date"}
+DATE_FIELD = {
+    "transactions": "trade_date",
+    "prices": "date",
+    "benchmarks": "date",
+    "fx_rates": "date",
+}
 IGNORED = ("request_id", "created_at", "updated_at")
 COMPARED = ("daily_valuations", "performance_metrics")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -72,14 +79,17 @@ class Measured:
     rss_timeline: list[tuple[float, float]] = field(default_factory=list)
 
 
-def ensure_input(full: Path, base: Path, portfolios: int, years: float, end: str) -> None:
-    """The full root (generated, ending on `end`), the base root without `end`'s rows, and
-    beside the base (``<base>-day``) those rows as one new file per kind: what a night
-    delivers."""
-    marker = full / f".generated-{portfolios}-{years}-{end}"
+def ensure_input(
+    full: Path, base: Path, portfolios: int, years: float, end: str, fx_share: float = 0.0
+) -> None:
+    """The full root (generated, ending on `end`; a share `fx_share` of the portfolios
+    multi-currency), the base root without `end`'s rows, and beside the base (``<base>-day``)
+    those rows as one new file per kind: what a night delivers."""
+    usd, fx = fx_split(portfolios, fx_share)
+    marker = full / (f".generated-{portfolios}-{years}-{end}" + (f"-fx{fx}" if fx else ""))
     if not marker.exists():
         started = time.perf_counter()
-        counts = generate(full, portfolios=portfolios, years=years, end=end)
+        counts = generate(full, portfolios=usd, years=years, end=end, fx_portfolios=fx)
         marker.touch()
         print(f"generated {counts} in {time.perf_counter() - started:.1f} s", flush=True)
     base_marker = base / marker.name
@@ -126,8 +136,10 @@ def without_day(full: Path, base: Path, day: str) -> dict[str, int]:
                     delivered[kind].write(line)
                 else:
                     out.write(line)
-    for handle in delivered.values():
+    for kind, handle in delivered.items():
         handle.close()
+        if not dropped[kind]:  # e.g. no rates in a single-currency input: no delivery file
+            (day_root(base) / kind / f"delivery-{day}.csv").unlink()
     return dropped
 
 
@@ -386,11 +398,17 @@ def main() -> None:
         action="store_true",
         help="only the backfill and its floor (e.g. 10,000 portfolios x 1 year: memory per shard)",
     )
+    parser.add_argument(
+        "--fx-share",
+        type=float,
+        default=0.0,
+        help="share of the portfolios in EUR or GBP holding USD and JPY (e.g. 0.33)",
+    )
     args = parser.parse_args()
-    size = f"{args.portfolios}x{args.years:g}"
+    size = f"{args.portfolios}x{args.years:g}" + (f"-fx{args.fx_share:g}" if args.fx_share else "")
     full, base = args.workdir / f"input-{size}-{args.end}", args.workdir / f"base-{size}-{args.end}"
     print(f"code under test: {Path(perf_pipeline.__file__).parent}", flush=True)
-    ensure_input(full, base, args.portfolios, args.years, args.end)
+    ensure_input(full, base, args.portfolios, args.years, args.end, args.fx_share)
     store_a, store_b = (fresh_store(args.workdir / f"{name}-{size}.duckdb") for name in "AB")
     store_inc = fresh_store(args.workdir / f"A-plus-day-{size}.duckdb")
 

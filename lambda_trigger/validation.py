@@ -30,7 +30,10 @@ MAX_BODY_BYTES = 64 * 1024
 ID_RULE = "must be 1-64 characters of A-Za-z0-9._-"
 DATE_RULE = "must be a real date as YYYY-MM-DD"
 REPEAT_RULE = "must not repeat an id"
-ENTITY_ID_RULE = "must be {account_id}:{security_id} for a security, else one id; " + ID_RULE
+ENTITY_ID_RULE = (
+    "must be {account_id}:{security_id} for a security, {account_id}:CASH.{currency} for cash, "
+    "else one id; " + ID_RULE
+)
 
 _DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

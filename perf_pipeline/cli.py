@@ -63,6 +63,13 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--years", type=float, default=3)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    gen.add_argument(
+        "--fx-portfolios",
+        type=int,
+        default=3,
+        help="multi-currency portfolios (EUR, EUR, GBP, ...) after the USD ones "
+        "(default %(default)s; 0: USD only, no fx_rates)",
+    )
     add_report_command(commands)
     return top
 
@@ -117,7 +124,12 @@ def generate(args: argparse.Namespace) -> int:
     from perf_pipeline.sample_data import generate as write_sample
 
     counts = write_sample(
-        args.out, portfolios=args.portfolios, years=args.years, seed=args.seed, fmt=args.format
+        args.out,
+        portfolios=args.portfolios,
+        years=args.years,
+        seed=args.seed,
+        fmt=args.format,
+        fx_portfolios=args.fx_portfolios,
     )
     print(
         f"wrote sample input to {args.out}: "
@@ -286,7 +298,7 @@ def print_failure(result) -> None:
 def summary(run_id: str, files: pd.DataFrame, runs: list, store) -> str:
     """Rows accepted and rejected, the runs, and on the latest day computed (the latest
     calculation date, whatever the as-of date asked for) the entities and each portfolio's
-    ITD TWR."""
+    ITD TWR with its local and currency parts."""
     from perf_pipeline.assets.performance import latest_itd
     from perf_pipeline.planning import last_computed
 
@@ -311,17 +323,19 @@ def summary(run_id: str, files: pd.DataFrame, runs: list, store) -> str:
     lines.append(
         f"  entities on {day}: {int(kinds.sum()):,} ({int(kinds.get('portfolio', 0))} "
         f"portfolios, {int(kinds.get('account', 0))} accounts, "
-        f"{int(kinds.get('security', 0))} positions)"
+        f"{int(kinds.get('security', 0))} security and {int(kinds.get('cash', 0))} cash "
+        "positions)"
     )
     metrics = store.read("performance_metrics", shards, day, day)
     latest = latest_itd(metrics) if not metrics.empty else metrics
     if not latest.empty:
-        lines.append("  ITD TWR per portfolio:")
+        lines.append("  ITD TWR per portfolio (1 + TWR = (1 + local)(1 + currency)):")
     for row in latest.itertuples():
         annual = "" if pd.isna(row.twr_annualized) else (f"  ({row.twr_annualized:+.2%} a year)")
         lines.append(
             f"    {row.entity_id:<12} {row.start_date:%Y-%m-%d} .. "
-            f"{row.end_date:%Y-%m-%d}  {row.twr:+.2%}{annual}"
+            f"{row.end_date:%Y-%m-%d}  {row.twr:+.2%}{annual}  local {row.twr_local:+.2%}, "
+            f"currency {row.fx_effect:+.2%}"
         )
     return "\n".join(lines)
 

@@ -10,6 +10,10 @@ valuation carries the state of the day before. What moves a shard on day d:
 - closes dated on d (rolled) of every security its portfolios ever trade, and BUY/SELL trades
   of those securities in *any* portfolio (the trade-price fallback sees every portfolio);
 - closes on d of its portfolios' benchmarks;
+- exchange rates dated on d (rolled), for a shard with a multi-currency portfolio (one whose
+  transactions, counter currencies or traded securities' prices name a currency other than
+  its base currency): any rate may enter its conversions, directly, inverted or through the
+  pivot currency; a single-currency portfolio converts nothing, so rates never move it;
 - its portfolios' own rows and the calculation settings, which count from each portfolio's
   first transaction.
 
@@ -42,6 +46,9 @@ TRANSACTION_FIELDS = [
     "amount",
     "fee",
     "currency",
+    "fx_rate",
+    "counter_amount",
+    "counter_currency",
 ]
 TRADE_PRICE_FIELDS = ["security_id", "trade_date", "transaction_id", "type", "price"]
 
@@ -114,19 +121,54 @@ def _broadcast(
     )
 
 
+_ALL_RATES = "*"
+"""The one key every exchange rate row is broadcast under (to every multi-currency shard)."""
+
+
+def _multi_currency_shards(
+    portfolios: pd.DataFrame,
+    transactions: pd.DataFrame,
+    prices: pd.DataFrame,
+    owners: pd.DataFrame,
+) -> np.ndarray:
+    """The shards holding a portfolio that names a currency other than its base currency:
+    in a transaction's currency or counter_currency, or in the prices of a security it
+    trades."""
+    price_currency = prices[["security_id", "currency"]].drop_duplicates()
+    named = transactions[["portfolio_id", "security_id"]].dropna().drop_duplicates()
+    used = pd.concat(
+        [
+            transactions[["portfolio_id", "currency"]],
+            transactions[["portfolio_id", "counter_currency"]]
+            .dropna()
+            .rename(columns={"counter_currency": "currency"}),
+            named.merge(price_currency, on="security_id")[["portfolio_id", "currency"]],
+        ],
+        ignore_index=True,
+    ).drop_duplicates()
+    base = portfolios.set_index("portfolio_id")["base_currency"]
+    foreign = used.loc[
+        used["currency"].to_numpy(dtype=object)
+        != used["portfolio_id"].map(base).to_numpy(dtype=object),
+        "portfolio_id",
+    ]
+    return owners.loc[owners["portfolio_id"].isin(foreign), "shard"].unique()
+
+
 def input_digests(
     portfolios: pd.DataFrame,
     transactions: pd.DataFrame,
     prices: pd.DataFrame,
     benchmarks: pd.DataFrame,
+    fx_rates: pd.DataFrame,
     shards: int,
     settings: str = "",
     first_day: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """The digest of every (shard, business day) that has input (module docstring).
 
-    `settings` is any text naming the calculation settings. Closes, trade prices and
-    benchmark closes dated before `first_day` (the first partition) count on `first_day`:
+    `settings` is any text naming the calculation settings. Closes, trade prices, benchmark
+    closes and exchange rates dated before `first_day` (the first partition) count on `first_day`:
     they only seed what later days carry forward. Transactions keep their day, so one dated
     before `first_day` shows as input before the partitions. Returns DIGEST_COLUMNS, digest
     as int64 (the bits of the unsigned sum), sorted by shard and date.
@@ -153,6 +195,12 @@ def input_digests(
     trades = transactions.loc[named & transactions["type"].isin(["BUY", "SELL"]).to_numpy()]
     bench_of = portfolios[["portfolio_id", "benchmark_id"]].dropna().merge(owners)
     bench_shards = bench_of.rename(columns={"benchmark_id": "key"})[["key", "shard"]]
+    fx_shards = pd.DataFrame(
+        {
+            "key": _ALL_RATES,
+            "shard": _multi_currency_shards(portfolios, transactions, prices, owners),
+        }
+    )
     salt = np.uint64(zlib.crc32(settings.encode()))
     own = [
         pd.DataFrame(
@@ -174,7 +222,7 @@ def input_digests(
         _broadcast(
             prices["security_id"].to_numpy(),
             _days(prices["date"]),
-            _row_hashes(prices, ["security_id", "date", "close"]),
+            _row_hashes(prices, ["security_id", "date", "close", "currency"]),
             securities,
         ),
         _broadcast(
@@ -188,6 +236,12 @@ def input_digests(
             _days(benchmarks["date"]),
             _row_hashes(benchmarks, ["benchmark_id", "date", "close"]),
             bench_shards,
+        ),
+        _broadcast(
+            np.full(len(fx_rates), _ALL_RATES, dtype=object),
+            _days(fx_rates["date"]),
+            _row_hashes(fx_rates, ["date", "base", "quote", "rate"]),
+            fx_shards,
         ),
     ]
     if first_day is not None:

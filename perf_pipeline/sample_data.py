@@ -6,8 +6,9 @@
     <out>/transactions/YYYY/YYYY-MM.csv     one file per month of trade_date
     <out>/prices/YYYY.csv                   one file per year of close date
     <out>/benchmarks/<benchmark_id>.csv     one file per benchmark
+    <out>/fx_rates/YYYY.csv                 with fx_portfolios > 0 only: one file per year
 
-(``files_per_kind=N`` instead splits each of the last three kinds, in date order, into N
+(``files_per_kind=N`` instead splits each kind but portfolios, in date order, into N
 files ``<kind>/YYYY/part-NNN.csv`` named after the year of their first row.)
 
 What the data contains:
@@ -30,6 +31,10 @@ What the data contains:
   cash at hand, fees and withdrawals at most half of it;
 - trade and transfer prices equal the security's last close dated on or before the trade date.
 
+With ``fx_portfolios=K`` K multi-currency portfolios follow (perf_pipeline.sample_fx says what
+they hold and do), and the transaction files gain the columns fx_rate, counter_amount and
+counter_currency (empty on the rows that have none).
+
 Numbers are rounded as they would be delivered: closes 4 dp, amounts and fees 2 dp,
 quantities whole or 3 dp. The fee is empty on every non-trade row except transfers
 and initial deposits (explicit ``0.00``). Same arguments give byte-identical files.
@@ -48,7 +53,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-KINDS = ("portfolios", "transactions", "prices", "benchmarks")
+KINDS = ("portfolios", "transactions", "prices", "benchmarks", "fx_rates")
 FORMATS = ("csv", "parquet")
 CURRENCY = "USD"
 SLOTS = 10  # securities an account holds
@@ -63,6 +68,7 @@ TX_TYPES = (
     "FEE",
     "TRANSFER_IN",
     "TRANSFER_OUT",
+    "FX",
 )
 _T = {name: code for code, name in enumerate(TX_TYPES)}
 
@@ -83,7 +89,10 @@ COLUMNS = {
     ),
     "prices": ("security_id", "date", "close", "currency"),
     "benchmarks": ("benchmark_id", "date", "close"),
+    "fx_rates": ("date", "base", "quote", "rate", "source"),
 }
+# transaction columns written only when a multi-currency portfolio is generated
+FX_COLUMNS = ("fx_rate", "counter_amount", "counter_currency")
 _SQL_TYPES = {
     "trade_date": "DATE",
     "date": "DATE",
@@ -92,6 +101,9 @@ _SQL_TYPES = {
     "amount": "DOUBLE",
     "fee": "DOUBLE",
     "close": "DOUBLE",
+    "fx_rate": "DOUBLE",
+    "counter_amount": "DOUBLE",
+    "rate": "DOUBLE",
 }
 
 # Business-day windows (indices into a month's business days) of each event kind, in the
@@ -126,12 +138,24 @@ class _Calendar:
 
 @dataclass
 class _Events:
-    """Columns of generated transactions; `batch` orders same-day events of one account."""
+    """Columns of generated transactions; `batch` orders same-day events of one account,
+    `col` is the cash column (currency) of the row's account that the row is in."""
 
     cols: dict[str, list[np.ndarray]] = field(
         default_factory=lambda: {
             k: []
-            for k in ("day", "batch", "acct", "slot", "type", "units", "price", "amount", "fee")
+            for k in (
+                "day",
+                "batch",
+                "acct",
+                "slot",
+                "type",
+                "units",
+                "price",
+                "amount",
+                "fee",
+                "col",
+            )
         }
     )
     batches: int = 0
@@ -147,24 +171,26 @@ class _Events:
         price: np.ndarray | None = None,
         amount: np.ndarray | None = None,
         fee: np.ndarray | None = None,
+        col: np.ndarray | int = 0,
     ) -> None:
         """Append one batch of same-type events; omitted columns are null."""
         n = len(acct)
         if n == 0:
             return
 
-        def col(values: np.ndarray | None, fill: float, dtype: type) -> np.ndarray:
+        def column(values: np.ndarray | None, fill: float, dtype: type) -> np.ndarray:
             return np.full(n, fill, dtype) if values is None else np.asarray(values, dtype)
 
         self.cols["day"].append(np.broadcast_to(np.asarray(day, np.int64), (n,)).copy())
         self.cols["batch"].append(np.full(n, self.batches, np.int64))
         self.cols["acct"].append(np.asarray(acct, np.int64))
-        self.cols["slot"].append(col(slot, -1, np.int64))
+        self.cols["slot"].append(column(slot, -1, np.int64))
         self.cols["type"].append(np.full(n, _T[tx_type], np.int64))
-        self.cols["units"].append(col(units, -1, np.int64))
-        self.cols["price"].append(col(price, np.nan, float))
-        self.cols["amount"].append(col(amount, np.nan, float))
-        self.cols["fee"].append(col(fee, np.nan, float))
+        self.cols["units"].append(column(units, -1, np.int64))
+        self.cols["price"].append(column(price, np.nan, float))
+        self.cols["amount"].append(column(amount, np.nan, float))
+        self.cols["fee"].append(column(fee, np.nan, float))
+        self.cols["col"].append(np.broadcast_to(np.asarray(col, np.int64), (n,)).copy())
         self.batches += 1
 
     def table(self) -> dict[str, np.ndarray]:
@@ -173,18 +199,41 @@ class _Events:
 
 @dataclass
 class _Book:
-    """Simulation state: cash per account, quantity (thousandths) per account and slot."""
+    """Simulation state: cash per account and cash column, quantity (thousandths) per
+    account and slot. Column c of an account is its cash in `currencies[account, c]`; the
+    security of a slot trades in the currency of column `slot_col[slot]`, with a commission
+    of at least `min_fee`, amounts to `decimals` places and purchases of at least
+    `min_budget` (per column)."""
 
-    sec: np.ndarray  # (accounts, SLOTS) security index held in each slot
+    sec: np.ndarray  # (accounts, slots) security index held in each slot
     fractional: np.ndarray  # (accounts,) trades in 3 dp quantities
+    currencies: np.ndarray  # (accounts, columns) currency code of each cash column
+    slot_col: np.ndarray  # (slots,)
+    min_fee: np.ndarray  # (columns,)
+    decimals: np.ndarray  # (columns,)
+    min_budget: np.ndarray  # (columns,)
     cash: np.ndarray = field(init=False)
     units: np.ndarray = field(init=False)
     closed: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cash = np.zeros(len(self.sec))
+        self.cash = np.zeros(self.currencies.shape)
         self.units = np.zeros(self.sec.shape, np.int64)
         self.closed = np.zeros(self.sec.shape, bool)
+
+
+def _usd_book(sec: np.ndarray, fractional: np.ndarray) -> _Book:
+    """One cash column in USD for every slot: commission at least 1.00, purchases >= 100."""
+    n_acct, n_slots = sec.shape
+    return _Book(
+        sec,
+        fractional,
+        np.full((n_acct, 1), CURRENCY),
+        np.zeros(n_slots, np.int64),
+        np.array([1.0]),
+        np.array([2]),
+        np.array([100.0]),
+    )
 
 
 def generate(
@@ -195,16 +244,22 @@ def generate(
     end: str | date = "2024-06-28",
     files_per_kind: int | None = None,
     fmt: str = "csv",
+    fx_portfolios: int = 0,
 ) -> dict[str, int]:
     """Write a sample input root to `out_dir`; return the data rows written per kind.
 
     `years` of history (rounded to whole months) end at `end`, the last date written.
-    Existing ``*.csv`` and ``*.parquet`` files under the four kind folders of `out_dir` are
+    Existing ``*.csv`` and ``*.parquet`` files under the kind folders of `out_dir` are
     removed first, so a rerun never mixes two layouts or formats. `fmt` "parquet" writes the
     same rows as Parquet through DuckDB (dates as DATE, numbers as DOUBLE, empty as null).
+    `fx_portfolios` multi-currency portfolios (see perf_pipeline.sample_fx) come after the
+    `portfolios` USD ones, with the ``fx_rates`` kind; with 0 (the default) nothing of
+    several currencies is written and the files are those of earlier versions, byte for byte.
     """
     if portfolios < 1:
         raise ValueError(f"portfolios must be >= 1, got {portfolios}")
+    if fx_portfolios < 0:
+        raise ValueError(f"fx_portfolios must be >= 0, got {fx_portfolios}")
     if years <= 0:
         raise ValueError(f"years must be > 0, got {years}")
     if fmt not in FORMATS:
@@ -220,18 +275,42 @@ def generate(
     grid = _forward_filled(cal, closes, missing, weekend)
     bench_rows = _benchmark_rows(rng, cal)
     port = _portfolios(rng, portfolios, len(cal.months))
-    book = _Book(*_holdings(rng, portfolios, n_sec))
-    events = _simulate(rng, cal, grid, book, port, _security_income(rng, n_sec))
+    book = _usd_book(*_holdings(rng, portfolios, n_sec))
+    income = _security_income(rng, n_sec)
+    events = _simulate(rng, cal, grid, book, port, income)
     tx = _transaction_rows(cal, events, book, port, sec_ids)
     price_rows = _price_rows(cal, closes, missing, weekend, sec_ids)
+    port_rows = port["table"]
+    rate_files = []
+    if fx_portfolios:
+        # sample_fx builds on this module's helpers, so it is imported here, not at the top
+        from perf_pipeline.sample_fx import multi_currency
+
+        fx = multi_currency(
+            np.random.default_rng([seed, 17]), cal, grid, income, sec_ids, port, fx_portfolios
+        )
+        port_rows = {c: np.concatenate([port_rows[c], fx.portfolios[c]]) for c in port_rows}
+        tx = _merged(tx, fx.transactions, "trade_date")
+        tx["transaction_id"] = _transaction_ids(len(tx["transaction_id"]))
+        price_rows = _merged(price_rows, fx.prices, "date")
+        rate_files = [("fx_rates", _split(fx.rates, "date", files_per_kind, monthly=False))]
     tables = {
-        "portfolios": [("portfolios.csv", port["table"])],
+        "portfolios": [("portfolios.csv", port_rows)],
         "transactions": _split(tx, "trade_date", files_per_kind, monthly=True),
         "prices": _split(price_rows, "date", files_per_kind, monthly=False),
         "benchmarks": _split_benchmarks(bench_rows, files_per_kind),
-    }
+    } | dict(rate_files)
     _write(Path(out_dir), tables, fmt)
     return {kind: sum(len(t[COLUMNS[kind][0]]) for _, t in files) for kind, files in tables.items()}
+
+
+def fx_split(total: int, fx_share: float) -> tuple[int, int]:
+    """(portfolios, fx_portfolios) for `total` portfolios of which a share `fx_share` (0 <= share
+    < 1) is multi-currency: fx = round(total x share), at least one USD portfolio left."""
+    if not 0 <= fx_share < 1:
+        raise ValueError(f"fx_share must be in [0, 1), got {fx_share}")
+    fx = min(round(total * fx_share), total - 1)
+    return total - fx, fx
 
 
 # --- calendar and market data -------------------------------------------------------------
@@ -328,8 +407,9 @@ def _price_rows(
     missing: np.ndarray,
     weekend: np.ndarray,
     sec_ids: list[str],
+    currency: str = CURRENCY,
 ) -> _Table:
-    """Price rows up to the as-of date, ordered by date then security."""
+    """Price rows (in `currency`) up to the as-of date, ordered by date then security."""
     d_idx, s_idx = np.nonzero(~missing & (cal.busdays <= cal.end)[:, None])
     day = np.concatenate([cal.busdays[d_idx], weekend[:, 0].astype(np.int64)])
     sec = np.concatenate([s_idx, weekend[:, 1].astype(np.int64)])
@@ -339,7 +419,7 @@ def _price_rows(
         "security_id": np.asarray(sec_ids)[sec[order]],
         "date": cal.origin + day[order],
         "close": close[order],
-        "currency": np.full(len(order), CURRENCY),
+        "currency": np.full(len(order), currency),
     }
 
 
@@ -403,13 +483,15 @@ def _security_income(rng: np.random.Generator, n_sec: int) -> dict[str, np.ndarr
 # --- the monthly simulation ---------------------------------------------------------------
 
 
-def _floor2(x: np.ndarray) -> np.ndarray:
-    return np.floor(np.asarray(x) * 100 + 1e-9) / 100
+def _floor_to(x: np.ndarray, decimals: int | np.ndarray = 2) -> np.ndarray:
+    """x rounded down to `decimals` places (cents by default; 0 for yen)."""
+    scale = 10.0 ** np.asarray(decimals)
+    return np.floor(np.asarray(x) * scale + 1e-9) / scale
 
 
-def _commission(value: np.ndarray) -> np.ndarray:
-    """max(1.00, 0.05 % of value), never above 1 % of value, floored to cents."""
-    return _floor2(np.minimum(np.maximum(1.0, 0.0005 * value), 0.01 * value))
+def _commission(value: np.ndarray, minimum: np.ndarray, decimals: np.ndarray) -> np.ndarray:
+    """max(minimum, 0.05 % of value), never above 1 % of value, rounded down to `decimals`."""
+    return _floor_to(np.minimum(np.maximum(minimum, 0.0005 * value), 0.01 * value), decimals)
 
 
 def _days(rng: np.random.Generator, bds: np.ndarray, lo: int, hi: int, n: int) -> np.ndarray:
@@ -426,7 +508,6 @@ def _simulate(
 ) -> dict[str, np.ndarray]:
     """Apply each month's events to `book` in date order, collecting them as transactions."""
     n_acct = len(book.cash)
-    acct = np.arange(n_acct)
     start = np.repeat(port["inception"], 2)
     initial = np.round(np.exp(rng.uniform(np.log(20_000), np.log(500_000), n_acct)), -3)
     monthly = np.round(rng.uniform(200, 3_000, n_acct), -1)
@@ -439,12 +520,7 @@ def _simulate(
         new = start == m
         _deposits(rng, ev, book, bds, active, new, initial, monthly)
         _initial_buys(rng, ev, book, grid, bds, new)
-        for _ in range(2):
-            pick = active & ~new & (rng.random(n_acct) < 0.5)
-            slot = rng.integers(0, SLOTS, n_acct)
-            budget = book.cash * rng.uniform(0.3, 0.9, n_acct)
-            day = _days(rng, bds, *_BUY_DAYS, n_acct)
-            _buy(ev, book, grid, acct[pick], slot[pick], budget[pick], day[pick])
+        _monthly_buys(rng, ev, book, grid, bds, active & ~new)
         _sells(rng, ev, book, grid, bds, active & ~new, forced_acct=0 if m == forced else None)
         _transfers(ev, book, grid, bds, np.flatnonzero(port["transfer"] == m))
         _income(ev, book, grid, bds, income, cal.month_numbers[m], active)
@@ -469,7 +545,7 @@ def _deposits(
     amount = np.where(new, initial, monthly)[idx]
     saturday = ~new[idx] & (rng.random(len(idx)) < 1 / 3) & (bds[0] % 7 == 0)
     day = np.where(saturday, bds[0] - 2, bds[0])
-    book.cash[idx] += amount
+    book.cash[idx, 0] += amount
     fee = np.where(new[idx], 0.0, np.nan)
     ev.add(day, idx, "DEPOSIT", amount=amount, fee=fee)
 
@@ -482,12 +558,34 @@ def _initial_buys(
     bds: np.ndarray,
     new: np.ndarray,
 ) -> None:
-    """A new account spends 90 % of its first deposit evenly over its slots."""
+    """A new account spends 90 % of its cash in each currency evenly over the slots of
+    that currency."""
     idx = np.flatnonzero(new)
-    budget = book.cash[idx] * 0.9 / SLOTS
-    for slot in range(SLOTS):
+    slots = np.bincount(book.slot_col, minlength=book.cash.shape[1])
+    budget = book.cash[idx] * 0.9 / np.maximum(slots, 1)
+    for slot, col in enumerate(book.slot_col):
         day = _days(rng, bds, *_BUY_DAYS, len(idx))
-        _buy(ev, book, grid, idx, np.full(len(idx), slot), budget, day)
+        _buy(ev, book, grid, idx, np.full(len(idx), slot), budget[:, col], day)
+
+
+def _monthly_buys(
+    rng: np.random.Generator,
+    ev: _Events,
+    book: _Book,
+    grid: np.ndarray,
+    bds: np.ndarray,
+    eligible: np.ndarray,
+) -> None:
+    """Twice: half of the accounts buy into one random slot for 30-90 % of that slot's
+    currency's cash."""
+    n = len(book.cash)
+    acct = np.arange(n)
+    for _ in range(2):
+        pick = eligible & (rng.random(n) < 0.5)
+        slot = rng.integers(0, book.sec.shape[1], n)
+        budget = book.cash[acct, book.slot_col[slot]] * rng.uniform(0.3, 0.9, n)
+        day = _days(rng, bds, *_BUY_DAYS, n)
+        _buy(ev, book, grid, acct[pick], slot[pick], budget[pick], day[pick])
 
 
 def _buy(
@@ -499,17 +597,20 @@ def _buy(
     budget: np.ndarray,
     day: np.ndarray,
 ) -> None:
-    """q = floor((budget - fee) / price) (to 3 dp in fractional accounts); cost q p + fee."""
+    """q = floor((budget - fee) / price) (to 3 dp in fractional accounts); cost q p + fee,
+    in the slot's currency."""
+    col = book.slot_col[slot]
     price = grid[day, book.sec[idx, slot]]
-    fee = _commission(budget)
+    fee = _commission(budget, book.min_fee[col], book.decimals[col])
     qty = np.maximum(budget - fee, 0) / price
     units = np.where(book.fractional[idx], np.floor(qty * 1000), np.floor(qty) * 1000)
     units = units.astype(np.int64)
-    ok = (units > 0) & ~book.closed[idx, slot] & (budget >= 100)
-    idx, slot, day, units, price, fee = idx[ok], slot[ok], day[ok], units[ok], price[ok], fee[ok]
-    np.add.at(book.cash, idx, -(units / 1000 * price + fee))
+    ok = (units > 0) & ~book.closed[idx, slot] & (budget >= book.min_budget[col])
+    idx, slot, col, day = idx[ok], slot[ok], col[ok], day[ok]
+    units, price, fee = units[ok], price[ok], fee[ok]
+    np.add.at(book.cash, (idx, col), -(units / 1000 * price + fee))
     np.add.at(book.units, (idx, slot), units)
-    ev.add(day, idx, "BUY", slot=slot, units=units, price=price, fee=fee)
+    ev.add(day, idx, "BUY", slot=slot, units=units, price=price, fee=fee, col=col)
 
 
 def _sells(
@@ -542,13 +643,14 @@ def _sells(
     units = np.where(full, have, part).astype(np.int64)
     ok = units > 0
     idx, slot, day, units, full = idx[ok], slot[ok], day[ok], units[ok], full[ok]
+    col = book.slot_col[slot]
     price = grid[day, book.sec[idx, slot]]
     value = units / 1000 * price
-    fee = _commission(value)
-    book.cash[idx] += value - fee
+    fee = _commission(value, book.min_fee[col], book.decimals[col])
+    book.cash[idx, col] += value - fee
     book.units[idx, slot] -= units
     book.closed[idx[full], slot[full]] = True
-    ev.add(day, idx, "SELL", slot=slot, units=units, price=price, fee=fee)
+    ev.add(day, idx, "SELL", slot=slot, units=units, price=price, fee=fee, col=col)
 
 
 def _transfers(
@@ -588,7 +690,8 @@ def _income(
     month_number: int,
     active: np.ndarray,
 ) -> None:
-    """Quarterly income on held positions: q * close * yield / 4, floored to cents."""
+    """Quarterly income on held positions: q * close * yield / 4, rounded down to the
+    currency's decimals."""
     kind = {0: 1, 2: 2}.get(month_number % 3)
     if kind is None:
         return
@@ -596,12 +699,15 @@ def _income(
     pays = (income["kind"][sec] == kind) & (book.units > 0) & active[:, None]
     idx, slot = np.nonzero(pays)
     s = sec[idx, slot]
+    col = book.slot_col[slot]
     day = bds[income["day"][s]]
-    amount = _floor2(book.units[idx, slot] / 1000 * grid[day, s] * income["yield"][s] / 4)
-    ok = amount >= 0.01
-    idx, slot, day, amount = idx[ok], slot[ok], day[ok], amount[ok]
-    np.add.at(book.cash, idx, amount)
-    ev.add(day, idx, "DIVIDEND" if kind == 1 else "INTEREST", slot=slot, amount=amount)
+    value = book.units[idx, slot] / 1000 * grid[day, s] * income["yield"][s] / 4
+    amount = _floor_to(value, book.decimals[col])
+    ok = amount > 0
+    idx, slot, col, day, amount = idx[ok], slot[ok], col[ok], day[ok], amount[ok]
+    np.add.at(book.cash, (idx, col), amount)
+    kind_name = "DIVIDEND" if kind == 1 else "INTEREST"
+    ev.add(day, idx, kind_name, slot=slot, amount=amount, col=col)
 
 
 def _withdrawals(
@@ -615,12 +721,12 @@ def _withdrawals(
     """4 % of accounts a month withdraw 10-50 % of their cash, in hundreds."""
     n = len(book.cash)
     pick = eligible & (rng.random(n) < 0.04)
-    amount = np.floor(book.cash * rng.uniform(0.1, 0.5, n) / 100) * 100
+    amount = np.floor(book.cash[:, 0] * rng.uniform(0.1, 0.5, n) / 100) * 100
     day = _days(rng, bds, *_WITHDRAWAL_DAYS, n)
     if forced_acct is not None:
         pick[forced_acct] = True
     idx = np.flatnonzero(pick & (amount >= 100))
-    book.cash[idx] -= amount[idx]
+    book.cash[idx, 0] -= amount[idx]
     ev.add(day[idx], idx, "WITHDRAWAL", amount=amount[idx])
 
 
@@ -636,14 +742,14 @@ def _month_end(
     0.75 % a year of market value, at most half the cash."""
     day = bds[-1]
     idx = np.flatnonzero(active)
-    interest = _floor2(book.cash[idx] * cash_rate[idx] / 12)
+    interest = _floor_to(book.cash[idx, 0] * cash_rate[idx] / 12)
     ok = interest >= 0.01
-    book.cash[idx[ok]] += interest[ok]
+    book.cash[idx[ok], 0] += interest[ok]
     ev.add(day, idx[ok], "INTEREST", amount=interest[ok])
-    value = (book.units[idx] / 1000 * grid[day, book.sec[idx]]).sum(axis=1) + book.cash[idx]
-    fee = _floor2(np.minimum(value * 0.0075 / 12, book.cash[idx] * 0.5))
+    value = (book.units[idx] / 1000 * grid[day, book.sec[idx]]).sum(axis=1) + book.cash[idx, 0]
+    fee = _floor_to(np.minimum(value * 0.0075 / 12, book.cash[idx, 0] * 0.5))
     ok = fee >= 0.01
-    book.cash[idx[ok]] -= fee[ok]
+    book.cash[idx[ok], 0] -= fee[ok]
     ev.add(day, idx[ok], "FEE", amount=fee[ok])
 
 
@@ -683,24 +789,27 @@ _TEXT = {
     "close": _fixed(4),
     "amount": _fixed(2),
     "fee": _fixed(2),
+    "fx_rate": _fixed(8),
+    "counter_amount": _fixed(2),
+    "rate": _fixed(6),
 }
 
 
 def _transaction_rows(
     cal: _Calendar, ev: _Table, book: _Book, port: dict, sec_ids: list[str]
 ) -> _Table:
-    """Events up to the as-of date in (date, generation) order, numbered T000001, ..."""
+    """Events up to the as-of date in (date, generation) order, numbered T000001, ..., in
+    the currency of their cash column; event columns named after FX_COLUMNS pass through."""
     keep = ev["day"] <= cal.end
     ev = {k: v[keep] for k, v in ev.items()}
     order = np.lexsort((ev["slot"], ev["acct"], ev["batch"], ev["day"]))
     ev = {k: v[order] for k, v in ev.items()}
     n = len(order)
-    width = max(6, len(str(n)))
     acct, slot = ev["acct"], ev["slot"]
     portfolio = np.asarray(port["ids"])[acct // 2]
     sec = np.where(slot >= 0, book.sec[acct, np.maximum(slot, 0)], -1)
     return {
-        "transaction_id": np.char.add("T", np.char.zfill(np.arange(1, n + 1).astype(str), width)),
+        "transaction_id": _transaction_ids(n),
         "portfolio_id": portfolio,
         "account_id": np.char.add(portfolio, np.where(acct % 2 == 0, "-A1", "-A2")),
         "security_id": np.where(sec >= 0, np.asarray(sec_ids)[np.maximum(sec, 0)], ""),
@@ -710,8 +819,26 @@ def _transaction_rows(
         "price": ev["price"],
         "amount": ev["amount"],
         "fee": ev["fee"],
-        "currency": np.full(n, CURRENCY),
+        "currency": book.currencies[acct, ev["col"]],
+    } | {c: ev[c] for c in FX_COLUMNS if c in ev}
+
+
+def _transaction_ids(n: int) -> np.ndarray:
+    """T000001 .. Tn, at least 6 digits."""
+    width = max(6, len(str(n)))
+    return np.char.add("T", np.char.zfill(np.arange(1, n + 1).astype(str), width))
+
+
+def _merged(first: _Table, second: _Table, date_col: str) -> _Table:
+    """The rows of both tables in date order, `first`'s before `second`'s on the same date;
+    a column only `second` has is null (NaN or empty) on `first`'s rows."""
+    n = len(first[date_col])
+    filled = {
+        c: first[c] if c in first else np.full(n, np.nan if v.dtype.kind == "f" else "")
+        for c, v in second.items()
     }
+    order = np.argsort(np.concatenate([first[date_col], second[date_col]]), kind="stable")
+    return {c: np.concatenate([filled[c], second[c]])[order] for c in second}
 
 
 def _slice(table: _Table, lo: int, hi: int) -> _Table:
@@ -775,24 +902,34 @@ def _write(root: Path, tables: dict[str, list[tuple[str, _Table]]], fmt: str) ->
                     _write_csv(target, kind, table)
                 else:
                     _write_csv(staged, kind, table)
-                    _csv_to_parquet(con, staged, target.with_suffix(".parquet"), kind)
+                    names = _columns(kind, table)
+                    _csv_to_parquet(con, staged, target.with_suffix(".parquet"), names)
+
+
+def _columns(kind: str, table: _Table) -> tuple[str, ...]:
+    """The columns of `kind`, with FX_COLUMNS for transactions that have them."""
+    extra = FX_COLUMNS if kind == "transactions" and FX_COLUMNS[0] in table else ()
+    return COLUMNS[kind] + extra
 
 
 def _write_csv(path: Path, kind: str, table: _Table) -> None:
+    names = _columns(kind, table)
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS[kind])
-        columns = (_TEXT.get(c, np.ndarray.tolist)(table[c]) for c in COLUMNS[kind])
+        writer.writerow(names)
+        columns = (_TEXT.get(c, np.ndarray.tolist)(table[c]) for c in names)
         writer.writerows(zip(*columns, strict=True))
 
 
-def _csv_to_parquet(con: duckdb.DuckDBPyConnection, source: Path, target: Path, kind: str) -> None:
+def _csv_to_parquet(
+    con: duckdb.DuckDBPyConnection, source: Path, target: Path, names: tuple[str, ...]
+) -> None:
     """Typed copy: dates DATE, numbers DOUBLE, other columns VARCHAR, empty fields null."""
 
     def quoted(path: Path) -> str:
         return "'" + str(path).replace("'", "''") + "'"
 
-    columns = ", ".join(f"'{c}': '{_SQL_TYPES.get(c, 'VARCHAR')}'" for c in COLUMNS[kind])
+    columns = ", ".join(f"'{c}': '{_SQL_TYPES.get(c, 'VARCHAR')}'" for c in names)
     con.execute(
         f"COPY (SELECT * FROM read_csv({quoted(source)}, header = true, delim = ',', "
         f"quote = '\"', columns = {{{columns}}})) TO {quoted(target)} (FORMAT parquet)"

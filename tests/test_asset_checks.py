@@ -8,7 +8,9 @@ from perf_pipeline.assets.inputs import check_input_files_reconcile
 from perf_pipeline.assets.valuation import (
     negative_holdings,
     stale_prices,
+    stale_rates,
     sums_off,
+    unconverted_amounts,
     unpriced_holdings,
     wild_returns,
 )
@@ -60,21 +62,30 @@ def valuations_of_one_day(
     price_age: float = 0.0,
     security_value: float = 60.0,
     daily_return: float = 0.01,
+    cash_rate: float = 1.0,
+    rate_age: float = 0.0,
 ):
-    """P holds account A: cash 40 + position A:S; values and ages as given (2024-06-14)."""
+    """P (base USD) holds account A: position A:S worth `security_value` and cash position
+    A:CASH.USD of 40 (converted at `cash_rate`, `rate_age` days old); 2024-06-14."""
     day = pd.Timestamp("2024-06-14")  # a Friday
     daily = pd.DataFrame(
         {
-            "date": [day] * 3,
-            "entity_type": ["portfolio", "account", "security"],
-            "entity_id": ["P", "A", "A:S"],
+            "date": [day] * 4,
+            "entity_type": ["portfolio", "account", "security", "cash"],
+            "entity_id": ["P", "A", "A:S", "A:CASH.USD"],
             "portfolio_id": "P",
-            "account_id": [None, "A", "A"],
-            "security_id": [None, None, "S"],
-            "market_value": [account_value, account_value, security_value],
+            "account_id": [None, "A", "A", "A"],
+            "security_id": [None, None, "S", "CASH.USD"],
+            "currency": "USD",
+            "market_value": [account_value, account_value, security_value, 40.0 * cash_rate],
+            "inflow": 0.0,
+            "outflow": 0.0,
             "daily_return": daily_return,
-            "price_age_days": [None, None, price_age],
-            "holding": [None, 40.0, 6.0],
+            "price_age_days": [None, None, price_age, 0.0],
+            "holding": [None, 40.0, 6.0, 40.0],
+            "market_value_local": [account_value, account_value, security_value, 40.0],
+            "fx_rate": [1.0, 1.0, 1.0, cash_rate],
+            "fx_age_days": [0.0, 0.0, 0.0, rate_age],
         }
     )
     held = pd.DataFrame(
@@ -82,6 +93,7 @@ def valuations_of_one_day(
             "portfolio_id": "P",
             "account_id": "A",
             "security_id": [None, "S"],
+            "currency": "USD",
             "date": [day, day],
             "quantity_change": [40.0, 6.0],
             "quantity": [40.0, 6.0],
@@ -94,8 +106,9 @@ def test_values_add_up_fails_when_an_account_is_not_its_parts():
     assert sums_off(valuations_of_one_day()[0]).empty
     off = sums_off(valuations_of_one_day(security_value=60.001)[0])  # 40 + 60.001 != 100
     assert off["entity_id"].tolist() == ["A"] and off["expected"].iloc[0] == 100.001
-    off = sums_off(valuations_of_one_day()[0].assign(holding=[None, 41.0, 6.0]))  # cash 41
-    assert off["entity_id"].tolist() == ["A"]
+    daily = valuations_of_one_day()[0]
+    daily.loc[3, "market_value"] = 41.0  # the cash position
+    assert sums_off(daily)["entity_id"].tolist() == ["A"]
 
 
 def test_values_add_up_fails_when_a_portfolio_is_not_its_accounts():
@@ -122,7 +135,7 @@ def test_no_negative_holdings_and_returns_within_bounds_warn_on_their_fault():
     assert negative_holdings(held).empty
     assert len(negative_holdings(held.assign(quantity=[40.0, -1.0]))) == 1
     assert wild_returns(daily).empty
-    assert len(wild_returns(valuations_of_one_day(daily_return=-0.6)[0])) == 3
+    assert len(wild_returns(valuations_of_one_day(daily_return=-0.6)[0])) == 4
 
 
 def test_one_unpriced_holding_is_one_failure_naming_the_security_and_the_day():
@@ -135,3 +148,22 @@ def test_one_unpriced_holding_is_one_failure_naming_the_security_and_the_day():
     # a known account beside an unknown portfolio is a sum that is off
     daily.loc[1, "market_value"] = 100.0
     assert sums_off(daily)["entity_id"].tolist() == ["A", "P"]
+
+
+def test_every_amount_converted_names_the_pair_and_the_day_of_a_missing_rate():
+    # the cash is in EUR in a USD portfolio, and no EUR rate is known: its value is unknown
+    daily = valuations_of_one_day(cash_rate=float("nan"), account_value=float("nan"))[0]
+    daily.loc[3, "currency"] = "EUR"
+    assert unconverted_amounts(valuations_of_one_day()[0]).empty
+    found = unconverted_amounts(daily)
+    assert found[["date", "entity_id", "currency", "base"]].to_numpy().tolist() == [
+        [pd.Timestamp("2024-06-14"), "A:CASH.USD", "EUR", "USD"]
+    ]
+    assert sums_off(daily).empty  # the unknown sums are this check's finding, not that one's
+    emptied = daily.assign(market_value_local=[float("nan"), float("nan"), 60.0, 0.0])
+    assert unconverted_amounts(emptied).empty  # nothing held, nothing flowing: nothing to convert
+
+
+def test_rates_fresh_counts_business_days_like_prices():
+    assert stale_rates(valuations_of_one_day(rate_age=7)[0]).empty
+    assert stale_rates(valuations_of_one_day(rate_age=8)[0])["entity_id"].tolist() == ["A:CASH.USD"]

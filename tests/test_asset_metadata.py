@@ -27,6 +27,8 @@ def test_portfolio_figures_are_percentages_with_two_decimals_and_nulls():
             "calculation_date": pd.to_datetime(["2024-06-28"]),
             "twr": [0.123456],
             "twr_annualized": [float("nan")],
+            "twr_local": [0.1],
+            "fx_effect": [0.0213],
             "mwr": [-0.0105],
             "mwr_annualized": [float("nan")],
             "volatility": [0.2],
@@ -41,6 +43,7 @@ def test_portfolio_figures_are_percentages_with_two_decimals_and_nulls():
     assert record["TWR %"] == 12.35  # 0.123456 x 100, rounded to 2 decimals
     assert record["TWR p.a. %"] is None  # null, never the text nan
     assert record["MWR %"] == -1.05 and record["Sharpe"] == 1.23
+    assert record["TWR local %"] == 10.0 and record["FX effect %"] == 2.13
     types = {c.name: c.type for c in value.schema.columns}
     assert types == {"portfolio": "string", "as of": "date"} | {
         name: "float" for name in record if name not in ("portfolio", "as of")
@@ -106,9 +109,10 @@ def valuations(day: str, currency: bool) -> pd.DataFrame:
             "market_value": [100.0, 50.0, 100.0, 60.0, 0.0],
             "price_age_days": [np.nan, np.nan, np.nan, 3.0, 9.0],  # S2 no longer held
             "currency": ["USD", "EUR", "USD", "USD", "USD"],
+            "fx_age_days": [np.nan, np.nan, np.nan, 1.0, 4.0],
         }
     )
-    return rows if currency else rows.drop(columns="currency")
+    return rows if currency else rows.drop(columns=["currency", "fx_age_days"])
 
 
 def test_book_figures_total_the_portfolios_per_base_currency_and_age_the_held_prices():
@@ -123,3 +127,6 @@ def test_book_figures_total_the_portfolios_per_base_currency_and_age_the_held_pr
         assert totals == expected
         assert figures["entities"].value == 5 and figures["portfolios"].value == 2
         assert figures["oldest_price_age_days"].value == 3  # S2 (9 days) is not held
+        assert ("oldest_rate_age_days" in figures) == currency
+        if currency:
+            assert figures["oldest_rate_age_days"].value == 1  # S2 (4 days) is not held

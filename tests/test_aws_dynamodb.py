@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError
+from fx_outputs import fx_metrics
 
 from perf_pipeline.resources.aws_clients import DynamoDBResource
 from perf_pipeline.resources.aws_setup import ensure_metrics_table
@@ -403,3 +404,32 @@ def test_delete_metrics_names_the_keys_it_could_not_delete(ddb, aws_error_respon
 def test_missing_table_is_a_domain_error_naming_it(ddb) -> None:
     with pytest.raises(DynamoDBTableNotFoundError, match="'no-such-table' not found at http"):
         write_metrics(ddb, "no-such-table", metrics_frame(1, 1), NOW_1)
+
+
+def test_fx_metrics_are_stored_and_a_null_one_is_absent(ddb) -> None:
+    """twr_local and fx_effect (several currencies) land as numbers on the item of every
+    entity type, cash included; a null one is left out, never stored as 0."""
+    frame = fx_metrics()
+    write_metrics(ddb, TABLE, frame, NOW_1)
+    stored = {item["id"]: item for item in scan_items(ddb, TABLE)}
+    assert set(stored) == {"portfolio#P1", "cash#A1:CASH.USD", "security#A1:S1", "cash#A1:CASH.GBP"}
+    portfolio = stored["portfolio#P1"]
+    assert (portfolio["twr"], portfolio["twr_local"], portfolio["fx_effect"]) == (
+        Decimal("0.875"),
+        Decimal("0.25"),
+        Decimal("0.5"),
+    )
+    usd = stored["cash#A1:CASH.USD"]
+    assert (usd["twr_local"], usd["fx_effect"], usd["twr"]) == (0, Decimal("0.02"), Decimal("0.02"))
+    assert usd["sk"] == "2024-06-28#ITD" and usd["portfolio_id"] == "P1"
+    for item in stored.values():
+        if "twr" in item:  # (1 + twr) = (1 + twr_local)(1 + fx_effect), as stored
+            product = (1 + float(item["twr_local"])) * (1 + float(item["fx_effect"]))
+            assert 1 + float(item["twr"]) == pytest.approx(product, rel=1e-12)
+    gbp = stored["cash#A1:CASH.GBP"]
+    assert gbp["twr_local"] == 0
+    assert "fx_effect" not in gbp and "twr" not in gbp
+    back = items_to_frame(list(stored.values())).set_index("entity_id")
+    assert back.loc["A1:CASH.USD", "fx_effect"] == 0.02
+    assert math.isnan(back.loc["A1:CASH.GBP", "fx_effect"])
+    assert back.loc["A1:CASH.GBP", "twr_local"] == 0.0

@@ -14,12 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from botocore_calls import RecordedCalls
+from fx_outputs import fx_daily, fx_metrics
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from perf_pipeline.resources.aws_clients import TimestreamWriteResource
 from perf_pipeline.resources.aws_setup import ensure_timestream_table
+from perf_pipeline.resources.fx_fields import FX_DAILY_FIELDS, FX_METRIC_FIELDS, PENDING
 from perf_pipeline.resources.timestream import (
+    DAILY_COLUMNS,
     METRICS_DOUBLES,
     RecordValidationError,
     TimestreamRejectedError,
@@ -113,7 +116,7 @@ def test_plain_client_with_only_aws_endpoint_url_goes_to_real_aws(aws: str) -> N
 
 def test_metrics_records_land_in_moto_in_batches_of_100(ts) -> None:
     frame = metrics_frame(250)
-    frame.loc[5, [*METRICS_DOUBLES, "request_id"]] = [np.nan] * 5 + [None]  # no measure left
+    frame.loc[5, [*METRICS_DOUBLES, "request_id"]] = [np.nan] * len(METRICS_DOUBLES) + [None]
     requests = RecordedCalls(ts, "timestream-write.WriteRecords")
     records = metrics_records(frame)
     assert records.skipped == 1 and len(records) == 249
@@ -163,6 +166,11 @@ def test_daily_records_shape() -> None:
             "market_value": [1000.5, 250.0],
             "daily_return": [np.nan, 0.01],
             "twr_index": [1.0, 1.01],
+            "currency": "EUR",  # a single-currency portfolio: local = base, rate 1
+            "market_value_local": [1000.5, 250.0],
+            "daily_return_local": [np.nan, 0.01],
+            "fx_return": [np.nan, 0.0],
+            "fx_rate": 1.0,
         }
     )
     records = daily_records(frame)
@@ -177,6 +185,9 @@ def test_daily_records_shape() -> None:
         "MeasureValues": [
             {"Name": "market_value", "Value": "1000.5", "Type": "DOUBLE"},
             {"Name": "twr_index", "Value": "1.0", "Type": "DOUBLE"},
+            {"Name": "market_value_local", "Value": "1000.5", "Type": "DOUBLE"},
+            {"Name": "fx_rate", "Value": "1.0", "Type": "DOUBLE"},
+            {"Name": "currency", "Value": "EUR", "Type": "VARCHAR"},
         ],
         "Time": "1719446400000",  # 2024-06-27T00:00:00Z
         "TimeUnit": "MILLISECONDS",
@@ -186,6 +197,11 @@ def test_daily_records_shape() -> None:
         "market_value",
         "daily_return",
         "twr_index",
+        "market_value_local",
+        "daily_return_local",
+        "fx_return",
+        "fx_rate",
+        "currency",
     ]
 
 
@@ -294,3 +310,100 @@ def test_validate_records_catches_what_moto_accepts() -> None:
     frame.loc[0, "twr"] = math.inf
     with pytest.raises(RecordValidationError, match="'inf' is not a finite"):
         write_records(None, DB, TABLE, metrics_records(frame), VERSION)
+
+
+def _stored_measures() -> dict[tuple[str, str, str], dict[str, dict]]:
+    """(measure name, entity_type, entity_id) -> measures by name, from moto's backend (the
+    measure name went in CommonAttributes: a daily record has two dimensions, metrics four)."""
+    return {
+        (
+            "daily" if len(r["Dimensions"]) == 2 else "metrics",
+            r["Dimensions"][0]["Value"],
+            r["Dimensions"][1]["Value"],
+        ): {m["Name"]: m for m in r["MeasureValues"]}
+        for r in stored_records()
+    }
+
+
+def test_fx_fields_reach_timestream_and_nulls_stay_out(ts) -> None:
+    """daily records carry the local value and return, fx_return, fx_rate and the currency;
+    metrics records twr_local and fx_effect; a null figure (the GBP cash has no rate) is
+    left out, never sent as 0."""
+    sink = TimestreamSink(ts, DB, TABLE)
+    assert sink.write_daily(fx_daily(), VERSION).items == 4
+    assert sink.write_metrics(fx_metrics(), VERSION).items == 4
+    stored = _stored_measures()
+
+    usd = stored[("daily", "cash", "A1:CASH.USD")]
+    assert {name: m["Value"] for name, m in usd.items()} == {
+        "market_value": "918.0",
+        "daily_return": "0.02",
+        "twr_index": "1.02",
+        "market_value_local": "1000.0",
+        "daily_return_local": "0.0",
+        "fx_return": "0.02",
+        "fx_rate": "0.918",
+        "currency": "USD",
+    }
+    assert usd["currency"]["Type"] == "VARCHAR" and usd["fx_return"]["Type"] == "DOUBLE"
+    security = stored[("daily", "security", "A1:S1")]
+    local, fx = (
+        float(security["daily_return_local"]["Value"]),
+        float(security["fx_return"]["Value"]),
+    )
+    assert float(security["daily_return"]["Value"]) == pytest.approx(0.0302, abs=1e-15)
+    assert (1 + local) * (1 + fx) == pytest.approx(1.0302, abs=1e-15)
+    gbp = stored[("daily", "cash", "A1:CASH.GBP")]
+    assert set(gbp) == {"market_value_local", "daily_return_local", "currency"}
+    assert gbp["currency"]["Value"] == "GBP" and gbp["market_value_local"]["Value"] == "500.0"
+    portfolio = stored[("daily", "portfolio", "P1")]
+    assert "market_value_local" not in portfolio
+    assert float(portfolio["fx_return"]["Value"]) == pytest.approx(0.02, abs=1e-15)
+    assert portfolio["currency"]["Value"] == "EUR"
+
+    p1 = stored[("metrics", "portfolio", "P1")]
+    assert [p1[name]["Value"] for name in ("twr", "twr_local", "fx_effect")] == [
+        "0.875",
+        "0.25",
+        "0.5",
+    ]
+    gbp_metrics = stored[("metrics", "cash", "A1:CASH.GBP")]
+    assert gbp_metrics["twr_local"]["Value"] == "0.0"
+    assert "fx_effect" not in gbp_metrics and "twr" not in gbp_metrics
+
+
+def test_daily_columns_are_what_daily_records_reads() -> None:
+    """DAILY_COLUMNS is the publication's read: a frame of exactly those columns makes the
+    same records as the full frame, and a frame without a non-FX column is refused."""
+    frame = fx_daily()
+    assert daily_records(frame[list(DAILY_COLUMNS)]) == daily_records(frame)
+    assert {"fx_return", "currency", "market_value_local"} <= set(DAILY_COLUMNS)
+    with pytest.raises(ValueError, match=r"lacks columns \['market_value'\]"):
+        daily_records(frame.drop(columns="market_value"))
+
+
+@pytest.mark.skipif(not PENDING, reason="calc produces every field of several currencies")
+def test_frames_without_the_fields_calc_does_not_produce_yet_still_publish() -> None:
+    """Until calc names them, a frame without the FX fields publishes the other measures."""
+
+    def names(records) -> list[set[str]]:
+        return [{m["Name"] for m in r["MeasureValues"]} for r in records]
+
+    daily, metrics = fx_daily(), fx_metrics()
+    old_daily = daily.drop(columns=[c for c in FX_DAILY_FIELDS if c in PENDING])
+    before = daily_records(old_daily)
+    assert names(before) == [n - PENDING for n in names(daily_records(daily)) if n - PENDING]
+    assert len(before) + before.skipped == 4  # the GBP cash may have had only FX fields
+    assert names(before)[0] >= {"market_value", "daily_return", "twr_index"}
+    old_metrics = metrics.drop(columns=[c for c in FX_METRIC_FIELDS if c in PENDING])
+    assert names(metrics_records(old_metrics))[0] == {"twr", "max_drawdown", "request_id"} | (
+        set(FX_METRIC_FIELDS) - PENDING
+    )
+
+
+def test_the_daily_publication_reads_every_column_daily_records_needs() -> None:
+    """The timestream_daily asset loads only the columns it names: it must name every column
+    daily_records requires (all of DAILY_COLUMNS once calc produces the FX fields)."""
+    from perf_pipeline.assets.publication import DAILY_COLUMNS as LOADED
+
+    assert set(DAILY_COLUMNS) - PENDING <= set(LOADED)

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from perf_pipeline.calc.calendar import business_days
-from perf_pipeline.calc.valuation import positions, state_from_closing, value_entities
+from perf_pipeline.calc.holdings import positions
+from perf_pipeline.calc.valuation import state_from_closing, value_entities
 from perf_pipeline.ingest import KINDS, RawFile, validate_inputs
 from perf_pipeline.sample_data import generate
 

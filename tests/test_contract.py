@@ -93,7 +93,7 @@ def test_tag_names_and_values() -> None:
         "perf/portfolio_ids",
     )
     assert PERIODS == ("MTD", "QTD", "YTD", "1M", "3M", "6M", "1Y", "3Y", "5Y", "10Y", "ITD")
-    assert ENTITY_TYPES == ("portfolio", "account", "security")
+    assert ENTITY_TYPES == ("portfolio", "account", "security", "cash")
     assert ID_PATTERN == r"[A-Za-z0-9._-]{1,64}"
 
 

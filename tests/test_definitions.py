@@ -15,6 +15,7 @@ ASSETS = {
     "transactions",
     "prices",
     "benchmarks",
+    "fx_rates",
     "rejected_rows",
     "rejected_files",
     "input_files",
@@ -45,7 +46,8 @@ def test_every_asset_check_and_job_is_defined():
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     assert ("input_files", "rows_reconcile") in checks
     assert ("daily_valuations", "values_add_up") in checks
-    assert len(checks) == 7
+    assert ("daily_valuations", "every_amount_converted") in checks
+    assert len(checks) == 9
     assert loaded.resolve_job_def(PERFORMANCE_JOB) is not None
     groups = {graph.get(AssetKey(name)).group_name for name in ASSETS}
     assert groups == {"inputs", "valuation", "performance", "reports"}

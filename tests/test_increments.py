@@ -93,6 +93,9 @@ def small_inputs():
             "amount": [100.0, None, 50.0, 80.0, None],
             "fee": None,
             "currency": "USD",
+            "fx_rate": None,
+            "counter_amount": None,
+            "counter_currency": None,
             "source_file": "transactions/a.csv",
             "source_line": [2, 3, 4, 5, 6],
         }
@@ -112,14 +115,23 @@ def small_inputs():
             "close": [100.0, 200.0],
         }
     )
-    return portfolios, tx, prices, benchmarks
+    fx = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2024-01-03", "2024-01-06"]),  # 01-06 a Saturday
+            "base": "EUR",
+            "quote": "USD",
+            "rate": [1.09, 1.1],
+            "source": None,
+        }
+    )
+    return portfolios, tx, prices, benchmarks, fx
 
 
 SHARDS = 3  # P1 -> s00, P2 -> s02, P3 -> s01 (CRC-32 mod 3), checked below
 
 
-def digests_of(portfolios, tx, prices, benchmarks, settings="x"):
-    found = input_digests(portfolios, tx, prices, benchmarks, shards=SHARDS, settings=settings)
+def digests_of(portfolios, tx, prices, benchmarks, fx, settings="x"):
+    found = input_digests(portfolios, tx, prices, benchmarks, fx, shards=SHARDS, settings=settings)
     return found.set_index(["shard", "date"])["digest"]
 
 
@@ -133,28 +145,28 @@ def test_a_digest_moves_only_on_the_shard_and_business_day_that_an_input_row_tou
     assert list(shard_of(["P1", "P2", "P3"], SHARDS)) == ["s00", "s02", "s01"]
     base = small_inputs()
     before = digests_of(*base)
-    portfolios, tx, prices, benchmarks = small_inputs()
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
     tx.loc[tx["transaction_id"] == "T5", "quantity"] = 2.0  # P3, a Saturday trade
-    assert changed(before, digests_of(portfolios, tx, prices, benchmarks)) == {
+    assert changed(before, digests_of(portfolios, tx, prices, benchmarks, fx)) == {
         ("s01", "2024-01-08")
     }
-    portfolios, tx, prices, benchmarks = small_inputs()
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
     prices.loc[1, "close"] = 12.0  # S1, held only by P1
-    assert changed(before, digests_of(portfolios, tx, prices, benchmarks)) == {
+    assert changed(before, digests_of(portfolios, tx, prices, benchmarks, fx)) == {
         ("s00", "2024-01-04")
     }
-    portfolios, tx, prices, benchmarks = small_inputs()
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
     benchmarks.loc[1, "close"] = 201.0  # B2 is P3's benchmark
-    assert changed(before, digests_of(portfolios, tx, prices, benchmarks)) == {
+    assert changed(before, digests_of(portfolios, tx, prices, benchmarks, fx)) == {
         ("s01", "2024-01-04")
     }
-    portfolios, tx, prices, benchmarks = small_inputs()
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
     portfolios.loc[1, "benchmark_id"] = "B1"  # P2 gains a benchmark: from its first day,
-    got = changed(before, digests_of(portfolios, tx, prices, benchmarks))  # and B1's closes
+    got = changed(before, digests_of(portfolios, tx, prices, benchmarks, fx))  # and B1's closes
     assert got == {("s02", "2024-01-02"), ("s02", "2024-01-03")}
-    portfolios, tx, prices, benchmarks = small_inputs()
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
     tx["source_file"] = "transactions/b.csv"  # the same rows delivered in another file
-    assert changed(before, digests_of(portfolios, tx, prices, benchmarks)) == set()
+    assert changed(before, digests_of(portfolios, tx, prices, benchmarks, fx)) == set()
     # other settings: every shard from its first day
     assert changed(before, digests_of(*small_inputs(), settings="y")) == {
         ("s00", "2024-01-02"),
@@ -163,9 +175,32 @@ def test_a_digest_moves_only_on_the_shard_and_business_day_that_an_input_row_tou
     }
 
 
+def test_a_rate_moves_only_the_shards_of_multi_currency_portfolios():
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
+    before = digests_of(portfolios, tx, prices, benchmarks, fx)
+    fx.loc[1, "rate"] = 1.2
+    assert changed(before, digests_of(portfolios, tx, prices, benchmarks, fx)) == set()
+    # P2 (s02) becomes a EUR portfolio holding USD cash: from its first day, and every rate
+    portfolios.loc[1, "base_currency"] = "EUR"
+    got = changed(before, digests_of(portfolios, tx, prices, benchmarks, fx))
+    assert got == {("s02", "2024-01-02"), ("s02", "2024-01-03"), ("s02", "2024-01-08")}
+    # S2 (held by P3, s01) priced in JPY: P3's trade is then in another currency than its base
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
+    prices.loc[2, "currency"] = "JPY"
+    after = digests_of(portfolios, tx, prices, benchmarks, fx)
+    fx.loc[0, "rate"] = 1.0
+    assert changed(after, digests_of(portfolios, tx, prices, benchmarks, fx)) == {
+        ("s01", "2024-01-03")
+    }
+    # a source alone is no input of any figure
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
+    fx["source"] = "WM/Reuters"
+    assert changed(before, digests_of(portfolios, tx, prices, benchmarks, fx)) == set()
+
+
 def test_a_trade_price_reaches_every_shard_that_holds_the_security():
-    portfolios, tx, prices, benchmarks = small_inputs()
-    before = digests_of(portfolios, tx, prices, benchmarks)
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
+    before = digests_of(portfolios, tx, prices, benchmarks, fx)
     more = pd.concat(
         [
             tx,
@@ -178,7 +213,7 @@ def test_a_trade_price_reaches_every_shard_that_holds_the_security():
         ],
         ignore_index=True,
     )
-    got = changed(before, digests_of(portfolios, more, prices, benchmarks))
+    got = changed(before, digests_of(portfolios, more, prices, benchmarks, fx))
     # P1 (s00) trades S2 on 01-10: its own day, and S2's price history now concerns s00
     # too (01-06 trade and 01-08 close); P3 (s01) holds S2, whose trade prices it sees.
     assert ("s00", "2024-01-10") in got and ("s01", "2024-01-10") in got
@@ -239,15 +274,15 @@ def test_a_range_runs_through_the_last_computed_day_and_empties_a_shard_without_
 
 
 def test_closes_before_the_first_partition_count_on_it_and_transactions_do_not():
-    portfolios, tx, prices, benchmarks = small_inputs()
+    portfolios, tx, prices, benchmarks, fx = small_inputs()
     prices.loc[0, "date"] = pd.Timestamp("2023-12-20")
     got = input_digests(
-        portfolios, tx, prices, benchmarks, shards=SHARDS, first_day=pd.Timestamp("2024-01-02")
+        portfolios, tx, prices, benchmarks, fx, shards=SHARDS, first_day=pd.Timestamp("2024-01-02")
     )
     assert got["date"].min() == pd.Timestamp("2024-01-02")
     tx.loc[0, "trade_date"] = pd.Timestamp("2023-12-20")
     got = input_digests(
-        portfolios, tx, prices, benchmarks, shards=SHARDS, first_day=pd.Timestamp("2024-01-02")
+        portfolios, tx, prices, benchmarks, fx, shards=SHARDS, first_day=pd.Timestamp("2024-01-02")
     )
     assert got["date"].min() == pd.Timestamp("2023-12-20")
 

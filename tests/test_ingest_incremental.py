@@ -26,6 +26,7 @@ TABLES = (
     "transactions",
     "prices",
     "benchmarks",
+    "fx_rates",
     "rejected_rows",
     "rejected_files",
     "input_files",
@@ -144,12 +145,19 @@ def test_cross_file_rules_across_cached_new_changed_and_deleted_files(tmp_path, 
         "T1,P1,A1,,2024-06-03,DEPOSIT,,,100,,USD",  # re-delivered identical in b
         "T2,P1,A1,,2024-06-03,DEPOSIT,,,100,,USD",  # conflicting copy in b
         "T3,P1,A9,,2024-06-04,DEPOSIT,,,5,,USD",  # account A9 also under P2 in b
-        "T4,P2,A2,,2024-06-04,DEPOSIT,,,5,,USD",  # P2 is EUR: currency rule
+        "T4,P2,A2,S1,2024-06-04,BUY,1,5,,,EUR",  # S1 is priced in USD: currency rule
         "T5,P1,A1,,2024-07-02,DEPOSIT,,,5,,USD",  # after today + 1: accepted later
         "T6,P1,A1,,2024-06-05,DEPOSIT,,,x,,USD",  # number_format, kept
         "T7,P1,A1,2024-06-05,DEPOSIT",  # field count
     )
-    write(root, "prices/a.csv", PRICE_HEADER, "S1,2024-06-03,10,USD", "S2,2024-06-03,5,USD")
+    write(
+        root,
+        "prices/a.csv",
+        PRICE_HEADER,
+        "S1,2024-06-03,10,USD",
+        "S2,2024-06-03,5,USD",
+        "S3,2024-06-05,7,USD",  # outvoted by b's two EUR closes while b is there
+    )
     validate_incrementally(store, cache, today)
     assert_same(validate_incrementally(store, cache, today).inputs, full_validation(root, today))
 
@@ -163,7 +171,15 @@ def test_cross_file_rules_across_cached_new_changed_and_deleted_files(tmp_path, 
         "T8,P2,A9,,2024-06-04,DEPOSIT,,,5,,EUR",
         "T9,P3,A3,,2024-06-04,DEPOSIT,,,5,,GBP",  # inferred portfolio P3
     )
-    write(root, "prices/b.csv", PRICE_HEADER, "S1,2024-06-03,10,USD", "S2,2024-06-03,6,USD")
+    write(
+        root,
+        "prices/b.csv",
+        PRICE_HEADER,
+        "S1,2024-06-03,10,USD",
+        "S2,2024-06-03,6,USD",
+        "S3,2024-06-03,7,EUR",
+        "S3,2024-06-04,7,EUR",
+    )
     got = validate_incrementally(store, cache, today)
     assert sorted(reads) == ["prices/b.csv", "transactions/b.csv"]
     expected = full_validation(root, today)
@@ -172,9 +188,11 @@ def test_cross_file_rules_across_cached_new_changed_and_deleted_files(tmp_path, 
     a, b = str(root / "transactions/a.csv"), str(root / "transactions/b.csv")
     assert rejected[(a, 3)] == "duplicate_conflict" and rejected[(b, 3)] == "duplicate_conflict"
     assert rejected[(a, 4)] == "account_in_one_portfolio"
-    assert rejected[(a, 5)] == "currency_matches_portfolio"
+    assert rejected[(a, 5)] == "currency_matches_security"
     assert rejected[(a, 6)] == "date_range"
-    assert set(expected.prices["security_id"]) == {"S1"}  # S2's two closes conflict
+    assert rejected[(str(root / "prices/a.csv"), 4)] == "one_currency_per_security"
+    assert set(expected.prices["security_id"]) == {"S1", "S3"}  # S2's two closes conflict
+    assert set(expected.prices.loc[expected.prices["security_id"] == "S3", "currency"]) == {"EUR"}
 
     # a day later T5 is no longer in the future: the cached verdict follows the date
     reads.clear()
@@ -194,8 +212,11 @@ def test_cross_file_rules_across_cached_new_changed_and_deleted_files(tmp_path, 
     assert dict(reads) == {"portfolios/p.csv": 1}
     expected = full_validation(root, tomorrow)
     assert_same(got.inputs, expected)
-    assert set(expected.prices["security_id"]) == {"S1", "S2"}
-    assert "currency_matches_portfolio" not in set(expected.rejected_rows["rule"])
+    assert set(expected.prices["security_id"]) == {"S1", "S2", "S3"}
+    assert expected.prices.loc[expected.prices["security_id"] == "S3", "currency"].tolist() == [
+        "USD"
+    ]
+    assert "one_currency_per_security" not in set(expected.rejected_rows["rule"])
     assert got.blobs_pruned == 4  # rows and raw of the old portfolios entry and of prices/b
 
 

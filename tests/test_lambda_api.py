@@ -22,12 +22,14 @@ import boto3
 import jwt
 import pytest
 from dagster_services import free_port
+from fx_outputs import fx_metrics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lambda_trigger import handler
 from lambda_trigger.dependencies import Dependencies
 from lambda_trigger.settings import Settings
+from perf_pipeline.resources.dynamodb import write_metrics
 
 SECRET = "api-test-secret-" + "0123456789abcdef" * 3
 ISSUER = "https://issuer.test/"
@@ -985,6 +987,23 @@ def test_metrics_paginates(table: Any) -> None:
     assert len(body["items"]) == 8
 
 
+def test_metrics_of_several_currencies_as_the_pipeline_writes_them(table: Any) -> None:
+    """Items written by the pipeline's own writer: twr_local and fx_effect come back as
+    numbers, for a cash position too; a null figure is absent, never 0."""
+    write_metrics(boto3.client("dynamodb"), TABLE, fx_metrics(), "2024-06-29T06:00:00.000Z")
+    status, body = _metrics("/metrics/cash/A1:CASH.USD", {"period": "ITD"})
+    assert status == 200
+    assert (body["entity_type"], body["entity_id"]) == ("cash", "A1:CASH.USD")
+    [usd] = body["items"]
+    assert (usd["twr"], usd["twr_local"], usd["fx_effect"]) == (0.02, 0, 0.02)
+    assert (usd["id"], usd["sk"]) == ("cash#A1:CASH.USD", "2024-06-28#ITD")
+    [p1] = _metrics("/metrics/portfolio/P1", {"date": "2024-06-28", "period": "ITD"})[1]["items"]
+    assert (1 + p1["twr"]) == (1 + p1["twr_local"]) * (1 + p1["fx_effect"]) == 1.875
+    [gbp] = _metrics("/metrics/cash/A1:CASH.GBP")[1]["items"]
+    assert gbp["twr_local"] == 0
+    assert "fx_effect" not in gbp and "twr" not in gbp and "mwr" not in gbp
+
+
 @pytest.mark.parametrize(
     ("path", "query"),
     [
@@ -992,6 +1011,7 @@ def test_metrics_paginates(table: Any) -> None:
         ("/metrics/portfolio/P%201", None),
         ("/metrics/security/SEC1", None),
         ("/metrics/portfolio/ACC1:SEC1", None),
+        ("/metrics/cash/A1:S1", None),
         ("/metrics/portfolio/P1", {"date": "2024-02-30"}),
         ("/metrics/portfolio/P1", {"date": "28/06/2024"}),
         ("/metrics/portfolio/P1", {"period": "2Y"}),

@@ -204,6 +204,9 @@ def test_metrics_query_validation() -> None:
     assert parse_metrics_query("security", "ACC.1:S-1", None) == MetricsQuery(
         "security", "ACC.1:S-1", None, None
     )
+    assert parse_metrics_query("cash", "A1:CASH.USD", {"period": "ITD"}) == MetricsQuery(
+        "cash", "A1:CASH.USD", None, "ITD"
+    )
 
 
 @pytest.mark.parametrize(
@@ -215,8 +218,13 @@ def test_metrics_query_validation() -> None:
         ("security", "A1:S1:X"),
         ("security", "A 1:S1"),
         ("security", "A1:" + "S" * 65),
-        ("portfolio", "A1:S1"),  # only a security id has two parts
+        ("portfolio", "A1:S1"),  # only a security or cash id has two parts
         ("account", "A1:S1"),
+        ("cash", "A1"),  # cash is {account_id}:CASH.{currency}
+        ("cash", "A1:S1"),
+        ("cash", "A1:CASH.usd"),
+        ("cash", "A1:CASH.USDX"),
+        ("cash", "A1:CASH."),
     ],
 )
 def test_metrics_entity_id_form_depends_on_entity_type(entity_type: str, entity_id: str) -> None:

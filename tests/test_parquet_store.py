@@ -79,8 +79,13 @@ def daily(days: list[str], shard: str = "s01", entity: str = "P1", value: float 
             "entity_type": "portfolio",
             "entity_id": entity,
             "portfolio_id": entity,
+            "currency": "EUR",
             "market_value": value,
+            "market_value_local": value,
             "daily_return": 0.0,
+            "daily_return_local": 0.0,
+            "fx_return": 0.0,
+            "fx_rate": 1.0,
             "twr_index": 1.0,
             "shard": shard,
         }

@@ -61,8 +61,15 @@ def entity_rows(daily: pd.DataFrame, entity_id: str) -> pd.DataFrame:
 def test_daily_valuations_match_hand_figures(clean_run):
     _, store = clean_run
     daily = table(store, "daily_valuations")
-    assert set(daily["entity_id"]) == {"P1", "A1", "A2", "A1:S1"}
+    cash = {"A1:CASH.USD", "A2:CASH.USD"}
+    assert set(daily["entity_id"]) == {"P1", "A1", "A2", "A1:S1", *cash}
     p1, a1, a2, s1 = (entity_rows(daily, e) for e in ("P1", "A1", "A2", "A1:S1"))
+    cash_a1, cash_a2 = entity_rows(daily, "A1:CASH.USD"), entity_rows(daily, "A2:CASH.USD")
+    np.testing.assert_allclose(cash_a1["market_value"], [4990, 4990, 5990, 7085, 7085])
+    np.testing.assert_allclose(cash_a2["market_value"], [2000, 2000, 2000, 1980])
+    # a cash position in the base currency earns nothing; the FEE of 20 is its own loss
+    np.testing.assert_allclose(cash_a2["daily_return"], [0, 0, 0, -0.01], atol=1e-15)
+    assert (daily["fx_return"].dropna() == 0).all()  # one currency: no currency part
     assert list(pd.to_datetime(p1["date"])) == list(DATES)
     np.testing.assert_allclose(p1["market_value"], P1_MV, rtol=0, atol=1e-9)
     np.testing.assert_allclose(a1["market_value"], A1_MV, rtol=0, atol=1e-9)
@@ -226,7 +233,7 @@ B08,P1,A1,,1899-12-31,DEPOSIT,,,5,,USD
 B09,P1,A1,S1,2024-01-03,BUY,-5,100,,,USD
 B10,P1,A1,,2024-01-03,DEPOSIT,,,5,-1,USD
 B11,P1,A1,,2024-01-03,BUY,5,100,,,USD
-B12,P1,A1,,2024-01-03,DEPOSIT,,,5,,EUR
+B12,P1,A1,S1,2024-01-03,BUY,5,100,,,EUR
 B13,P1,A1,,2024-01-03,DEPOSIT,,,5,,USD
 B13,P1,A1,,2024-01-03,DEPOSIT,,,6,,USD
 B15,P1,A1,,2024-01-03,DEPOSIT,,,5,,USD,surplus
@@ -245,7 +252,7 @@ EXPECTED_REJECTS = {  # line -> rule
     10: "positive",
     11: "non_negative",
     12: "required_for_type",
-    13: "currency_matches_portfolio",
+    13: "currency_matches_security",
     14: "duplicate_conflict",
     15: "duplicate_conflict",
     16: "field_count",

@@ -26,9 +26,13 @@ import plotly.graph_objects as go
 import pytest
 from chromium import Browser, chromium_path
 from dagster import AssetKey, DagsterInstance
+from fx_outputs import fx_daily, fx_metrics
 
 from perf_pipeline.cli import main
 from perf_pipeline.report.charts import CHARTS
+from perf_pipeline.report.data import METRIC_FIELDS, PortfolioData
+from perf_pipeline.report.figures import report_figures
+from perf_pipeline.report.render import index_html, index_row, report_html
 from perf_pipeline.resources.parquet_store import ParquetStore
 from perf_pipeline.sample_data import generate
 
@@ -154,7 +158,8 @@ def test_every_figure_a_report_shows_is_the_stored_one(reported, pid):
     holdings = sql(
         store,
         "SELECT account_id, security_id, market_value FROM daily_valuations "
-        "WHERE portfolio_id = ? AND date = ? AND entity_type = 'security' ORDER BY ALL",
+        "WHERE portfolio_id = ? AND date = ? AND entity_type IN ('security', 'cash') "
+        "ORDER BY ALL",
         pid,
         as_of,
     )
@@ -443,3 +448,99 @@ def test_ten_years_of_daily_data_stay_under_1_5_mb():
     page = report_html(figures).encode()
     assert len(days) > 2600
     assert len(page) < 1.5 * 2**20, f"{len(page) / 2**20:.2f} MiB"
+
+
+def fx_portfolio(several_currencies: bool = True) -> PortfolioData:
+    """P1 of tests/fx_outputs.py as the report reads it: its MTD, YTD and ITD rows on
+    2024-06-28 (the ITD figures), two days of history, and its holdings (A1, the USD cash,
+    S1); without the fields of several currencies when `several_currencies` is False."""
+    p1 = fx_metrics().query("entity_id == 'P1'")
+    fields = list(dict.fromkeys([*METRIC_FIELDS, "twr_local", "fx_effect"]))
+    metrics = pd.concat([p1.assign(time_period=p) for p in ("MTD", "YTD", "ITD")])
+    metrics = metrics.reindex(columns=[c for c in fields if c != "entity_type"])
+    daily = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2024-06-27", "2024-06-28"]),
+            "portfolio_id": "P1",
+            "holding": np.nan,
+            "market_value": [1800.0, 1845.18],
+            "inflow": [1800.0, 0.0],
+            "outflow": 0.0,
+            "twr_index": [1.0, 1.0251],
+        }
+    )
+    positions = fx_daily().query("entity_type in ('cash', 'security') and currency == 'USD'")
+    account = {"entity_type": "account", "account_id": "A1", "security_id": None}
+    account |= {"currency": "EUR", "market_value": 1845.18, "market_value_local": np.nan}
+    holdings = pd.concat([positions, pd.DataFrame([account])], ignore_index=True)
+    holdings = holdings.assign(date=pd.Timestamp("2024-06-28"), portfolio_id="P1")
+    holdings["price_age_days"] = [np.nan, 0.0, np.nan]  # only S1 has a price
+    if not several_currencies:
+        metrics = metrics.drop(columns=["twr_local", "fx_effect"])
+        holdings = holdings.drop(columns=["currency", "market_value_local"])
+    portfolio = {"portfolio_id": "P1", "client_id": "C1", "base_currency": "EUR"}
+    return PortfolioData(portfolio, metrics, daily, holdings, benchmark=None)
+
+
+def test_a_report_in_two_currencies_shows_local_return_fx_effect_and_currencies():
+    figures = report_figures(fx_portfolio())
+    assert figures["several_currencies"]
+    [itd] = [p for p in figures["periods"] if p["period"] == "ITD"]
+    assert (itd["twr"], itd["twr_local"], itd["fx_effect"]) == (0.875, 0.25, 0.5)
+    assert (figures["key"]["itd_twr_local"], figures["key"]["itd_fx_effect"]) == (0.25, 0.5)
+    shown = {
+        h["security_id"]: (h["currency"], h["market_value_local"], h["market_value"], h["weight"])
+        for h in figures["holdings"]
+    }
+    assert shown == {
+        None: ("EUR", None, 1845.18, 1.0),
+        "CASH.USD": ("USD", 1000.0, 918.0, pytest.approx(918 / 1845.18, rel=1e-15)),
+        "S1": ("USD", 1010.0, 927.18, pytest.approx(927.18 / 1845.18, rel=1e-15)),
+    }
+    page = report_html(figures)
+    periods = re.search(r'<table class="numbers" id="periods">.*?</table>', page, re.S).group(0)
+    assert "<th>TWR</th><th>TWR local</th><th>FX effect</th><th>TWR a year</th>" in periods
+    itd_row = re.search(r'<th scope="row">ITD</th>.*?</tr>', periods, re.S).group(0)
+    assert re.findall(r"<td>([^<]*)</td>", itd_row)[1:4] == ["+87.50%", "+25.00%", "+50.00%"]
+    cash = re.search(r"<td>A1</td><td>CASH.USD</td>.*?</tr>", page, re.S).group(0)
+    assert re.findall(r"<td>([^<]*)</td>", cash)[2:5] == ["USD", "1,000.00 USD", "918.00 EUR"]
+    assert "ITD currency effect</span><strong>+50.00%</strong>" in page
+    [year] = figures["monthly"]["annual"]  # the YTD row of 2024-06-28
+    assert (year["twr"], year["twr_local"], year["fx_effect"]) == (0.875, 0.25, 0.5)
+    annual = re.search(r'<table class="numbers" id="annual">.*?</table>', page, re.S).group(0)
+    assert "<th>Portfolio return</th><th>In local currencies</th><th>Currency effect</th>" in annual
+    row = re.search(r'<th scope="row">2024.*?</tr>', annual, re.S).group(0)
+    assert re.findall(r"<td>([^<]*)</td>", row)[:3] == ["+87.50%", "+25.00%", "+50.00%"]
+
+    # the index: a column each when any report has them; a row kept from a report written
+    # before them (its manifest row has no such keys) shows a dash
+    before = {
+        k: v
+        for k, v in index_row(report_figures(fx_portfolio(False)), "P0.html").items()
+        if k not in ("itd_twr_local", "itd_fx_effect", "several_currencies")
+    }
+    index = index_html([index_row(figures, "P1.html"), {**before, "portfolio_id": "P0"}], None)
+    assert '<th data-sort="number">ITD TWR local</th><th data-sort="number">ITD FX effect</th>' in (
+        index
+    )
+    p1 = re.search(r'<td data-value="P1">.*?</tr>', index, re.S).group(0)
+    assert '<td data-value="0.25">+25.00%</td>' in p1 and '<td data-value="0.5">+50.00%</td>' in p1
+    p0 = re.search(r'<td data-value="P0">.*?</tr>', index, re.S).group(0)
+    cells = re.findall(r'<td data-value="([^"]*)">(.*?)</td>', p0, re.S)
+    assert cells[2][0] == "0.875"  # ITD TWR (after portfolio and client), then the two it lacks
+    assert [value for value, _ in cells[3:5]] == ["", ""]
+    assert 'class="null"' in cells[3][1] and 'title="no exchange rate"' in cells[4][1]
+
+
+def test_a_report_without_the_fields_of_several_currencies_leaves_their_columns_out():
+    """A store computed before several currencies (or a single-currency one, until calc
+    publishes the fields) gives the report it gave before."""
+    figures = report_figures(fx_portfolio(several_currencies=False))
+    assert not figures["several_currencies"]
+    [itd] = [p for p in figures["periods"] if p["period"] == "ITD"]
+    assert "twr_local" not in itd and itd["twr"] == 0.875
+    page = report_html(figures)
+    assert "TWR local" not in page and "currency effect" not in page
+    assert "<th>Security</th><th>Market value</th>" in page
+    index = index_html([index_row(figures, "P1.html")], None)
+    assert "FX effect" not in index and "TWR local" not in index

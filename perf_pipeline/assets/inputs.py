@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -31,6 +32,8 @@ DESCRIPTIONS = {
     "line.",
     "prices": "Validated security closes, one per security and date.",
     "benchmarks": "Validated benchmark index levels, one per benchmark and date.",
+    "fx_rates": "Validated exchange rates (units of quote per unit of base), one per date, base "
+    "and quote.",
     "rejected_rows": "Every input row that broke a rule: the row as it came, its file, line, rule "
     "and column.",
     "rejected_files": "Every input file that could not be read at all, with the reason.",
@@ -43,6 +46,7 @@ DATE_COLUMNS = {
     "transactions": "trade_date",
     "prices": "date",
     "benchmarks": "date",
+    "fx_rates": "date",
     "input_digests": "date",
 }
 RECONCILE = "rows_reconcile"
@@ -73,10 +77,9 @@ def inputs(
     partition_store: PartitionStore,
 ):
     """Read every new input file and validate it (docs/data.md); rejects are kept, never dropped."""
+    today = dt.datetime.now(dt.UTC).date()
     try:
-        report = validate_incrementally(
-            input_store, ingest_cache.cache(), today=dt.datetime.now(dt.UTC).date()
-        )
+        report = validate_incrementally(input_store, ingest_cache.cache(), today=today)
     except Exception as exc:  # only a transient read is retried: a bad file fails once
         if not transient_read_error(exc):
             raise
@@ -92,6 +95,7 @@ def inputs(
         result.transactions,
         result.prices,
         result.benchmarks,
+        result.fx_rates,
         shards=partition_store.shards,
         first_day=partition_store.start,
         settings=calculation_settings.fingerprint(),
@@ -110,6 +114,8 @@ def inputs(
             meta["preview"] = preview(frame)
         if name == "input_files":
             meta |= file_counts(result)
+        if name == "fx_rates":
+            meta |= fx_rates_metadata(frame, result.rejected_rows, today)
         yield Output(frame, output_name=name, metadata=meta)
     yield check_input_files_reconcile(result)
 
@@ -125,6 +131,40 @@ def file_counts(result: ValidatedInputs) -> dict[str, MetadataValue]:
         "rows_rejected": MetadataValue.int(len(result.rejected_rows)),
         "preview": preview(files),
     }
+
+
+def rate_freshness(fx_rates: pd.DataFrame, today: dt.date) -> pd.DataFrame:
+    """Per (base, quote) pair: its latest rate date and that date's age in business days
+    (Monday to Friday) on ``today``, ``np.busday_count(latest, today)`` (0 for a rate dated
+    tomorrow); stalest first."""
+    latest = fx_rates.groupby(["base", "quote"], sort=True)["date"].max().reset_index()
+    latest = latest.rename(columns={"date": "latest_date"})
+    days = latest["latest_date"].to_numpy(dtype="datetime64[D]")
+    ages = np.busday_count(days, np.datetime64(today, "D"))
+    latest["age_business_days"] = np.maximum(ages, 0)
+    return latest.sort_values(["latest_date", "base", "quote"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def fx_rates_metadata(
+    fx_rates: pd.DataFrame, rejected_rows: pd.DataFrame, today: dt.date
+) -> dict[str, object]:
+    """The rates' freshness for the UI: rows rejected, pairs, the age in business days of the
+    stalest and of the freshest pair's latest rate (numbers, so that they plot over runs),
+    and the latest date of every pair."""
+    freshness = rate_freshness(fx_rates, today)
+    meta: dict[str, object] = {
+        "rejected": int((rejected_rows["kind"] == "fx_rates").sum()),
+        "pairs": len(freshness),
+        "latest_per_pair": preview(freshness),  # a table: dates shown as dates
+    }
+    if len(freshness):
+        ages = freshness["age_business_days"]
+        meta["stalest_pair_age_business_days"] = int(ages.max())
+        meta["freshest_pair_age_business_days"] = int(ages.min())
+        meta["stalest_pair_latest_date"] = str(freshness["latest_date"].iloc[0].date())
+    return meta
 
 
 def check_input_files_reconcile(result: ValidatedInputs) -> AssetCheckResult:

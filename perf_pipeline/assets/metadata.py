@@ -141,6 +141,8 @@ def check_metadata(
 FIGURES = (  # (metric column, label in the UI, scale: 100 for a percentage, 1 for a ratio)
     ("twr", "TWR %", 100),
     ("twr_annualized", "TWR p.a. %", 100),
+    ("twr_local", "TWR local %", 100),
+    ("fx_effect", "FX effect %", 100),
     ("mwr", "MWR %", 100),
     ("mwr_annualized", "MWR p.a. (XIRR) %", 100),
     ("volatility", "volatility %", 100),

@@ -53,7 +53,7 @@ from perf_pipeline.calc.calendar import (
 )
 from perf_pipeline.calc.performance import performance_metrics as compute_metrics
 from perf_pipeline.calc.periods import calculation_dates
-from perf_pipeline.calc.valuation import panel_from_frame
+from perf_pipeline.calc.valuation import ENTITY_COLUMNS, panel_from_frame
 from perf_pipeline.increments import DIGEST_COLUMNS, partition_digests
 from perf_pipeline.resources.partition_store import PartitionStore, Slice
 from perf_pipeline.resources.settings import CalculationSettings, RunRequest
@@ -69,17 +69,14 @@ ITD_COLUMNS = [
 ]
 HISTORY_COLUMNS = [
     "date",
-    "entity_type",
-    "entity_id",
-    "portfolio_id",
-    "account_id",
-    "security_id",
+    *ENTITY_COLUMNS,
     "market_value",
     "inflow",
     "outflow",
     "daily_return",
     "twr_index",
     "price_age_days",
+    "fx_return",
 ]
 
 

@@ -39,7 +39,7 @@ from perf_pipeline.assets.fanout import (
 from perf_pipeline.assets.groups import INPUTS, VALUATION
 from perf_pipeline.assets.metadata import date_range, frame_check_metadata
 from perf_pipeline.calc.calendar import previous_business_day
-from perf_pipeline.calc.valuation import positions as holdings
+from perf_pipeline.calc.holdings import positions as holdings
 from perf_pipeline.calc.valuation import state_from_closing, value_entities
 from perf_pipeline.increments import (
     DIGEST_COLUMNS,
@@ -53,7 +53,15 @@ from perf_pipeline.resources.settings import CalculationSettings
 SUM_TOLERANCE = 1e-6  # relative to max(1, |value|)
 STALE_BUSINESS_DAYS = 5
 RETURN_BOUNDS = (-0.5, 1.0)  # a daily return outside these is worth a look
-CHECK_NAMES = ("every_holding_priced", "values_add_up", "prices_fresh", "returns_within_bounds")
+CHECK_NAMES = (
+    "every_holding_priced",
+    "every_amount_converted",
+    "values_add_up",
+    "prices_fresh",
+    "rates_fresh",
+    "returns_within_bounds",
+)
+POSITION_TYPES = ("security", "cash")
 
 
 def opening_state(
@@ -113,12 +121,14 @@ def value_chunk(
     chunk: dict,
     transactions: pd.DataFrame,
     prices: pd.DataFrame,
+    portfolios: pd.DataFrame,
+    fx_rates: pd.DataFrame,
     input_digests: pd.DataFrame,
     calculation_settings: CalculationSettings,
     partition_store: PartitionStore,
 ) -> dict:
-    """Value the chunk's portfolios from the stored close before the range (opening_state),
-    store their rows, and return what the checks found."""
+    """Value the chunk's portfolios, in their base currencies, from the stored close before
+    the range (opening_state), store their rows, and return what the checks found."""
     part = Chunk.of(chunk)
     chunk, start, end = part.shards, part.start, part.end
     opening = opening_state(partition_store, chunk, start, input_digests)
@@ -129,6 +139,9 @@ def value_chunk(
         timing=calculation_settings.timing,
         portfolios=list(part.portfolios),
         opening=opening,
+        base_currencies=portfolios.set_index("portfolio_id")["base_currency"],
+        fx_rates=fx_rates,
+        fx_pivot=calculation_settings.fx_pivot,
     )
     daily = panel.to_frame()
     daily["shard"] = part.shard_column(daily, partition_store)
@@ -175,18 +188,23 @@ def valuations_done(
 BOOK_COLUMNS = ["entity_type", "market_value", "price_age_days"]
 
 
+OPTIONAL_BOOK_COLUMNS = ["currency", "fx_age_days"]
+
+
 def book_columns(chunks: list[dict]) -> list[str]:
-    """BOOK_COLUMNS, and currency when the run's valuations have one."""
+    """BOOK_COLUMNS, and those of OPTIONAL_BOOK_COLUMNS the run's valuations have."""
     written = {name for part in chunks for name, _ in part["schema"]}
-    return BOOK_COLUMNS + (["currency"] if "currency" in written else [])
+    return BOOK_COLUMNS + [name for name in OPTIONAL_BOOK_COLUMNS if name in written]
 
 
 def book_figures(day: pd.DataFrame) -> dict[str, MetadataValue]:
     """The figures of one day's valuations of the whole book (BOOK_COLUMNS, and currency if
     any), as numbers the Plots tab draws: the total market value of the portfolios
     (``market_value_total``; with portfolios in several base currencies, one
-    ``market_value_total_<currency>`` each), the entities and portfolios valued, and the
-    age in days of the oldest price of a held security (``oldest_price_age_days``)."""
+    ``market_value_total_<currency>`` each), the entities and portfolios valued, the age in
+    days of the oldest price of a held security (``oldest_price_age_days``) and, with
+    fx_age_days, of the oldest exchange rate a held position was converted at
+    (``oldest_rate_age_days``)."""
     kind = day["entity_type"].astype(str)
     held = (kind == "security") & (day["market_value"].fillna(0) != 0)
     oldest = day.loc[held, "price_age_days"].max()
@@ -208,6 +226,11 @@ def book_figures(day: pd.DataFrame) -> dict[str, MetadataValue]:
     }
     if pd.notna(oldest):
         figures["oldest_price_age_days"] = MetadataValue.int(int(oldest))
+    if "fx_age_days" in day.columns:
+        converted = kind.isin(POSITION_TYPES) & (day["market_value"].fillna(0) != 0)
+        oldest_rate = day.loc[converted, "fx_age_days"].max()
+        if pd.notna(oldest_rate):
+            figures["oldest_rate_age_days"] = MetadataValue.int(int(oldest_rate))
     return figures
 
 
@@ -221,7 +244,8 @@ def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefini
         backfill_policy=BackfillPolicy.single_run(),
         kinds={"pandas", "parquet"},
         description="One row per entity and business day: market value, flows, daily return, "
-        "performance index, price age, holding, inception.",
+        "performance index, price age, holding, inception; for positions also in their own "
+        "currency, with the exchange rate used and the currency part of the return.",
         check_specs=[
             AssetCheckSpec(
                 "every_holding_priced",
@@ -230,15 +254,28 @@ def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefini
                 description="Every held security has a close or a trade price.",
             ),
             AssetCheckSpec(
+                "every_amount_converted",
+                asset="daily_valuations",
+                blocking=True,
+                description="Every position in another currency than its portfolio's has an "
+                "exchange rate on or before the day (names the pair and the day).",
+            ),
+            AssetCheckSpec(
                 "values_add_up",
                 asset="daily_valuations",
                 blocking=True,
-                description="Securities + cash = account; accounts = portfolio (1e-6).",
+                description="Security + cash positions = account; accounts = portfolio (1e-6).",
             ),
             AssetCheckSpec(
                 "prices_fresh",
                 asset="daily_valuations",
                 description="No held security priced more than 5 business days ago (warning).",
+            ),
+            AssetCheckSpec(
+                "rates_fresh",
+                asset="daily_valuations",
+                description="No position converted at a rate more than 5 business days old "
+                "(warning).",
             ),
             AssetCheckSpec(
                 "returns_within_bounds",
@@ -247,9 +284,13 @@ def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefini
             ),
         ],
     )
-    def daily_valuations(transactions, prices, input_digests):
+    def daily_valuations(transactions, prices, portfolios, fx_rates, input_digests):
         chunks = run_chunks(transactions, prices)
-        done = chunks.map(lambda chunk: value_chunk(chunk, transactions, prices, input_digests))
+        done = chunks.map(
+            lambda chunk: value_chunk(
+                chunk, transactions, prices, portfolios, fx_rates, input_digests
+            )
+        )
         return valuations_done(done.collect())
 
     return daily_valuations
@@ -261,14 +302,30 @@ def negative_holdings(held: pd.DataFrame) -> pd.DataFrame:
 
 
 def unpriced_holdings(daily: pd.DataFrame) -> pd.DataFrame:
-    """Held securities whose value is unknown (no close and no trade price yet), by day: the
-    cause, not the accounts and portfolios whose sums it leaves unknown."""
-    unpriced = daily["market_value"].isna() & (daily["entity_type"] == "security")
+    """Held securities whose value is unknown in their own currency (no close and no trade
+    price yet), by day: the cause, not the accounts and portfolios whose sums it leaves
+    unknown."""
+    unpriced = daily["market_value_local"].isna() & (daily["entity_type"] == "security")
     return daily.loc[unpriced, ["date", "portfolio_id", "account_id", "security_id", "entity_id"]]
 
 
+def unconverted_amounts(daily: pd.DataFrame) -> pd.DataFrame:
+    """Positions with something to convert (a value or a flow) and no exchange rate from their
+    currency into their portfolio's base currency on or before the day: the pair (currency ->
+    base) and the day. Their base values are unknown; nothing is converted at 1."""
+    portfolios = daily.loc[daily["entity_type"] == "portfolio"]
+    base = portfolios.drop_duplicates("portfolio_id").set_index("portfolio_id")["currency"]
+    unknown = (
+        daily["entity_type"].isin(POSITION_TYPES)
+        & daily["fx_rate"].isna()
+        & ((daily["market_value_local"] != 0) | daily["inflow"].isna() | daily["outflow"].isna())
+    )
+    found = daily.loc[unknown, ["date", "portfolio_id", "entity_id", "currency"]]
+    return found.assign(base=base.reindex(found["portfolio_id"]).to_numpy())
+
+
 def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
-    """Accounts whose value is not their securities + cash (their holding), and portfolios
+    """Accounts whose value is not the sum of their security and cash positions, and portfolios
     whose value is not the sum of their accounts, beyond SUM_TOLERANCE x max(1, |expected|).
 
     Each parent's expected value is a bincount of its children's values over integer
@@ -277,19 +334,17 @@ def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
     day = pd.factorize(daily["date"])[0].astype(np.int64)
     value = daily["market_value"].to_numpy(dtype=float)
     off = []
-    for level, part, key in (
-        ("account", "security", "account_id"),
-        ("portfolio", "account", "portfolio_id"),
+    for level, parts, key in (
+        ("account", POSITION_TYPES, "account_id"),
+        ("portfolio", ("account",), "portfolio_id"),
     ):
         parent, names = pd.factorize(daily[key])
         cell = day * max(len(names), 1) + parent
-        children, rows = kind == part, np.flatnonzero(kind == level)
+        children, rows = np.isin(kind, parts), np.flatnonzero(kind == level)
         totals = np.bincount(
             cell[children], weights=value[children], minlength=int(cell.max(initial=0)) + 1
         )
         expected = totals[cell[rows]]
-        if level == "account":
-            expected = expected + np.nan_to_num(daily["holding"].to_numpy(dtype=float)[rows])
         # an unknown value (an unpriced holding below) is every_holding_priced's finding, not
         # a sum that is off: only a known value that differs, or one unknown alone, is
         off_by = np.abs(value[rows] - expected)
@@ -304,18 +359,27 @@ def sums_off(daily: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(off, ignore_index=True)
 
 
-def stale_prices(daily: pd.DataFrame) -> pd.DataFrame:
-    """Held securities whose price is more than STALE_BUSINESS_DAYS business days old."""
+def stale(daily: pd.DataFrame, age: str, kinds: tuple[str, ...]) -> pd.DataFrame:
+    """Held positions of `kinds` whose `age` (calendar days since the price's or the rate's own
+    date) is more than STALE_BUSINESS_DAYS business days."""
     held = (
-        (daily["entity_type"] == "security")
-        & (daily["market_value"] != 0)
-        & daily["price_age_days"].notna()
+        daily["entity_type"].isin(kinds) & (daily["market_value_local"] != 0) & daily[age].notna()
     ).to_numpy()
     day = daily["date"].to_numpy()[held].astype("datetime64[D]")
-    source = day - daily["price_age_days"].to_numpy()[held].astype("timedelta64[D]")
+    source = day - daily[age].to_numpy()[held].astype("timedelta64[D]")
     late = np.zeros(len(daily), dtype=bool)
     late[held] = np.busday_count(source, day) > STALE_BUSINESS_DAYS
     return daily.loc[late]  # only the offending rows are copied
+
+
+def stale_prices(daily: pd.DataFrame) -> pd.DataFrame:
+    """Held securities whose price is more than STALE_BUSINESS_DAYS business days old."""
+    return stale(daily, "price_age_days", ("security",))
+
+
+def stale_rates(daily: pd.DataFrame) -> pd.DataFrame:
+    """Positions converted at a rate more than STALE_BUSINESS_DAYS business days old."""
+    return stale(daily, "fx_age_days", POSITION_TYPES)
 
 
 def wild_returns(daily: pd.DataFrame) -> pd.DataFrame:
@@ -328,12 +392,15 @@ def wild_returns(daily: pd.DataFrame) -> pd.DataFrame:
 WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
 CHECKS = {  # checks of daily_valuations: (severity, finder of offending rows)
     "every_holding_priced": (ERROR, unpriced_holdings),
+    "every_amount_converted": (ERROR, unconverted_amounts),
     "values_add_up": (ERROR, sums_off),
     "prices_fresh": (WARN, stale_prices),
+    "rates_fresh": (WARN, stale_rates),
     "returns_within_bounds": (WARN, wild_returns),
 }
 CHECK_METADATA = {  # each rule's own limits, beside observed and threshold (check_metadata)
     "values_add_up": {"tolerance": SUM_TOLERANCE},
     "prices_fresh": {"max_business_days": STALE_BUSINESS_DAYS},
+    "rates_fresh": {"max_business_days": STALE_BUSINESS_DAYS},
     "returns_within_bounds": {"lower": RETURN_BOUNDS[0], "upper": RETURN_BOUNDS[1]},
 }

@@ -7,6 +7,8 @@ name raises ValueError.
 """
 
 from perf_pipeline.calc.dietz import modified_dietz, modified_dietz_many
+from perf_pipeline.calc.fx import conversion_rates
+from perf_pipeline.calc.holdings import positions
 from perf_pipeline.calc.performance import METRIC_COLUMNS, performance_metrics
 from perf_pipeline.calc.periods import PERIODS, annualize, calculation_dates, period_bounds
 from perf_pipeline.calc.returns import (
@@ -29,7 +31,6 @@ from perf_pipeline.calc.valuation import (
     ValuationPanel,
     ValuationState,
     panel_from_frame,
-    positions,
     state_from_closing,
     value_entities,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "ValuationState",
     "annualize",
     "calculation_dates",
+    "conversion_rates",
     "daily_returns",
     "daily_returns_array",
     "drawdown_details",

@@ -5,6 +5,10 @@ the latest valuation date) and each period of `periods.PERIODS` with base date b
 (`periods.period_bounds`), over (b, D]:
 
 - twr = I_D / I_b - 1, from the performance index; twr_annualized for periods of >= 365 days.
+- fx_effect = F_D / F_b - 1 with F the index of the daily fx_return (the currency part of
+  each daily return), and twr_local = (1 + twr) / (1 + fx_effect) - 1, so that
+  (1 + twr) = (1 + twr_local)(1 + fx_effect) for every entity and period (0 and twr for an
+  entity in its own currency). Both are null in an uninvested window, as every figure but twr.
 - modified_dietz (`dietz.modified_dietz_many`) with F = inflow - outflow on each flow day.
 - mwr: the annual XIRR of -MV_b at b, -IN and +OUT on each flow day, +MV_D at D; with several
   roots, the one whose period rate is closest to modified_dietz (0 when that is null). mwr is
@@ -27,6 +31,7 @@ import pandas as pd
 from perf_pipeline.calc.calendar import business_days, roll_to_business_day
 from perf_pipeline.calc.dietz import modified_dietz_many
 from perf_pipeline.calc.periods import PERIODS, annualize, calculation_dates, period_bounds
+from perf_pipeline.calc.returns import performance_index
 from perf_pipeline.calc.risk import RISK_METRICS, risk_metrics_array
 from perf_pipeline.calc.segments import ranges_to_indices
 from perf_pipeline.calc.valuation import ValuationPanel
@@ -45,6 +50,8 @@ METRIC_COLUMNS = [
     "partial_period",
     "twr",
     "twr_annualized",
+    "twr_local",
+    "fx_effect",
     "mwr",
     "mwr_annualized",
     "modified_dietz",
@@ -147,6 +154,7 @@ class _Context:
         zero = np.zeros((1, n_ent))
         self.day = panel.dates.to_numpy().astype("datetime64[D]").astype(np.int64)
         self.index = np.vstack([np.ones((1, n_ent)), panel.twr_index])
+        self.fx_index = np.vstack([np.ones((1, n_ent)), performance_index(panel.fx_return)])
         self.value = np.vstack([zero, panel.market_value])
         self.valid_count = np.vstack([zero, np.cumsum(~np.isnan(panel.daily_return), axis=0)])
         self.inception_row = panel.dates.searchsorted(panel.entities["inception"].to_numpy())
@@ -213,6 +221,7 @@ class _Context:
         days = (calc_date.to_datetime64() - base).astype("timedelta64[D]").astype(np.int64)
 
         twr = self.index[e, ent] / self.index[b, ent] - 1.0
+        fx_effect = self.fx_index[e, ent] / self.fx_index[b, ent] - 1.0
         invested = (self.valid_count[e, ent] - self.valid_count[b, ent]) > 0
         lo = int(b.min())
         r = self.return_by_entity[ent, lo:e]  # entities x days; NaN before each row of b
@@ -237,6 +246,8 @@ class _Context:
             "end_date": calc_date,
             "partial_period": bounds["partial_period"].to_numpy()[keep],
             "twr": np.where(invested, twr, 0.0),
+            "twr_local": figure((1.0 + twr) / (1.0 + fx_effect) - 1.0),
+            "fx_effect": figure(fx_effect),
             "twr_annualized": figure(annualize(twr, days)),
             **{name: figure(risk[name], name in BENCHMARK_COLUMNS) for name in RISK_COLUMNS},
             "benchmark_twr": figure(close_d / close_b - 1.0, benchmark=True),

@@ -22,6 +22,34 @@ TIMINGS: tuple[str, ...] = ("bod_in_eod_out", "start", "end")
 NOT_INVESTED_TOLERANCE = 1e-9  # |denominator| below this: not invested, return is NaN
 
 
+def return_terms(
+    values: np.ndarray,
+    inflows: np.ndarray,
+    outflows: np.ndarray,
+    timing: str = "bod_in_eod_out",
+    previous_value: np.ndarray | float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(numerator, denominator) of each daily return by the module's formulas, same shapes as
+    `values` (see `daily_returns_array` for the arguments). The denominator is the capital
+    at work that day (MV_{t-1} + IN_t by default), the weight of an entity in its parent's
+    return. Raises ValueError for an unknown timing."""
+    if timing not in TIMINGS:
+        raise ValueError(f"unknown timing {timing!r}; expected one of {TIMINGS}")
+    mv = np.asarray(values, dtype=float)
+    flow_in = np.broadcast_to(np.asarray(inflows, dtype=float), mv.shape)
+    flow_out = np.broadcast_to(np.asarray(outflows, dtype=float), mv.shape)
+    if mv.shape[0] == 0:
+        return np.empty(mv.shape, dtype=float), np.empty(mv.shape, dtype=float)
+    first = np.zeros(mv.shape[1:]) if previous_value is None else previous_value
+    first = np.broadcast_to(np.asarray(first, dtype=float), mv.shape[1:])
+    mv_prev = np.concatenate([first[np.newaxis, ...], mv[:-1]], axis=0)
+    if timing == "bod_in_eod_out":
+        return mv + flow_out, mv_prev + flow_in
+    if timing == "start":
+        return mv, mv_prev + flow_in - flow_out
+    return mv - flow_in + flow_out, mv_prev
+
+
 def daily_returns_array(
     values: np.ndarray,
     inflows: np.ndarray,
@@ -35,24 +63,7 @@ def daily_returns_array(
     has a return only if money flows in, or under ``end`` timing, never). Formulas and NaN policy
     in the module docstring. Raises ValueError for an unknown timing.
     """
-    if timing not in TIMINGS:
-        raise ValueError(f"unknown timing {timing!r}; expected one of {TIMINGS}")
-    mv = np.asarray(values, dtype=float)
-    flow_in = np.broadcast_to(np.asarray(inflows, dtype=float), mv.shape)
-    flow_out = np.broadcast_to(np.asarray(outflows, dtype=float), mv.shape)
-    if mv.shape[0] == 0:
-        return np.empty(mv.shape, dtype=float)
-    first = np.zeros(mv.shape[1:]) if previous_value is None else previous_value
-    first = np.broadcast_to(np.asarray(first, dtype=float), mv.shape[1:])
-    mv_prev = np.concatenate([first[np.newaxis, ...], mv[:-1]], axis=0)
-
-    if timing == "bod_in_eod_out":
-        numerator, denominator = mv + flow_out, mv_prev + flow_in
-    elif timing == "start":
-        numerator, denominator = mv, mv_prev + flow_in - flow_out
-    else:
-        numerator, denominator = mv - flow_in + flow_out, mv_prev
-
+    numerator, denominator = return_terms(values, inflows, outflows, timing, previous_value)
     invested = np.abs(denominator) >= NOT_INVESTED_TOLERANCE
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = np.where(invested, numerator / np.where(invested, denominator, 1.0) - 1.0, np.nan)

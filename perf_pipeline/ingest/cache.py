@@ -46,12 +46,14 @@ _META: Final = b"perf_pipeline.file"
 
 @functools.cache
 def validation_version() -> str:
-    """``VALIDATION_VERSION``, the pandas and pandera versions and a digest of the source of
+    """``VALIDATION_VERSION``, the versions of the packages that read and judge (pycountry's
+    list of currency codes among them) and a digest of the source of
     the modules that decide a verdict: editing a rule invalidates every entry."""
     digest = hashlib.sha256()
     for name in _RULE_SOURCES:
         digest.update((Path(__file__).parent / name).read_bytes())
-    versions = [metadata.version(p) for p in ("pandas", "pandera", "duckdb", "pyarrow")]
+    packages = ("pandas", "pandera", "duckdb", "pyarrow", "pycountry")  # pycountry: ISO codes
+    versions = [metadata.version(p) for p in packages]
     text = json.dumps([VALIDATION_VERSION, *versions, digest.hexdigest()])
     return "v" + hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -6,11 +6,13 @@
 1. ``date_range``'s upper bound for this run (dates after ``today + 1 day`` are rejected) is
    applied to the parsed dates the verdicts keep, on every record of every file, so a cached
    verdict stays right as days pass;
-2. the records no rule has rejected so far (the only ones steps 4-6 look at) are gathered
+2. the records no rule has rejected so far (the only ones steps 4-7 look at) are gathered
    into one frame per kind, in file-path then record order, as the full validation has them;
-3. steps 4-6 run on that frame through validate.py's own functions: identical copies of a key
-   collapse to the first, conflicting copies are rejected, an account under several
-   portfolios is rejected, portfolios are inferred, currencies are checked;
+3. steps 4-7 run on that frame through validate.py's own functions (``cross_file_rules``):
+   identical copies of a key collapse to the first, conflicting copies are rejected, an
+   account under several portfolios is rejected, a security's prices in a minority currency
+   are rejected, security transactions not in their security's currency are rejected,
+   portfolios are inferred;
 4. each rejected record's failures (kept, date bound, cross-file) are joined into one
    rejected row; a record's text and JSON come from the verdict's ``load_raw`` only for
    records that steps 1 or 3 rejected here.
@@ -82,6 +84,7 @@ def combine(verdicts: list[FileVerdict], today: dt.date) -> ValidatedInputs:
         transactions=transactions,
         prices=_sorted_by_key(batches["prices"]),
         benchmarks=_sorted_by_key(batches["benchmarks"]),
+        fx_rates=_sorted_by_key(batches["fx_rates"]),
         rejected_rows=_rejected_rows(rejected_parts),
         rejected_files=pd.DataFrame(rejected_files, columns=REJECTED_FILE_COLUMNS),
         input_files=input_files.sort_values(["kind", "file"], kind="stable").reset_index(drop=True),

@@ -34,7 +34,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-KINDS: Final = ("portfolios", "transactions", "prices", "benchmarks")
+KINDS: Final = ("portfolios", "transactions", "prices", "benchmarks", "fx_rates")
 DEFAULT_MAX_FILE_BYTES: Final = 512 * 1024 * 1024
 EXTRA_FIELDS_KEY: Final = "__extra__"
 """Key in a ``row`` JSON object holding the fields beyond the header's count."""

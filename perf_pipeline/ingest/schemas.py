@@ -16,22 +16,31 @@ Rules, in the order used when one row breaks several of them (``RULES``):
 - ``field_count``: a CSV record has a different number of fields than the header.
 - ``not_null``: a non-nullable column is empty.
 - ``id_pattern``: an id is not 1 to 64 characters of ``A-Z a-z 0-9 . _ -``.
-- ``iso_currency``: a currency is not 3 upper-case ASCII letters (the ISO 4217 shape; the
-  code is not looked up in the ISO list).
+- ``iso_currency``: a currency is not an active ISO 4217 code of money (``CURRENCY_CODES``:
+  pycountry's list of active codes, case-sensitive, without the codes that are no money).
 - ``type_allowed``: a transaction type outside ``TRANSACTION_TYPES``.
 - ``date_format``: a date is not a real calendar date written ``YYYY-MM-DD``.
 - ``number_format``: a number is not a decimal (``[+-]digits[.digits][e[+-]digits]``).
 - ``finite``: a number is ``inf``, ``-inf`` or ``nan`` (any case).
 - ``date_range``: a date outside ``EARLIEST_DATE`` .. today + 1 day.
-- ``positive``: close <= 0; quantity or price <= 0 for ``QUANTITY_TYPES``; amount <= 0
-  for ``AMOUNT_TYPES``.
+- ``positive``: close <= 0; rate <= 0; fx_rate <= 0 (when given); quantity or price <= 0
+  for ``QUANTITY_TYPES``; amount <= 0 for ``AMOUNT_TYPES`` and ``FX``; counter_amount <= 0
+  for ``FX``.
 - ``non_negative``: fee < 0.
+- ``distinct_currencies``: an exchange rate's quote equals its base; an FX transaction's
+  counter_currency equals its currency.
 - ``required_for_type``: security_id missing for ``SECURITY_TYPES``, quantity or price
-  missing for ``QUANTITY_TYPES``, amount missing for ``AMOUNT_TYPES``.
-- ``duplicate_conflict``: the same key (transaction_id; security_id + date; benchmark_id +
-  date; portfolio_id) delivered with different content: every copy is rejected.
-- ``currency_matches_portfolio``: a transaction's currency differs from its portfolio's
-  base currency.
+  missing for ``QUANTITY_TYPES``, amount missing for ``AMOUNT_TYPES`` and ``FX``,
+  counter_amount or counter_currency missing for ``FX``.
+- ``only_for_type``: counter_amount or counter_currency given for a type other than ``FX``.
+- ``max_length``: a free-text cell (fx_rates.source) longer than ``MAX_TEXT_LENGTH``.
+- ``duplicate_conflict``: the same key (``KEYS``) delivered with different content (every
+  column but those of ``NOT_COMPARED``): every copy is rejected.
+- ``account_in_one_portfolio``: an account appears under several portfolios.
+- ``one_currency_per_security``: a security's prices come in several currencies: the rows of
+  every currency but the one with most rows are rejected (all of them on a tie).
+- ``currency_matches_security``: a transaction of ``SECURITY_TYPES`` is not in the currency
+  of its security's prices (a security without prices accepts any currency).
 """
 
 from __future__ import annotations
@@ -42,11 +51,22 @@ from typing import ClassVar, Final
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pycountry
 from pandera.typing import Series
 
 from perf_contract.ids import ID_PATTERN
 
-CURRENCY_PATTERN: Final = r"[A-Z]{3}"
+NOT_MONEY: Final = frozenset(
+    {"XAG", "XAU", "XPD", "XPT", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU", "XUA", "XAD", "XTS",
+     "XXX"}
+)  # fmt: skip
+"""ISO 4217 codes in pycountry's active list that name no money an account can hold: the
+precious metals, the bond-market and other units of account (SDR, Sucre, ADB, Arab accounting
+dinar), the testing code and "no currency"."""
+CURRENCY_CODES: Final = frozenset(c.alpha_3 for c in pycountry.currencies) - NOT_MONEY
+"""The codes ``iso_currency`` accepts: pycountry's ISO 4217 list (active codes only; withdrawn
+ones such as HRK are not in it), fund codes such as CLF included, ``NOT_MONEY`` excluded."""
+MAX_TEXT_LENGTH: Final = 256
 DATE_PATTERN: Final = r"\d{4}-\d{2}-\d{2}"
 NUMBER_PATTERN: Final = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 NON_FINITE_PATTERN: Final = r"(?i)[+-]?(?:inf|infinity|nan)"
@@ -54,17 +74,19 @@ EARLIEST_DATE: Final = dt.date(1900, 1, 1)
 
 TRANSACTION_TYPES: Final = (
     "DEPOSIT", "WITHDRAWAL", "BUY", "SELL", "DIVIDEND", "INTEREST", "FEE",
-    "TRANSFER_IN", "TRANSFER_OUT",
+    "TRANSFER_IN", "TRANSFER_OUT", "FX",
 )  # fmt: skip
 SECURITY_TYPES: Final = ("BUY", "SELL", "DIVIDEND", "TRANSFER_IN", "TRANSFER_OUT")
 QUANTITY_TYPES: Final = ("BUY", "SELL", "TRANSFER_IN", "TRANSFER_OUT")
 AMOUNT_TYPES: Final = ("DEPOSIT", "WITHDRAWAL", "DIVIDEND", "INTEREST", "FEE")
+FX_TYPES: Final = ("FX",)
 
 RULES: Final = (
     "field_count",
     "not_null",
     "id_pattern",
     "iso_currency",
+    "max_length",
     "type_allowed",
     "date_format",
     "number_format",
@@ -72,17 +94,22 @@ RULES: Final = (
     "date_range",
     "positive",
     "non_negative",
+    "distinct_currencies",
     "required_for_type",
+    "only_for_type",
     "duplicate_conflict",
     "account_in_one_portfolio",
-    "currency_matches_portfolio",
+    "one_currency_per_security",
+    "currency_matches_security",
 )
 
 RULE_TEXT: Final = {
     "field_count": "the record has a different number of fields than the header",
     "not_null": "is required and empty",
     "id_pattern": "is not 1 to 64 characters of A-Z a-z 0-9 . _ -",
-    "iso_currency": "is not an ISO 4217 code of 3 upper-case letters",
+    "iso_currency": "is not an active ISO 4217 currency code (upper case; metals, units of "
+    "account, XTS and XXX excluded)",
+    "max_length": f"is longer than {MAX_TEXT_LENGTH} characters",
     "type_allowed": "is not one of " + ", ".join(TRANSACTION_TYPES),
     "date_format": "is not a calendar date written YYYY-MM-DD",
     "number_format": "is not a decimal number",
@@ -90,10 +117,14 @@ RULE_TEXT: Final = {
     "date_range": "is outside 1900-01-01 .. today + 1 day",
     "positive": "must be > 0",
     "non_negative": "must be >= 0",
+    "distinct_currencies": "must differ from the other currency of the row (base; currency)",
     "required_for_type": "is required for this transaction type",
+    "only_for_type": "must be empty for this transaction type (it is for FX only)",
     "duplicate_conflict": "the same key was delivered with different content",
     "account_in_one_portfolio": "the account appears under more than one portfolio",
-    "currency_matches_portfolio": "differs from the portfolio's base currency",
+    "one_currency_per_security": "is not the currency of most of this security's prices (every "
+    "currency is rejected on a tie)",
+    "currency_matches_security": "differs from the currency of the security's prices",
 }
 
 _LATEST_DATE = "latest_date"
@@ -113,6 +144,14 @@ def _ids(s: pd.Series) -> pd.Series:
     return fullmatch(s, ID_PATTERN)
 
 
+def iso_currency(s: pd.Series) -> pd.Series:
+    """Boolean Series: is each cell one of ``CURRENCY_CODES`` (exact, case-sensitive; null ->
+    False)? Looked up once per distinct value."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    known = np.fromiter((u in CURRENCY_CODES for u in uniques), dtype=bool, count=len(uniques))
+    return pd.Series(np.append(known, False)[codes], index=s.index)
+
+
 def _in_range(cls: type[pa.DataFrameModel], s: pd.Series) -> pd.Series:
     latest = pd.Timestamp(cls.__config__.metadata[_LATEST_DATE])
     return s.between(pd.Timestamp(EARLIEST_DATE), latest)
@@ -124,6 +163,10 @@ def _required(df: pd.DataFrame, col: str, type_col: str, types: tuple[str, ...])
 
 def _positive_for(df: pd.DataFrame, col: str, type_col: str, types: tuple[str, ...]) -> pd.Series:
     return ~(df[type_col].isin(types) & (df[col] <= 0))
+
+
+def _only_for(df: pd.DataFrame, col: str, type_col: str, types: tuple[str, ...]) -> pd.Series:
+    return df[type_col].isin(types) | df[col].isna()
 
 
 class _Base(pa.DataFrameModel):
@@ -149,7 +192,7 @@ class PortfoliosModel(_Base):
     @pa.check("base_currency")
     @classmethod
     def iso_currency(cls, s: pd.Series) -> pd.Series:
-        return fullmatch(s, CURRENCY_PATTERN)
+        return iso_currency(s)
 
 
 class TransactionsModel(_Base):
@@ -166,16 +209,19 @@ class TransactionsModel(_Base):
     amount: Series[float] = pa.Field(nullable=True)
     fee: Series[float] = pa.Field(nullable=True)
     currency: Series[str]
+    fx_rate: Series[float] = pa.Field(nullable=True)
+    counter_amount: Series[float] = pa.Field(nullable=True)
+    counter_currency: Series[str] = pa.Field(nullable=True)
 
     @pa.check("transaction_id", "portfolio_id", "account_id", "security_id")
     @classmethod
     def id_pattern(cls, s: pd.Series) -> pd.Series:
         return _ids(s)
 
-    @pa.check("currency")
+    @pa.check("currency", "counter_currency")
     @classmethod
     def iso_currency(cls, s: pd.Series) -> pd.Series:
-        return fullmatch(s, CURRENCY_PATTERN)
+        return iso_currency(s)
 
     @pa.check("type")
     @classmethod
@@ -191,6 +237,11 @@ class TransactionsModel(_Base):
     @classmethod
     def non_negative(cls, s: pd.Series) -> pd.Series:
         return s >= 0
+
+    @pa.check("fx_rate")
+    @classmethod
+    def positive(cls, s: pd.Series) -> pd.Series:
+        return s > 0
 
     @pa.dataframe_check(ignore_na=False)
     @classmethod
@@ -210,7 +261,32 @@ class TransactionsModel(_Base):
     @pa.dataframe_check(ignore_na=False)
     @classmethod
     def required_for_type__amount(cls, df: pd.DataFrame) -> pd.Series:
-        return _required(df, cls.amount, cls.type, AMOUNT_TYPES)
+        return _required(df, cls.amount, cls.type, AMOUNT_TYPES + FX_TYPES)
+
+    @pa.dataframe_check(ignore_na=False)
+    @classmethod
+    def required_for_type__counter_amount(cls, df: pd.DataFrame) -> pd.Series:
+        return _required(df, cls.counter_amount, cls.type, FX_TYPES)
+
+    @pa.dataframe_check(ignore_na=False)
+    @classmethod
+    def required_for_type__counter_currency(cls, df: pd.DataFrame) -> pd.Series:
+        return _required(df, cls.counter_currency, cls.type, FX_TYPES)
+
+    @pa.dataframe_check(ignore_na=False)
+    @classmethod
+    def only_for_type__counter_amount(cls, df: pd.DataFrame) -> pd.Series:
+        return _only_for(df, cls.counter_amount, cls.type, FX_TYPES)
+
+    @pa.dataframe_check(ignore_na=False)
+    @classmethod
+    def only_for_type__counter_currency(cls, df: pd.DataFrame) -> pd.Series:
+        return _only_for(df, cls.counter_currency, cls.type, FX_TYPES)
+
+    @pa.dataframe_check(ignore_na=False)
+    @classmethod
+    def distinct_currencies__counter_currency(cls, df: pd.DataFrame) -> pd.Series:
+        return df[cls.counter_currency].isna() | (df[cls.counter_currency] != df[cls.currency])
 
     @pa.dataframe_check(ignore_na=False)
     @classmethod
@@ -225,7 +301,12 @@ class TransactionsModel(_Base):
     @pa.dataframe_check(ignore_na=False)
     @classmethod
     def positive__amount(cls, df: pd.DataFrame) -> pd.Series:
-        return _positive_for(df, cls.amount, cls.type, AMOUNT_TYPES)
+        return _positive_for(df, cls.amount, cls.type, AMOUNT_TYPES + FX_TYPES)
+
+    @pa.dataframe_check(ignore_na=False)
+    @classmethod
+    def positive__counter_amount(cls, df: pd.DataFrame) -> pd.Series:
+        return _positive_for(df, cls.counter_amount, cls.type, FX_TYPES)
 
 
 class PricesModel(_Base):
@@ -254,7 +335,7 @@ class PricesModel(_Base):
     @pa.check("currency")
     @classmethod
     def iso_currency(cls, s: pd.Series) -> pd.Series:
-        return fullmatch(s, CURRENCY_PATTERN)
+        return iso_currency(s)
 
 
 class BenchmarksModel(_Base):
@@ -280,11 +361,47 @@ class BenchmarksModel(_Base):
         return s > 0
 
 
+class FxRatesModel(_Base):
+    """An exchange rate on a date: ``rate`` units of ``quote`` for one unit of ``base``."""
+
+    date: Series[pa.DateTime]
+    base: Series[str]
+    quote: Series[str]
+    rate: Series[float]
+    source: Series[str] = pa.Field(nullable=True)
+
+    @pa.check("base", "quote")
+    @classmethod
+    def iso_currency(cls, s: pd.Series) -> pd.Series:
+        return iso_currency(s)
+
+    @pa.check("source")
+    @classmethod
+    def max_length(cls, s: pd.Series) -> pd.Series:
+        return s.str.len() <= MAX_TEXT_LENGTH
+
+    @pa.check("date")
+    @classmethod
+    def date_range(cls, s: pd.Series) -> pd.Series:
+        return _in_range(cls, s)
+
+    @pa.check("rate")
+    @classmethod
+    def positive(cls, s: pd.Series) -> pd.Series:
+        return s > 0
+
+    @pa.dataframe_check(ignore_na=False)
+    @classmethod
+    def distinct_currencies__quote(cls, df: pd.DataFrame) -> pd.Series:
+        return df[cls.quote] != df[cls.base]
+
+
 MODELS: Final[dict[str, type[pa.DataFrameModel]]] = {
     "portfolios": PortfoliosModel,
     "transactions": TransactionsModel,
     "prices": PricesModel,
     "benchmarks": BenchmarksModel,
+    "fx_rates": FxRatesModel,
 }
 
 KEYS: Final[dict[str, tuple[str, ...]]] = {
@@ -292,8 +409,13 @@ KEYS: Final[dict[str, tuple[str, ...]]] = {
     "transactions": (TransactionsModel.transaction_id,),
     "prices": (PricesModel.security_id, PricesModel.date),
     "benchmarks": (BenchmarksModel.benchmark_id, BenchmarksModel.date),
+    "fx_rates": (FxRatesModel.date, FxRatesModel.base, FxRatesModel.quote),
 }
 """The columns that identify one record of each kind (for ``duplicate_conflict``)."""
+
+NOT_COMPARED: Final[dict[str, tuple[str, ...]]] = {"fx_rates": (FxRatesModel.source,)}
+"""Columns that do not make two copies of a key differ: the same rate from two sources is one
+rate (the first copy, with its source, is kept)."""
 
 
 def with_latest_date(model: type[pa.DataFrameModel], latest: dt.date) -> type[pa.DataFrameModel]:

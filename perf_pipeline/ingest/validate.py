@@ -12,19 +12,24 @@ Order of work (all vectorized over the rows of one kind):
    failed to parse is reported only by its parse rule (not also as ``not_null`` or
    ``required_for_type``).
 4. Among the rows that pass 2-3, rows with the same key (``schemas.KEYS``) and the same parsed
-   content are one record (the first copy is kept, the others count as ``duplicates`` of
-   their file); rows with the same key and different content are all rejected
-   (``duplicate_conflict``).
+   content (every model column but ``schemas.NOT_COMPARED``) are one record (the first copy is
+   kept, the others count as ``duplicates`` of their file); rows with the same key and
+   different content are all rejected (``duplicate_conflict``).
    An account_id must belong to one portfolio (entities are keyed by account_id): when the
    surviving transactions name one account under several portfolios, every row of that
    account is rejected (``account_in_one_portfolio``), nothing merged.
-5. Portfolios: every portfolio_id of a surviving transaction that has no accepted portfolio
+5. A security's surviving prices must be in one currency: when they come in several, the
+   currency with the most rows is the security's and the rows of every other currency are
+   rejected; on a tie for the most rows no currency can be told right and every row of the
+   security is rejected (``one_currency_per_security``).
+6. Transactions of ``schemas.SECURITY_TYPES`` (BUY, SELL, TRANSFER_IN, TRANSFER_OUT, DIVIDEND)
+   must be in their security's currency from step 5 (``currency_matches_security``); a
+   security with no accepted price accepts any currency. Other types may be in any currency.
+7. Portfolios: every portfolio_id of a surviving transaction that has no accepted portfolio
    row gets an inferred one (client_id = portfolio_id, no benchmark, the currency of its
    earliest transaction by trade_date then transaction_id). A portfolio whose rows were all
    rejected is inferred the same way, as if its row were absent; its rejected rows stay in
    ``rejected_rows``.
-6. Transactions whose currency differs from their portfolio's base currency are rejected
-   (``currency_matches_portfolio``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from perf_pipeline.ingest.schemas import (
     RULE_TEXT,
     RULES,
     PortfoliosModel,
+    PricesModel,
     TransactionsModel,
 )
 
@@ -78,17 +84,21 @@ class ValidatedInputs:
     ``portfolios``: portfolio_id, client_id, base_currency, benchmark_id, inferred (bool).
     ``transactions``: the TransactionsModel columns + source_file, source_line; trade_date
     datetime64[ns], numbers float64 (fee null -> 0); unique transaction_id; sorted by
-    trade_date, transaction_id. ``prices`` / ``benchmarks``: their model columns + source_file,
-    source_line, sorted by id then date. ``rejected_rows``: file, kind, line, rule, column,
-    message, row (rules and columns of one row joined with "; "). ``rejected_files``: file,
-    kind, reason, size_bytes. ``input_files``: file, kind, rows_read, rows_accepted,
-    rows_rejected, duplicates, status; rows_read == rows_accepted + rows_rejected.
+    trade_date, transaction_id; the optional columns fx_rate, counter_amount (NaN) and
+    counter_currency (null) are there even when no file has them. ``prices`` / ``benchmarks``:
+    their model columns + source_file, source_line, sorted by id then date. ``fx_rates``: date,
+    base, quote, rate, source + source_file, source_line, sorted by date, base, quote.
+    ``rejected_rows``: file, kind, line, rule, column, message, row (rules and columns of one
+    row joined with "; "). ``rejected_files``: file, kind, reason, size_bytes.
+    ``input_files``: file, kind, rows_read, rows_accepted, rows_rejected, duplicates, status;
+    rows_read == rows_accepted + rows_rejected.
     """
 
     portfolios: pd.DataFrame
     transactions: pd.DataFrame
     prices: pd.DataFrame
     benchmarks: pd.DataFrame
+    fx_rates: pd.DataFrame
     rejected_rows: pd.DataFrame
     rejected_files: pd.DataFrame
     input_files: pd.DataFrame
@@ -143,6 +153,7 @@ def validate_inputs(
         transactions=transactions,
         prices=_sorted_by_key(batches["prices"]),
         benchmarks=_sorted_by_key(batches["benchmarks"]),
+        fx_rates=_sorted_by_key(batches["fx_rates"]),
         rejected_rows=_rejected_rows(batches),
         rejected_files=pd.DataFrame(rejected_files, columns=REJECTED_FILE_COLUMNS),
         input_files=_input_files(batches, rejected_files),
@@ -150,15 +161,17 @@ def validate_inputs(
 
 
 def cross_file_rules(batches: dict[str, _Batch]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Steps 4-6 over every file's rows that passed the row rules: duplicates collapsed or
-    rejected, one owner per account, portfolios inferred, currencies checked; (portfolios,
-    accepted transactions in trade-date order). The full and the incremental validation
-    (ingest.combine) both run exactly this."""
+    """Steps 4-7 over every file's rows that passed the row rules: duplicates collapsed or
+    rejected, one owner per account, one currency per security, transactions in their
+    security's currency, portfolios inferred; (portfolios, accepted transactions in trade-date
+    order). The failures found are added to the batches. The full and the incremental
+    validation (ingest.combine) both run exactly this."""
     for batch in batches.values():
         _collapse_duplicates(batch)
     _check_account_owner(batches["transactions"])
+    currency_of = _check_price_currency(batches["prices"])
+    _check_security_currency(batches["transactions"], currency_of)
     portfolios = _portfolios(batches["portfolios"], batches["transactions"])
-    _check_currency(batches["transactions"], portfolios)
     transactions = _accepted(batches["transactions"]).sort_values(
         [TransactionsModel.trade_date, TransactionsModel.transaction_id], kind="stable"
     )
@@ -276,7 +289,8 @@ def _collapse_duplicates(batch: _Batch) -> None:
     """Step 4: identical copies of a key collapse to the first; conflicting copies are rejected."""
     model = MODELS[batch.kind]
     key = list(schemas.KEYS[batch.kind])
-    content = schemas.columns(model)
+    ignored = schemas.NOT_COMPARED.get(batch.kind, ())
+    content = [name for name in schemas.columns(model) if name not in ignored]
     alive = np.flatnonzero(_alive(batch))
     rows = batch.frame.iloc[alive]
     repeated = rows.duplicated(subset=key, keep=False).to_numpy()
@@ -319,7 +333,7 @@ def _sorted_by_key(batch: _Batch) -> pd.DataFrame:
 
 
 def _portfolios(portfolio_batch: _Batch, transaction_batch: _Batch) -> pd.DataFrame:
-    """Step 5: accepted portfolio rows plus inferred rows for the other transacted portfolios."""
+    """Step 7: accepted portfolio rows plus inferred rows for the other transacted portfolios."""
     p, t = PortfoliosModel, TransactionsModel
     given = _accepted(portfolio_batch)[schemas.columns(p)].assign(**{INFERRED: False})
     transactions = _accepted(transaction_batch)
@@ -341,15 +355,38 @@ def _portfolios(portfolio_batch: _Batch, transaction_batch: _Batch) -> pd.DataFr
     return out.sort_values(p.portfolio_id, kind="stable").reset_index(drop=True)
 
 
-def _check_currency(batch: _Batch, portfolios: pd.DataFrame) -> None:
-    """Step 6: reject transactions not in their portfolio's base currency."""
-    p, t = PortfoliosModel, TransactionsModel
+def _check_price_currency(batch: _Batch) -> pd.Series:
+    """Step 5: reject the prices of every currency but the majority one of their security
+    (all of a security's prices on a tie); the currency of each security left, by security_id."""
+    p = PricesModel
     alive = np.flatnonzero(_alive(batch))
-    base = portfolios.set_index(p.portfolio_id)[p.base_currency]
     rows = batch.frame.iloc[alive]
-    expected = rows[t.portfolio_id].map(base)
-    wrong = (rows[t.currency] != expected).to_numpy(dtype=bool)
-    _add_failures(batch, alive[wrong], "currency_matches_portfolio", t.currency)
+    counts = rows.groupby([p.security_id, p.currency], sort=False).size()
+    if counts.index.get_level_values(0).is_unique:  # the usual case: one currency each
+        return pd.Series(
+            counts.index.get_level_values(1), index=counts.index.get_level_values(0), dtype=object
+        )
+    most = counts.groupby(level=0, sort=False).transform("max")
+    top = counts[counts == most]
+    winners = top[~top.index.get_level_values(0).duplicated(keep=False)].index
+    kept = pd.MultiIndex.from_frame(rows[[p.security_id, p.currency]]).isin(winners)
+    _add_failures(batch, alive[~kept], "one_currency_per_security", p.currency)
+    return pd.Series(winners.get_level_values(1), index=winners.get_level_values(0), dtype=object)
+
+
+def _check_security_currency(batch: _Batch, currency_of: pd.Series) -> None:
+    """Step 6: reject security transactions not in their security's currency (``currency_of``:
+    currency by security_id; a security missing from it accepts any currency)."""
+    t = TransactionsModel
+    alive = np.flatnonzero(_alive(batch))
+    rows = batch.frame.iloc[alive]
+    expected = rows[t.security_id].map(currency_of)
+    wrong = (
+        rows[t.type].isin(schemas.SECURITY_TYPES)
+        & expected.notna()
+        & (rows[t.currency] != expected)
+    ).to_numpy(dtype=bool)
+    _add_failures(batch, alive[wrong], "currency_matches_security", t.currency)
 
 
 def _rejected_rows(batches: dict[str, _Batch]) -> pd.DataFrame:

@@ -5,7 +5,7 @@ their verdict on a row depends only on the file it is in, with one exception: ``
 rejects dates after ``today + 1 day``, and today moves. :func:`validate_files` therefore
 checks every row rule with no upper date bound and keeps each row's parsed dates; the upper
 bound is applied when the files are combined (:mod:`perf_pipeline.ingest.combine`), on the
-kept dates, for the day of that run. The cross-file rules (steps 4-6) also run there.
+kept dates, for the day of that run. The cross-file rules (steps 4-7) also run there.
 
 A :class:`FileVerdict` holds, for one file:
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from perf_pipeline.calc.calendar import business_days, previous_business_day
 from perf_pipeline.calc.performance import benchmark_closes
+from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS, PENDING
 from perf_pipeline.resources.partition_store import PartitionStore
 
 METRIC_FIELDS = [
@@ -27,6 +28,7 @@ METRIC_FIELDS = [
     "end_date",
     "partial_period",
     "twr",
+    *(name for name in FX_METRIC_FIELDS if name not in PENDING),
     "twr_annualized",
     "mwr",
     "mwr_annualized",
@@ -43,7 +45,8 @@ METRIC_FIELDS = [
     "var_95",
     "cvar_95",
 ]
-"""The performance_metrics columns a report shows or keys on."""
+"""The performance_metrics columns a report shows or keys on (twr_local and fx_effect once
+calc produces them: fx_fields.PENDING)."""
 HISTORY_FIELDS = [
     "date",
     "portfolio_id",
@@ -63,9 +66,11 @@ HOLDING_FIELDS = [
     "account_id",
     "security_id",
     "market_value",
+    *(name for name in ("currency", "market_value_local") if name not in PENDING),
     "price_age_days",
 ]
-"""The daily_valuations columns of the holdings on the as-of date."""
+"""The daily_valuations columns of the holdings on the as-of date (a position's currency and
+its value in it once calc produces them: fx_fields.PENDING)."""
 
 
 def read_stored(
@@ -92,7 +97,8 @@ class PortfolioData:
 
     `portfolio`: its row of the portfolios input; `metrics`: its portfolio-level
     performance_metrics rows (every calculation date and period); `daily`: its portfolio
-    rows of daily_valuations; `holdings`: its account and security rows on the as-of date;
+    rows of daily_valuations; `holdings`: its account, security and cash rows on the as-of
+    date;
     `benchmark`: its benchmark's closes forward-filled on business days (the metrics' own
     calc.performance.benchmark_closes), None without a benchmark."""
 

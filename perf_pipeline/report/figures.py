@@ -23,9 +23,12 @@ from perf_pipeline.calc.ex_post import rolling_ex_post_std_array
 from perf_pipeline.report.data import PortfolioData
 
 GROWTH_BASE = 10_000.0
+POSITION_TYPES = ("security", "cash")
 TABLE_PERIODS = ("MTD", "QTD", "YTD", "1Y", "3Y", "5Y", "10Y", "ITD")
 PERIOD_FIELDS = [
     "twr",
+    "twr_local",
+    "fx_effect",
     "twr_annualized",
     "benchmark_twr",
     "excess_return",
@@ -200,6 +203,8 @@ def monthly(periods: dict[str, pd.DataFrame]) -> dict[str, Any]:
                 "end": _value(end),
                 "partial": bool(row["partial_period"]) or end.month != 12,
                 "twr": _value(row["twr"]),
+                "twr_local": _value(row.get("twr_local")),
+                "fx_effect": _value(row.get("fx_effect")),
                 "benchmark_twr": _value(row["benchmark_twr"]),
                 "sd_3y": _value(sd[at]) if at < len(months) else None,
                 "benchmark_sd_3y": _value(bench_sd[at]) if at < len(months) else None,
@@ -227,17 +232,21 @@ def rolling(periods: dict[str, pd.DataFrame]) -> dict[str, Any]:
 
 
 def holdings(data: PortfolioData) -> list[dict[str, Any]]:
-    """Positions on the as-of date, by account: market value, weight in the portfolio's
-    market value, price age; each account's own row (positions and cash) first."""
+    """Positions (securities, and cash as ``CASH.{currency}``) on the as-of date, by account:
+    market value, weight in the portfolio's market value, price age, and the position's
+    currency and its value in it (None where not stored); each account's own row (positions
+    and cash) first."""
     total = float(data.daily["market_value"].iloc[-1])
     rows = data.holdings.sort_values(["account_id", "entity_type", "security_id"])
     return [
         {
             "account_id": row["account_id"],
-            "security_id": row["security_id"] if row["entity_type"] == "security" else None,
+            "security_id": row["security_id"] if row["entity_type"] in POSITION_TYPES else None,
             "market_value": _value(row["market_value"]),
             "weight": _value(row["market_value"] / total) if total else None,
             "price_age_days": _value(row["price_age_days"]),
+            "currency": _value(row.get("currency")),
+            "market_value_local": _value(row.get("market_value_local")),
         }
         for row in rows.to_dict("records")
     ]
@@ -248,10 +257,12 @@ def key_figures(latest: dict[str, dict[str, Any]]) -> dict[str, Any]:
     itd, ytd, one, three = (latest.get(p) for p in ("ITD", "YTD", "1Y", "3Y"))
 
     def pick(row: dict[str, Any] | None, name: str) -> Any:
-        return None if row is None else _value(row[name])
+        return None if row is None else _value(row.get(name))
 
     return {
         "itd_twr": pick(itd, "twr"),
+        "itd_twr_local": pick(itd, "twr_local"),
+        "itd_fx_effect": pick(itd, "fx_effect"),
         "itd_twr_annualized": pick(itd, "twr_annualized"),
         "ytd_twr": pick(ytd, "twr"),
         "one_year_twr": pick(one, "twr"),
@@ -322,6 +333,7 @@ def report_figures(data: PortfolioData) -> dict[str, Any]:
         current_drawdown=under["current"],
     )
     return {
+        "several_currencies": "fx_effect" in data.metrics.columns,
         "header": header(data),
         "key": key,
         "periods": period_table(latest),

@@ -89,11 +89,19 @@ def report_html(
 
 
 def index_html(rows: list[dict[str, Any]], as_of: str | None, assets: str = ASSETS) -> str:
-    """The index page: one row per portfolio (index_row), with its sparkline."""
+    """The index page: one row per portfolio (index_row), with its sparkline; the ITD TWR in
+    local currencies and the FX effect when any report has them (a row kept from a report
+    written before them shows a dash)."""
     return (
         environment()
         .get_template("index.html.j2")
-        .render(rows=rows, as_of=as_of, assets=assets, config=to_json({"staticPlot": True}))
+        .render(
+            rows=rows,
+            as_of=as_of,
+            assets=assets,
+            config=to_json({"staticPlot": True}),
+            fx=any(row.get("several_currencies") for row in rows),
+        )
     )
 
 
@@ -105,6 +113,9 @@ def index_row(figures: dict[str, Any], link: str) -> dict[str, Any]:
         "client_id": head["client_id"],
         "as_of": head["as_of"],
         "itd_twr": key["itd_twr"],
+        "itd_twr_local": key["itd_twr_local"],
+        "itd_fx_effect": key["itd_fx_effect"],
+        "several_currencies": figures["several_currencies"],
         "ytd_twr": key["ytd_twr"],
         "one_year_volatility": key["one_year_volatility"],
         "max_drawdown": key["max_drawdown"],

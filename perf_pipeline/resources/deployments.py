@@ -28,6 +28,7 @@ DEFAULTS = {
     "PERF_TABLES": None,
     "PERF_ASSET_STORE": None,
     "PERF_RISK_FREE_RATE": "0",
+    "PERF_FX_PIVOT": "USD",
     "PERF_DYNAMODB_TABLE": "performance-metrics",
     "PERF_TIMESTREAM_DATABASE": "investment_performance",
     "PERF_TIMESTREAM_TABLE": "performance_metrics",
@@ -89,7 +90,9 @@ def common_resources() -> dict[str, Any]:
     """Resources every target shares: where the input is and how to calculate."""
     return {
         "input_store": InputStore(root=setting("PERF_INPUT")),
-        "calculation_settings": CalculationSettings(risk_free_rate=setting("PERF_RISK_FREE_RATE")),
+        "calculation_settings": CalculationSettings(
+            risk_free_rate=setting("PERF_RISK_FREE_RATE"), fx_pivot=setting("PERF_FX_PIVOT")
+        ),
         "run_request": RunRequest(),
         "sqs": SQSResource(endpoint_url=setting("AWS_ENDPOINT_URL")),
     }

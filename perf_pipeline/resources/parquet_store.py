@@ -35,7 +35,12 @@ from perf_pipeline.resources.duckdb_catalog import (
     check_layout,
     ensure_view,
 )
-from perf_pipeline.resources.partition_store import DATE_COLUMNS, PartitionStore, Slice
+from perf_pipeline.resources.partition_store import (
+    DATE_COLUMNS,
+    TABLE_COLUMNS,
+    PartitionStore,
+    Slice,
+)
 
 SUFFIX = ".parquet"
 
@@ -186,8 +191,10 @@ class ParquetStore(PartitionStore):
         return f"{self.blobs.uri}/{table}", table if self.catalog else None
 
     def check_layout(self) -> None:
-        """OldLayoutError when the root or the catalog was written by the earlier layout
-        (pickled month objects, or tables inside the DuckDB file)."""
+        """OldLayoutError when the root or the catalog was written by an earlier layout:
+        pickled month objects, tables inside the DuckDB file, or a table whose files lack
+        columns of its current schema (TABLE_COLUMNS; e.g. daily_valuations without
+        ``currency`` from before several currencies). One file per such table is read."""
         if self.catalog:
             check_layout(self.catalog)
         for key in self.blobs.list("computed_from/"):
@@ -195,6 +202,20 @@ class ParquetStore(PartitionStore):
                 raise OldLayoutError(
                     f"{self.blobs.uri} holds pickled objects ({key}) written by an earlier "
                     f"version of perf-pipeline, which this one never reads; {REBUILD}."
+                )
+        for table, columns in TABLE_COLUMNS.items():
+            key = next((k for k in self.blobs.list(f"{table}/") if k.endswith(SUFFIX)), None)
+            if key is None:
+                continue
+            data = self.blobs.get(key)
+            if data is None:  # deleted since it was listed: nothing to check
+                continue
+            stored = set(pq.ParquetFile(io.BytesIO(data)).schema_arrow.names)
+            missing = [name for name in columns if name not in stored]
+            if missing:
+                raise OldLayoutError(
+                    f"{self.blobs.uri}/{key} has no column {', '.join(missing)}: {table} was "
+                    f"written by an earlier version of perf-pipeline; {REBUILD}."
                 )
 
     def _touched(

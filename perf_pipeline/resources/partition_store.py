@@ -18,6 +18,8 @@ import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from perf_pipeline.calc.performance import METRIC_COLUMNS
+from perf_pipeline.calc.valuation import VALUATION_COLUMNS
 from perf_pipeline.increments import shard_names, shard_of
 
 DATE_COLUMNS = {
@@ -28,6 +30,12 @@ DATE_COLUMNS = {
     "superseded_metrics": "calculation_date",
 }
 """The day column of each partitioned table: the date dimension of its partitions."""
+TABLE_COLUMNS = {
+    "daily_valuations": VALUATION_COLUMNS,
+    "performance_metrics": METRIC_COLUMNS,
+}
+"""The columns calc gives each table of figures: a stored file without one of them was written
+by an earlier version (check_layout refuses it rather than read it)."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ class CalculationSettings(ConfigurableResource):
         default="bod_in_eod_out",
         description="Flow timing of daily returns: bod_in_eod_out, start or end.",
     )
+    fx_pivot: str = Field(
+        default="USD",
+        description="The currency cross rates go through when a pair and its inverse have no "
+        "rate (PERF_FX_PIVOT).",
+    )
 
     def annual_risk_free_rate(self) -> float:
         """The rate as a float; a clear error when it is not a finite number above -1."""
@@ -34,7 +39,10 @@ class CalculationSettings(ConfigurableResource):
 
     def fingerprint(self) -> str:
         """The settings as text: a change of any of them makes every partition stale."""
-        return f"timing={self.timing};risk_free_rate={self.annual_risk_free_rate()!r}"
+        return (
+            f"timing={self.timing};risk_free_rate={self.annual_risk_free_rate()!r};"
+            f"fx_pivot={self.fx_pivot}"
+        )
 
 
 class RunRequest(ConfigurableResource):

@@ -2,12 +2,15 @@
 
 Records (docs/data.md, "Timestream") are MULTI-measure records, time in epoch milliseconds:
 - ``metrics``: one per performance_metrics row at calculation_date 00:00 UTC; dimensions
-  entity_type, entity_id, calculation_method, time_period; measures twr, mwr, volatility,
-  sharpe_ratio, max_drawdown (DOUBLE) and request_id (VARCHAR).
+  entity_type, entity_id, calculation_method, time_period; measures twr, twr_local,
+  fx_effect, mwr, volatility, sharpe_ratio, max_drawdown (DOUBLE) and request_id (VARCHAR).
 - ``daily``: one per daily_valuations row at date 00:00 UTC; dimensions entity_type,
-  entity_id; measures market_value, daily_return, twr_index (DOUBLE).
+  entity_id; measures market_value, daily_return, twr_index, market_value_local,
+  daily_return_local, fx_return, fx_rate (DOUBLE) and currency (VARCHAR).
 A null (None/NaN) measure is left out of the record (Timestream rejects empty values); a
-record left with no measure is skipped and counted (``RecordList.skipped``). DOUBLEs are sent
+record left with no measure is skipped and counted (``RecordList.skipped``). A column of
+``fx_fields.PENDING`` (one calc does not produce yet) may be missing from the frame: it is
+then left out like a null; any other missing column is an error. DOUBLEs are sent
 as ``repr(float)`` (shortest round-trip string). A non-finite DOUBLE is not null: it reaches
 ``validate_records``, which refuses the batch.
 
@@ -43,14 +46,26 @@ from perf_pipeline.resources.aws_clients import (
     attempts_made,
     is_transient,
 )
+from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS, PENDING
 
 METRICS_MEASURE = "metrics"
 METRICS_DIMENSIONS = ("entity_type", "entity_id", "calculation_method", "time_period")
-METRICS_DOUBLES = ("twr", "mwr", "volatility", "sharpe_ratio", "max_drawdown")
+METRICS_DOUBLES = ("twr", *FX_METRIC_FIELDS, "mwr", "volatility", "sharpe_ratio", "max_drawdown")
 METRICS_VARCHARS = ("request_id",)
 DAILY_MEASURE = "daily"
 DAILY_DIMENSIONS = ("entity_type", "entity_id")
-DAILY_DOUBLES = ("market_value", "daily_return", "twr_index")
+DAILY_DOUBLES = (
+    "market_value",
+    "daily_return",
+    "twr_index",
+    "market_value_local",
+    "daily_return_local",
+    "fx_return",
+    "fx_rate",
+)
+DAILY_VARCHARS = ("currency",)
+DAILY_COLUMNS = ("date", *DAILY_DIMENSIONS, *DAILY_DOUBLES, *DAILY_VARCHARS)
+"""The daily_valuations columns ``daily_records`` reads (what the publication loads)."""
 
 MAX_RECORDS_PER_REQUEST = 100
 MAX_RECORD_BYTES = 2048
@@ -151,11 +166,13 @@ def _records(
     varchars: Sequence[str] = (),
 ) -> RecordList:
     needed = [time_column, *dimensions, *doubles, *varchars]
-    missing = [c for c in needed if c not in frame.columns]
+    missing = [c for c in needed if c not in frame.columns and c not in PENDING]
     if missing:
         raise ValueError(f"frame lacks columns {missing} for {measure_name!r} records")
+    doubles = [c for c in doubles if c in frame.columns]
+    varchars = [c for c in varchars if c in frame.columns]
     out = RecordList()
-    for row in frame[needed].to_dict("records"):
+    for row in frame[[c for c in needed if c in frame.columns]].to_dict("records"):
         measures = [
             {"Name": name, "Value": repr(float(row[name])), "Type": "DOUBLE"}
             for name in doubles
@@ -202,7 +219,7 @@ def metrics_records(frame: pd.DataFrame) -> RecordList:
 
 def daily_records(frame: pd.DataFrame) -> RecordList:
     """One ``daily`` MULTI record per daily_valuations row (see the module docstring)."""
-    return _records(frame, DAILY_MEASURE, "date", DAILY_DIMENSIONS, DAILY_DOUBLES)
+    return _records(frame, DAILY_MEASURE, "date", DAILY_DIMENSIONS, DAILY_DOUBLES, DAILY_VARCHARS)
 
 
 # --- validation -------------------------------------------------------------------------------
