@@ -219,6 +219,8 @@ def test_performance_metrics_shows_each_portfolios_itd_figures_as_the_store_hold
         ("benchmark TWR %", "benchmark_twr", 100),
         ("Sharpe", "sharpe_ratio", 1),
         ("TWR p.a. %", "twr_annualized", 100),  # null under a year: shown as null, not nan
+        ("TWR local %", "twr_local", 100),
+        ("FX effect %", "fx_effect", 100),
     ]:
         expected = itd[column].to_numpy(dtype=float) * scale
         got = shown[label].to_numpy(dtype=float)  # None -> nan
