@@ -15,6 +15,7 @@ ASSETS = {
     "transactions",
     "prices",
     "benchmarks",
+    "fx_rates",
     "rejected_rows",
     "rejected_files",
     "input_files",
