@@ -20,7 +20,6 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from perf_pipeline.resources.aws_clients import TimestreamWriteResource
 from perf_pipeline.resources.aws_setup import ensure_timestream_table
-from perf_pipeline.resources.fx_fields import FX_DAILY_FIELDS, FX_METRIC_FIELDS, PENDING
 from perf_pipeline.resources.timestream import (
     DAILY_COLUMNS,
     METRICS_DOUBLES,
@@ -382,28 +381,10 @@ def test_daily_columns_are_what_daily_records_reads() -> None:
         daily_records(frame.drop(columns="market_value"))
 
 
-@pytest.mark.skipif(not PENDING, reason="calc produces every field of several currencies")
-def test_frames_without_the_fields_calc_does_not_produce_yet_still_publish() -> None:
-    """Until calc names them, a frame without the FX fields publishes the other measures."""
-
-    def names(records) -> list[set[str]]:
-        return [{m["Name"] for m in r["MeasureValues"]} for r in records]
-
-    daily, metrics = fx_daily(), fx_metrics()
-    old_daily = daily.drop(columns=[c for c in FX_DAILY_FIELDS if c in PENDING])
-    before = daily_records(old_daily)
-    assert names(before) == [n - PENDING for n in names(daily_records(daily)) if n - PENDING]
-    assert len(before) + before.skipped == 4  # the GBP cash may have had only FX fields
-    assert names(before)[0] >= {"market_value", "daily_return", "twr_index"}
-    old_metrics = metrics.drop(columns=[c for c in FX_METRIC_FIELDS if c in PENDING])
-    assert names(metrics_records(old_metrics))[0] == {"twr", "max_drawdown", "request_id"} | (
-        set(FX_METRIC_FIELDS) - PENDING
-    )
-
-
 def test_the_daily_publication_reads_every_column_daily_records_needs() -> None:
     """The timestream_daily asset loads only the columns it names: it must name every column
-    daily_records requires (all of DAILY_COLUMNS once calc produces the FX fields)."""
+    daily_records requires, and calc must produce them all."""
     from perf_pipeline.assets.publication import DAILY_COLUMNS as LOADED
+    from perf_pipeline.calc.valuation import VALUATION_COLUMNS
 
-    assert set(DAILY_COLUMNS) - PENDING <= set(LOADED)
+    assert set(DAILY_COLUMNS) <= set(LOADED) <= set(VALUATION_COLUMNS)

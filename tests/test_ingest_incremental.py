@@ -355,3 +355,73 @@ def test_the_inputs_asset_materialized_twice_reads_only_the_new_file(tmp_path, r
         "T1",
         "T2",
     ]
+
+
+def test_the_fx_rates_asset_shows_freshness_and_a_changed_rate_moves_the_digests(tmp_path, reads):
+    from dagster import materialize
+
+    from perf_pipeline.assets.inputs import inputs
+    from perf_pipeline.increments import shard_of
+    from perf_pipeline.resources.ingest_cache import IngestCache
+    from perf_pipeline.resources.parquet_store import ParquetStore
+    from perf_pipeline.resources.settings import CalculationSettings
+
+    today = dt.datetime.now(dt.UTC).date()
+    fresh, stale = today, today - dt.timedelta(days=14)  # 14 days: always 10 business days
+    root = tmp_path / "input"
+    write(root, "portfolios/p.csv", PORTFOLIO_HEADER, "P1,C1,EUR,", "P2,C2,USD,")
+    write(
+        root,
+        "transactions/a.csv",
+        TX_HEADER,
+        "T1,P1,A1,S1,2024-06-03,BUY,1,10,,,USD",  # a EUR portfolio holding a USD security
+        "T2,P2,A2,,2024-06-03,DEPOSIT,,,100,,USD",
+    )
+    write(root, "prices/a.csv", PRICE_HEADER, "S1,2024-06-03,10,USD")
+    rates = write(
+        root,
+        "fx_rates/r.csv",
+        "date,base,quote,rate,source",
+        "2024-06-03,EUR,USD,1.0851,",
+        f"{stale:%Y-%m-%d},EUR,USD,1.09,",
+        f"{fresh:%Y-%m-%d},GBP,USD,1.27,ECB",
+        "2024-06-04,EUR,EUR,1,",
+    )
+    resources = {
+        "input_store": InputStore(root=str(root)),
+        "ingest_cache": IngestCache(root=str(tmp_path / "cache")),
+        "partition_store": ParquetStore(root=str(tmp_path / "tables")),
+        "calculation_settings": CalculationSettings(),
+    }
+    first = materialize([inputs], resources=resources)
+    assert first.success
+    [meta] = [
+        m.metadata
+        for m in first.asset_materializations_for_node("inputs")
+        if m.asset_key.to_user_string() == "fx_rates"
+    ]
+    assert meta["rows"].value == 3 and meta["rejected"].value == 1 and meta["pairs"].value == 2
+    assert meta["stalest_pair_age_business_days"].value == 10
+    assert meta["freshest_pair_age_business_days"].value == 0
+    assert meta["stalest_pair_latest_date"].value == f"{stale:%Y-%m-%d}"
+    before = first.output_for_node("inputs", "input_digests").set_index(["shard", "date"])
+
+    write(
+        root,
+        "fx_rates/r.csv",
+        "date,base,quote,rate,source",
+        "2024-06-03,EUR,USD,1.0900,",  # the rate of 06-03 corrected
+        f"{stale:%Y-%m-%d},EUR,USD,1.09,",
+        f"{fresh:%Y-%m-%d},GBP,USD,1.27,ECB",
+    )
+    bump_mtime(rates)
+    reads.clear()
+    second = materialize([inputs], resources=resources)
+    assert dict(reads) == {"fx_rates/r.csv": 1}
+    after = second.output_for_node("inputs", "input_digests").set_index(["shard", "date"])
+    both = pd.concat([before["digest"].rename("a"), after["digest"].rename("b")], axis=1)
+    moved = both.loc[both["a"] != both["b"]].index
+    p1_shard, p2_shard = shard_of(["P1", "P2"], ParquetStore(root=str(tmp_path / "tables")).shards)
+    assert p1_shard != p2_shard
+    assert (p1_shard, pd.Timestamp("2024-06-03")) in moved
+    assert {shard for shard, _ in moved} == {p1_shard}  # P2 holds only its base currency

@@ -1,5 +1,6 @@
-"""Every scenario of test_ingest_validate again, through the cached path: each file's verdict
-is stored as Parquet, read back and combined, and must equal validate_inputs table by table.
+"""Every scenario of test_ingest_validate and test_ingest_fx again, through the cached path:
+each file's verdict is stored as Parquet, read back and combined, and must equal
+validate_inputs table by table.
 
 The scenarios are the validation tests themselves, collected here a second time with their
 ``validate_inputs`` replaced by a wrapper that runs both paths and compares them.
@@ -11,7 +12,9 @@ import datetime as dt
 import itertools
 
 import pytest
+import test_ingest_fx as fx_scenarios
 import test_ingest_validate as scenarios
+from test_ingest_fx import *  # noqa: F403 (the several-currency scenarios, collected again)
 from test_ingest_incremental import assert_same
 from test_ingest_validate import *  # noqa: F403 (the scenarios, collected again)
 
@@ -43,3 +46,4 @@ def through_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None
         return expected
 
     monkeypatch.setattr(scenarios, "validate_inputs", both)
+    monkeypatch.setattr(fx_scenarios, "validate_inputs", both)

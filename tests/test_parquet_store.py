@@ -103,6 +103,8 @@ def metrics(days: list[str], created: str, entity: str = "P1", periods=("ITD", "
             "client_id": "C1",
             "time_period": period,
             "twr": 0.01 * (i + 1),
+            "twr_local": 0.01 * (i + 1),  # a single-currency book: no currency part
+            "fx_effect": 0.0,
             "mwr": 0.02,
             "volatility": 0.1,
             "sharpe_ratio": 1.5,

@@ -28,7 +28,7 @@ from perf_pipeline.resources.dynamodb import query_client, query_entity, query_p
 from perf_pipeline.resources.parquet_store import ParquetStore
 
 BUCKET, TABLE, TS_DB, TS_TABLE = "perf-input", "performance-metrics", "perf_db", "perf_ts"
-ENTITIES = {"P1", "A1", "A2", "A1:S1"}
+ENTITIES = {"P1", "A1", "A2", "A1:S1", "A1:CASH.USD", "A2:CASH.USD"}
 PERIODS = {"ITD", "MTD", "QTD", "YTD"}  # born 2024-01-02: no trailing period yet
 
 
@@ -109,14 +109,14 @@ def test_metrics_reach_dynamodb_and_its_indexes_with_hand_computed_values(aws_in
     keys = {(item["entity_id"], item["time_period"]) for item in by_portfolio}
     assert keys == {(entity, period) for entity in ENTITIES for period in PERIODS}
     by_client = query_client(client, TABLE, "C1", calculation_date="2024-01-08")
-    assert len(by_client) == len(by_portfolio) == 16
+    assert len(by_client) == len(by_portfolio) == 24
 
 
 def test_series_reach_timestream_and_tables_are_on_s3(aws_input, capsys):
     run_aws(capsys)
     daily, metrics = timestream_records("market_value"), timestream_records("twr")
     # 5 dates for P1, A1 and A1:S1, 4 for A2 (inception 01-03); 16 metric rows.
-    assert len(daily) == 19 and len(metrics) == 16
+    assert len(daily) == 19 + 9 and len(metrics) == 16 + 8  # + the cash positions of A1, A2
     last_day = str(int(pd.Timestamp("2024-01-08").timestamp() * 1000))
     p1_last = next(r for r in daily if dimensions(r)["entity_id"] == "P1" and r["Time"] == last_day)
     values = {m["Name"]: m["Value"] for m in p1_last["MeasureValues"]}
@@ -161,7 +161,7 @@ def test_rerun_after_a_price_change_keeps_created_at_and_moves_updated_at(
     upload(aws_input, root)
     assert "recomputed" in run_aws(capsys)
     second = {i["sk"] + i["id"]: i for i in query_portfolio(client, TABLE, "P1")}
-    assert first.keys() == second.keys() and len(second) == 16
+    assert first.keys() == second.keys() and len(second) == 24
     for key, item in second.items():
         assert item["created_at"] == first[key]["created_at"]
         assert item["updated_at"] > first[key]["updated_at"]
@@ -183,7 +183,7 @@ def test_a_later_as_of_deletes_the_superseded_latest_date(aws_input, capsys):
     run_aws(capsys)
     items = query_entity(client, TABLE, "portfolio", "P1", period="ITD")
     assert [i["sk"] for i in items] == ["2024-01-08#ITD"]
-    assert len(query_portfolio(client, TABLE, "P1")) == 16
+    assert len(query_portfolio(client, TABLE, "P1")) == 24  # 6 entities x 4 periods
     days = {r["Time"] for r in timestream_records("twr")}
     assert days == {
         str(int(pd.Timestamp(d).timestamp() * 1000)) for d in ("2024-01-05", "2024-01-08")

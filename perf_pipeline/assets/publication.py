@@ -31,10 +31,10 @@ from perf_pipeline.assets.performance import SUPERSEDED, superseded_days
 from perf_pipeline.resources.dynamodb import metric_keys
 from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.resources.sinks import MetricsSink
+from perf_pipeline.resources.timestream import DAILY_COLUMNS
 
 SINKS = ("dynamodb_metrics", "timestream_daily")
 """The sink assets' names (and step keys)."""
-DAILY_COLUMNS = ["date", "entity_type", "entity_id", "market_value", "daily_return", "twr_index"]
 
 
 def build_publication(partitions_def: PartitionsDefinition) -> list[AssetsDefinition]:

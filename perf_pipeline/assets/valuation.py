@@ -40,7 +40,7 @@ from perf_pipeline.assets.groups import INPUTS, VALUATION
 from perf_pipeline.assets.metadata import date_range, frame_check_metadata
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.calc.holdings import positions as holdings
-from perf_pipeline.calc.valuation import state_from_closing, value_entities
+from perf_pipeline.calc.valuation import POSITION_TYPES, state_from_closing, value_entities
 from perf_pipeline.increments import (
     DIGEST_COLUMNS,
     no_digests,
@@ -61,7 +61,6 @@ CHECK_NAMES = (
     "rates_fresh",
     "returns_within_bounds",
 )
-POSITION_TYPES = ("security", "cash")
 
 
 def opening_state(

@@ -88,6 +88,8 @@ position, the cash of an account in its base currency, null for a portfolio) and
 position and B for an account or portfolio; market_value, inflow, outflow and daily_return
 are in B; market_value_local and daily_return_local in L; fx_rate (units of B for one of L)
 and fx_age_days (calendar days since that rate's date) are 1 and 0 where L is B."""
+POSITION_TYPES = ("security", "cash")
+"""The entity types of positions, below an account."""
 STATE_COLUMNS = ["inception", "market_value", "market_value_local", "twr_index"]
 
 
@@ -496,10 +498,11 @@ def _holding_keys(
         .sort_values(["portfolio_id", "account_id", "currency"])
     )
     cash.insert(2, "security_id", "CASH." + cash["currency"])
+    security_type, cash_type = POSITION_TYPES
     return (
         accounts.reset_index(drop=True),
-        securities.assign(entity_type="security").reset_index(drop=True),
-        cash.assign(entity_type="cash").reset_index(drop=True),
+        securities.assign(entity_type=security_type).reset_index(drop=True),
+        cash.assign(entity_type=cash_type).reset_index(drop=True),
     )
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from perf_pipeline.calc.calendar import business_days, previous_business_day
 from perf_pipeline.calc.performance import benchmark_closes
-from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS, PENDING
+from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS
 from perf_pipeline.resources.partition_store import PartitionStore
 
 METRIC_FIELDS = [
@@ -28,7 +28,7 @@ METRIC_FIELDS = [
     "end_date",
     "partial_period",
     "twr",
-    *(name for name in FX_METRIC_FIELDS if name not in PENDING),
+    *FX_METRIC_FIELDS,
     "twr_annualized",
     "mwr",
     "mwr_annualized",
@@ -45,8 +45,7 @@ METRIC_FIELDS = [
     "var_95",
     "cvar_95",
 ]
-"""The performance_metrics columns a report shows or keys on (twr_local and fx_effect once
-calc produces them: fx_fields.PENDING)."""
+"""The performance_metrics columns a report shows or keys on."""
 HISTORY_FIELDS = [
     "date",
     "portfolio_id",
@@ -66,11 +65,12 @@ HOLDING_FIELDS = [
     "account_id",
     "security_id",
     "market_value",
-    *(name for name in ("currency", "market_value_local") if name not in PENDING),
+    "currency",
+    "market_value_local",
     "price_age_days",
 ]
-"""The daily_valuations columns of the holdings on the as-of date (a position's currency and
-its value in it once calc produces them: fx_fields.PENDING)."""
+"""The daily_valuations columns of the holdings on the as-of date, a position's currency and
+its value in it included."""
 
 
 def read_stored(

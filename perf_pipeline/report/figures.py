@@ -20,10 +20,10 @@ import pandas as pd
 
 from perf_pipeline.calc.calendar import previous_business_day
 from perf_pipeline.calc.ex_post import rolling_ex_post_std_array
+from perf_pipeline.calc.valuation import POSITION_TYPES
 from perf_pipeline.report.data import PortfolioData
 
 GROWTH_BASE = 10_000.0
-POSITION_TYPES = ("security", "cash")
 TABLE_PERIODS = ("MTD", "QTD", "YTD", "1Y", "3Y", "5Y", "10Y", "ITD")
 PERIOD_FIELDS = [
     "twr",

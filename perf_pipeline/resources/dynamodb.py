@@ -35,7 +35,6 @@ from perf_pipeline.resources.aws_clients import (
     attempts_made,
     is_transient,
 )
-from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS, PENDING
 
 STRING_COLUMNS = (
     "id",
@@ -54,7 +53,6 @@ DATE_COLUMNS = ("calculation_date", "start_date", "end_date")
 BOOL_COLUMNS = ("partial_period",)
 METRIC_COLUMNS = (
     *CALCULATED_COLUMNS,
-    *(name for name in FX_METRIC_FIELDS if name in PENDING),
     "request_id",
     "created_at",
     "updated_at",
@@ -62,8 +60,7 @@ METRIC_COLUMNS = (
 NUMBER_COLUMNS = tuple(
     name for name in METRIC_COLUMNS if name not in (*STRING_COLUMNS, *DATE_COLUMNS, *BOOL_COLUMNS)
 )
-"""performance_metrics columns in the order of docs/data.md (twr_local and fx_effect included
-while calc does not name them yet: fx_fields.PENDING)."""
+"""performance_metrics columns in the order of docs/data.md."""
 
 _STAMPS = ("created_at", "updated_at")
 REQUIRED_COLUMNS = ("entity_type", "entity_id", "calculation_date", "time_period")

@@ -7,17 +7,9 @@ and ``fx_effect``, with (1 + twr) = (1 + twr_local)(1 + fx_effect). Daily rows: 
 ``market_value_local``, ``daily_return_local``, ``fx_return`` with (1 + daily_return) =
 (1 + daily_return_local)(1 + fx_return), ``fx_rate`` (units of the base currency for one of
 ``currency``) and ``fx_age_days``.
-
-``PENDING`` are those that calc's column lists (calc.performance.METRIC_COLUMNS,
-calc.valuation.VALUATION_COLUMNS) do not name yet: a sink publishes them when a frame carries
-them and leaves them out otherwise. Once calc produces them all, ``PENDING`` is empty and the
-sinks require them like every other column.
 """
 
 from __future__ import annotations
-
-from perf_pipeline.calc.performance import METRIC_COLUMNS
-from perf_pipeline.calc.valuation import VALUATION_COLUMNS
 
 FX_METRIC_FIELDS = ("twr_local", "fx_effect")
 FX_DAILY_FIELDS = (
@@ -27,9 +19,4 @@ FX_DAILY_FIELDS = (
     "fx_return",
     "fx_rate",
     "fx_age_days",
-)
-PENDING = frozenset(
-    name
-    for name in (*FX_METRIC_FIELDS, *FX_DAILY_FIELDS)
-    if name not in (*METRIC_COLUMNS, *VALUATION_COLUMNS)
 )

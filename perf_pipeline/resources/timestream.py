@@ -8,9 +8,8 @@ Records (docs/data.md, "Timestream") are MULTI-measure records, time in epoch mi
   entity_id; measures market_value, daily_return, twr_index, market_value_local,
   daily_return_local, fx_return, fx_rate (DOUBLE) and currency (VARCHAR).
 A null (None/NaN) measure is left out of the record (Timestream rejects empty values); a
-record left with no measure is skipped and counted (``RecordList.skipped``). A column of
-``fx_fields.PENDING`` (one calc does not produce yet) may be missing from the frame: it is
-then left out like a null; any other missing column is an error. DOUBLEs are sent
+record left with no measure is skipped and counted (``RecordList.skipped``); a missing
+column is an error. DOUBLEs are sent
 as ``repr(float)`` (shortest round-trip string). A non-finite DOUBLE is not null: it reaches
 ``validate_records``, which refuses the batch.
 
@@ -46,7 +45,7 @@ from perf_pipeline.resources.aws_clients import (
     attempts_made,
     is_transient,
 )
-from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS, PENDING
+from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS
 
 METRICS_MEASURE = "metrics"
 METRICS_DIMENSIONS = ("entity_type", "entity_id", "calculation_method", "time_period")
@@ -166,13 +165,11 @@ def _records(
     varchars: Sequence[str] = (),
 ) -> RecordList:
     needed = [time_column, *dimensions, *doubles, *varchars]
-    missing = [c for c in needed if c not in frame.columns and c not in PENDING]
+    missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks columns {missing} for {measure_name!r} records")
-    doubles = [c for c in doubles if c in frame.columns]
-    varchars = [c for c in varchars if c in frame.columns]
     out = RecordList()
-    for row in frame[[c for c in needed if c in frame.columns]].to_dict("records"):
+    for row in frame[needed].to_dict("records"):
         measures = [
             {"Name": name, "Value": repr(float(row[name])), "Type": "DOUBLE"}
             for name in doubles
