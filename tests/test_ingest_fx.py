@@ -519,4 +519,10 @@ def test_rate_freshness_in_business_days_by_pair():
     assert meta["stalest_pair_age_business_days"] == 6
     assert meta["freshest_pair_age_business_days"] == 0
     assert meta["stalest_pair_latest_date"] == "2024-05-31"
-    assert "GBP" in meta["latest_per_pair"].value
+    pairs = [record.data for record in meta["latest_per_pair"].value.records]
+    assert pairs[0] == {
+        "base": "GBP",
+        "quote": "USD",
+        "latest_date": "2024-05-31",
+        "age_business_days": 6,
+    }
