@@ -400,7 +400,8 @@ def test_the_fx_rates_asset_shows_freshness_and_a_changed_rate_moves_the_digests
         for m in first.asset_materializations_for_node("inputs")
         if m.asset_key.to_user_string() == "fx_rates"
     ]
-    assert meta["dagster/row_count"].value == 3 and meta["rejected"].value == 1 and meta["pairs"].value == 2
+    assert len(first.output_for_node("inputs", "fx_rates")) == 3
+    assert meta["rejected"].value == 1 and meta["pairs"].value == 2
     assert meta["stalest_pair_age_business_days"].value == 10
     assert meta["freshest_pair_age_business_days"].value == 0
     assert meta["stalest_pair_latest_date"].value == f"{stale:%Y-%m-%d}"
