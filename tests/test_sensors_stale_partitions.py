@@ -22,13 +22,13 @@ from dagster import (
     build_run_status_sensor_context,
 )
 
-from perf_pipeline.cli import QUIET
 from perf_pipeline.definitions import (
     EXCLUSIVE_TAG,
     INPUTS_JOB,
     PERFORMANCE_JOB,
     build_definitions,
 )
+from perf_pipeline.job_runs import QUIET
 from perf_pipeline.partitions import (
     END_TAG,
     RANGE_END_TAG,

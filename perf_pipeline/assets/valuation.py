@@ -168,7 +168,7 @@ def run_summary(context: OpExecutionContext, chunks: list[dict]) -> dict:
 
 
 def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefinition:
-    """The daily_valuations asset over `partitions_def` (partitions.monthly_partitions): the
+    """The daily_valuations asset over `partitions_def` (partitions.MONTHS): the
     run's shards fan out as one value_chunk step per chunk (assets.fanout)."""
 
     @graph_asset(
