@@ -198,14 +198,23 @@ class Browser:
         self._drain(settle)
         return clicked
 
-    def screenshot(self, path: Path) -> None:
-        """A PNG of the whole page (beyond the viewport)."""
-        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-        shot = self.call(
-            "Page.captureScreenshot",
-            format="png",
-            captureBeyondViewport=True,
-            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-        )
+    def screenshot(self, path: Path, whole_page: bool = True) -> None:
+        """A PNG of the whole page (beyond the viewport), or of the viewport only: an app
+        that fills the window and draws only what is visible (virtualized tables, lazily
+        loaded rows) is captured as shown."""
+        options: dict[str, Any] = {}
+        if whole_page:
+            size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+            options = {
+                "captureBeyondViewport": True,
+                "clip": {
+                    "x": 0,
+                    "y": 0,
+                    "width": size["width"],
+                    "height": size["height"],
+                    "scale": 1,
+                },
+            }
+        shot = self.call("Page.captureScreenshot", format="png", **options)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
