@@ -55,7 +55,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} \
-		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dagster dev -w workspace.yaml
+		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dg dev
 
 bench: install
 	$(BIN)/python bench/calc.py

@@ -99,3 +99,19 @@ def test_performance_steps_run_on_ecs_tasks_when_the_deployment_says_so(monkeypa
     monkeypatch.setenv("PERF_STEP_EXECUTOR", "lambda")
     with pytest.raises(ValueError, match="PERF_STEP_EXECUTOR must be one of multiprocess, ecs"):
         build_definitions("local")
+
+
+def test_the_dev_server_the_deployment_and_cli_runs_name_one_code_location():
+    import tomllib
+
+    import yaml
+
+    from perf_pipeline.job_runs import LOCATION_NAME, MODULE
+
+    (entry,) = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"]
+    assert entry["python_module"]["location_name"] == LOCATION_NAME == "perf_pipeline"
+    assert entry["python_module"]["module_name"] == MODULE
+    dg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["dg"]
+    assert dg["directory_type"] == "project"
+    assert dg["project"]["code_location_name"] == LOCATION_NAME
+    assert dg["project"]["code_location_target_module"] == MODULE

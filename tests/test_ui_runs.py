@@ -13,10 +13,8 @@ import contextlib
 import io
 import os
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 from chromium import Browser, chromium_path
 from dagster import DagsterInstance, DagsterRun, RunsFilter
 from dagster_services import PIPELINE_ENV, dagster_services
@@ -26,7 +24,6 @@ from perf_pipeline.cli import main
 from perf_pipeline.job_runs import LOCATION_NAME
 from perf_pipeline.sensors.stale_partitions import MINIMUM_INTERVAL_SECONDS
 
-ROOT = Path(__file__).resolve().parents[1]
 FEBRUARY_TRANSACTIONS = TX_HEADER + "T9,P1,A1,,2024-02-01,DEPOSIT,,,500,,USD\n"
 FEBRUARY_PRICES = "security_id,date,close,currency\nS1,2024-02-01,107,USD\n"
 JOBS = ("inputs_job", "performance_job")
@@ -124,12 +121,6 @@ def test_the_stale_partitions_sensor_leaves_the_cli_runs_alone(served):
     with DagsterInstance.from_config(str(services.home)) as instance:
         later = instance.get_runs(RunsFilter(job_name="performance_job"))
     assert [run.run_id for run in later] == [run.run_id for run in runs["performance_job"]]
-
-
-def test_the_workspace_names_the_code_location_the_cli_runs_name():
-    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
-    (entry,) = workspace["load_from"]
-    assert entry["python_module"]["location_name"] == LOCATION_NAME
 
 
 @pytest.mark.skipif(
