@@ -34,8 +34,9 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 MODULE, ATTRIBUTE = "perf_pipeline.definitions", "defs"
 LOCATION_NAME = "perf_pipeline"
-"""The code location's name in workspace.yaml (and dagster_cloud-style deployments): a run's
-origin must name it for the UI to file the run under its job."""
+"""The code location's name in workspace.yaml and in pyproject.toml's [tool.dg] (dg dev): a
+run's origin must name it for the UI to file the run under its job."""
+DEFAULT_EXECUTOR = "multi_or_in_process_executor"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -90,11 +91,14 @@ def execute(
     workers: int = 1,
 ) -> JobExecutionResult:
     """Create a run of job `name` with its remote and Python origins, and execute it here
-    (console log at WARNING); its result, failed or not."""
+    (console log at WARNING); its result, failed or not. `workers` configures Dagster's
+    default executor; a job with another (PERF_STEP_EXECUTOR=ecs) runs its steps there."""
     job = reconstructable_job(name)
+    definition = job.get_definition()
+    default = definition.executor_def.name == DEFAULT_EXECUTOR
     run = instance.create_run_for_job(
-        job_def=job.get_definition(),
-        run_config={**QUIET, **executor_config(workers)},
+        job_def=definition,
+        run_config={**QUIET, **(executor_config(workers) if default else {})},
         tags=dict(tags or {}),
         remote_job_origin=remote_origin(name),
         job_code_origin=job.get_python_origin(),

@@ -115,3 +115,12 @@ def test_the_dev_server_the_deployment_and_cli_runs_name_one_code_location():
     assert dg["directory_type"] == "project"
     assert dg["project"]["code_location_name"] == LOCATION_NAME
     assert dg["project"]["code_location_target_module"] == MODULE
+
+
+def test_a_cli_run_carries_the_repository_label_the_job_pages_filter_on():
+    from perf_pipeline.job_runs import remote_origin
+
+    # the UI lists a job's runs by the run tag .dagster/repository = <repository>@<location>
+    origin = remote_origin("performance_job")
+    assert origin.repository_origin.get_label() == "__repository__@perf_pipeline"
+    assert origin.job_name == "performance_job"
