@@ -21,6 +21,7 @@ from perf_pipeline.report.command import add_report_command, run_report
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
+    from dagster._core.execution.job_execution_result import JobExecutionResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TARGET_VARIABLES = {"input": "PERF_INPUT", "store": "PERF_STORE", "target": "PERF_TARGET"}
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         if not result.success:
             print_failure(result)
             return EXIT_FAILED
-        io_manager = defs.resources["io_manager"]
+        io_manager = defs.resources["io_manager"].process_config_and_initialize()
         inputs = {
             name: read_input_table(io_manager, name)
             for name in ("input_files", "input_digests", "transactions", "prices")
@@ -211,7 +212,9 @@ def _instance() -> Iterator[DagsterInstance]:
         yield instance
 
 
-def run_partitions(instance: DagsterInstance, tags: dict[str, str], workers: int = 1):
+def run_partitions(
+    instance: DagsterInstance, tags: dict[str, str], workers: int = 1
+) -> JobExecutionResult:
     """Run performance_job over one scope (partitions.scope_tags) on `instance`, with
     `workers` steps at once (job_runs.execute); its result."""
     from perf_pipeline.definitions import PERFORMANCE_JOB
@@ -220,19 +223,15 @@ def run_partitions(instance: DagsterInstance, tags: dict[str, str], workers: int
     return execute(instance, PERFORMANCE_JOB, tags=tags, workers=workers)
 
 
-def _execute(instance: DagsterInstance, runs: list, workers: int) -> list:
+def _execute(instance: DagsterInstance, runs: list, workers: int) -> list[JobExecutionResult]:
     """Run the planned scopes one after another, each with `workers` steps at once; their
-    results (a failed run stops the rest)."""
+    results."""
     from perf_pipeline.partitions import scope_tags
 
-    results = []
-    for run in runs:
-        results.append(
-            run_partitions(instance, scope_tags(run.shards, run.start, run.end), workers)
-        )
-        if not results[-1].success:
-            break
-    return results
+    return [
+        run_partitions(instance, scope_tags(run.shards, run.start, run.end), workers)
+        for run in runs
+    ]
 
 
 def failure_lines(result) -> list[str]:
