@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_INPUT := data/input
 DEMO_STORE := data/perf.duckdb
-DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The local Dagster instance: dagster_home/ holds its one dagster.yaml (in git) and, beside it,
+# its storage (ignored). Another DAGSTER_HOME gets a copy of that file when it has none.
+LOCAL_HOME   := $(CURDIR)/dagster_home
+DAGSTER_HOME ?= $(LOCAL_HOME)
 
 .PHONY: install test test-fast lint security demo dev bench lambda-zip clean
 
@@ -37,9 +40,11 @@ test: install lint security
 test-fast: install
 	$(BIN)/pytest -m "not slow"
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+ifneq ($(abspath $(DAGSTER_HOME)),$(LOCAL_HOME))
+$(DAGSTER_HOME)/dagster.yaml: dagster_home/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp dagster_home/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+endif
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	rm -rf $(DEMO_INPUT)
@@ -50,7 +55,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} \
-		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dagster dev -w workspace.yaml
+		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dg dev
 
 bench: install
 	$(BIN)/python bench/calc.py
@@ -59,4 +64,5 @@ lambda-zip: install
 	$(BIN)/python scripts/build_lambda_zip.py
 
 clean:
-	rm -rf $(VENV) data .dagster_home build dist *.egg-info
+	rm -rf $(VENV) data build dist *.egg-info
+	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +

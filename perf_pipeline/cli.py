@@ -10,12 +10,18 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from perf_pipeline.report.command import add_report_command, run_report
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+    from dagster._core.execution.job_execution_result import JobExecutionResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TARGET_VARIABLES = {"input": "PERF_INPUT", "store": "PERF_STORE", "target": "PERF_TARGET"}
@@ -151,7 +157,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from perf_pipeline.definitions import INPUTS_JOB, build_definitions
+    from perf_pipeline.job_runs import execute
+    from perf_pipeline.partitions import extend_months
     from perf_pipeline.planning import PlanError, default_as_of, plan
+    from perf_pipeline.sensors.stale_partitions import PLANNER_TAG, read_input_table
 
     target = os.environ.get("PERF_TARGET", "local")
     try:
@@ -159,95 +168,81 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, NotImplementedError) as error:
         print(f"perf-pipeline: {error}", file=sys.stderr)
         return EXIT_USAGE
-    instance = _instance()
-    result = defs.resolve_job_def(INPUTS_JOB).execute_in_process(
-        run_config=QUIET, instance=instance, raise_on_error=False
-    )
-    if not result.success:
-        print_failure(result)
-        return EXIT_FAILED
-    inputs = {
-        name: result.output_for_node("inputs", name)
-        for name in ("input_files", "input_digests", "transactions", "prices")
-    }
-    as_of = (
-        pd.Timestamp(args.as_of)
-        if args.as_of
-        else default_as_of(inputs["transactions"], inputs["prices"])
-    )
-    store = defs.resources["partition_store"].process_config_and_initialize()
-    try:
-        runs = plan(inputs["input_digests"], store, as_of) if as_of is not None else []
-    except PlanError as error:
-        print(f"perf-pipeline: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    failed = _execute(target, runs, args.workers)
-    if failed:
-        for message in failed:
-            print(message, file=sys.stderr)
-        return EXIT_FAILED
-    print(summary(result.run_id, inputs["input_files"], runs, store))
+    with _instance() as instance:
+        result = execute(instance, INPUTS_JOB, tags={PLANNER_TAG: "cli"})
+        if not result.success:
+            print_failure(result)
+            return EXIT_FAILED
+        io_manager = defs.resources["io_manager"].process_config_and_initialize()
+        inputs = {
+            name: read_input_table(io_manager, name)
+            for name in ("input_files", "input_digests", "transactions", "prices")
+        }
+        as_of = (
+            pd.Timestamp(args.as_of)
+            if args.as_of
+            else default_as_of(inputs["transactions"], inputs["prices"])
+        )
+        store = defs.resources["partition_store"].process_config_and_initialize()
+        try:
+            runs = plan(inputs["input_digests"], store, as_of) if as_of is not None else []
+        except PlanError as error:
+            print(f"perf-pipeline: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        extend_months(instance, runs)
+        results = _execute(instance, runs, args.workers)
+        failed = [line for each in results if not each.success for line in failure_lines(each)]
+        if failed:
+            for message in failed:
+                print(message, file=sys.stderr)
+            return EXIT_FAILED
+        text = summary(result.run_id, inputs["input_files"], runs, store)
+        for each in (result, *results):
+            instance.report_engine_event(text, each.dagster_run)
+    print(text)
     return EXIT_OK
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _instance():
+@contextlib.contextmanager
+def _instance() -> Iterator[DagsterInstance]:
+    """The DAGSTER_HOME instance (its folder created if missing), else a temporary one that
+    lives as long as the command (multiprocess steps need an instance on disk)."""
     from dagster import DagsterInstance
 
     home = os.environ.get("DAGSTER_HOME")
     if home:
         Path(home).mkdir(parents=True, exist_ok=True)
-    return DagsterInstance.get() if home else DagsterInstance.ephemeral()
+        with DagsterInstance.get() as instance:
+            yield instance
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="perf-dagster-") as temporary,
+        DagsterInstance.local_temp(
+            temporary, overrides={"telemetry": {"enabled": False}}
+        ) as instance,
+    ):
+        yield instance
 
 
-def run_partitions(target: str, tags: dict[str, str], workers: int = 1) -> list[str]:
-    """Run performance_job over one scope (partitions.scope_tags); the failure lines. One
-    worker: the in-process executor, in this process. More: Dagster's multiprocess executor
-    with that many steps at once, on the DAGSTER_HOME instance (a temporary one when unset),
-    each step a process that loads the code location again (env: PERF_*)."""
-    from perf_pipeline.definitions import PERFORMANCE_JOB, build_definitions
+def run_partitions(
+    instance: DagsterInstance, tags: dict[str, str], workers: int = 1
+) -> JobExecutionResult:
+    """Run performance_job over one scope (partitions.scope_tags) on `instance`, with
+    `workers` steps at once (job_runs.execute); its result."""
+    from perf_pipeline.definitions import PERFORMANCE_JOB
+    from perf_pipeline.job_runs import execute
 
-    if workers == 1:
-        job = build_definitions(target).resolve_job_def(PERFORMANCE_JOB)
-        result = job.execute_in_process(
-            run_config=QUIET, instance=_instance(), tags=tags, raise_on_error=False
-        )
-        return [] if result.success else failure_lines(result)
-    import tempfile
-
-    from dagster import DagsterInstance, execute_job
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
-
-    job = ReconstructableRepository.for_module(
-        "perf_pipeline.definitions", "defs", working_directory=os.getcwd()
-    ).get_reconstructable_job(PERFORMANCE_JOB)
-    # forkserver with the code location preloaded: a step process is forked from a server
-    # that imported Dagster and the pipeline once, instead of importing them again
-    start = {"forkserver": {"preload_modules": ["perf_pipeline.definitions"]}}
-    multiprocess = {"max_concurrent": workers, "start_method": start}
-    config = {**QUIET, "execution": {"config": {"multiprocess": multiprocess}}}
-    with contextlib.ExitStack() as stack:
-        if os.environ.get("DAGSTER_HOME"):
-            instance = stack.enter_context(DagsterInstance.get())
-        else:
-            home = stack.enter_context(tempfile.TemporaryDirectory(prefix="perf-dagster-"))
-            instance = stack.enter_context(DagsterInstance.local_temp(home))
-        result = stack.enter_context(
-            execute_job(job, instance=instance, run_config=config, tags=tags, raise_on_error=False)
-        )
-        return [] if result.success else failure_lines(result)
+    return execute(instance, PERFORMANCE_JOB, tags=tags, workers=workers)
 
 
-def _execute(target: str, runs: list, workers: int) -> list[str]:
-    """Run the planned scopes one after another, each with `workers` steps at once."""
+def _execute(instance: DagsterInstance, runs: list, workers: int) -> list[JobExecutionResult]:
+    """Run the planned scopes one after another, each with `workers` steps at once; their
+    results."""
     from perf_pipeline.partitions import scope_tags
 
     return [
-        line
+        run_partitions(instance, scope_tags(run.shards, run.start, run.end), workers)
         for run in runs
-        for line in run_partitions(target, scope_tags(run.shards, run.start, run.end), workers)
     ]
 
 

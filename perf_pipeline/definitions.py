@@ -23,7 +23,7 @@ from perf_pipeline.assets.performance import build_performance_metrics
 from perf_pipeline.assets.publication import build_publication
 from perf_pipeline.assets.reports import portfolio_reports, reports_job
 from perf_pipeline.assets.valuation import build_daily_valuations, positions
-from perf_pipeline.partitions import monthly_partitions
+from perf_pipeline.partitions import MONTHS
 from perf_pipeline.resources.deployments import configured, resources_for
 from perf_pipeline.sensors.s3 import S3SensorSettings, build_s3_sensor
 from perf_pipeline.sensors.schedules import build_nightly_schedule
@@ -83,13 +83,12 @@ def build_definitions(
     wires them, and both on would process each object twice); the nightly schedule is off
     until started."""
     root, queue_url = configured("PERF_INPUT"), configured("PERF_SQS_QUEUE_URL")
-    months = monthly_partitions(configured("PERF_PARTITION_START"))
     performance_job = build_performance_job(configured("PERF_STEP_EXECUTOR"))
-    publication = build_publication(months) if target == "aws" else []
+    publication = build_publication(MONTHS) if target == "aws" else []
     resources = resources_for(target)  # first: a clear error for an unknown target
     stored = map_asset_specs(
         lambda spec: spec.merge_attributes(kinds={STORE_KINDS[target]}),
-        [inputs, positions, build_daily_valuations(months), build_performance_metrics(months)],
+        [inputs, positions, build_daily_valuations(MONTHS), build_performance_metrics(MONTHS)],
     )
     return Definitions(
         assets=[

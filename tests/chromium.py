@@ -3,7 +3,8 @@
 `Browser` starts Debian's `chromium` with --remote-debugging-port on a free local port and a
 throw-away profile, opens one page target, and `visit(url)` loads a page and collects what
 went wrong while it loaded: console errors, uncaught exceptions, log entries of level
-error, failed requests and every request to a URL that is not file: or data:. It can then
+error, failed requests and every request to a URL that is not file: or data: (or of
+the local server a page comes from). It can then
 evaluate JavaScript in the page and take a full-page screenshot. The `websockets` package's
 synchronous client speaks the protocol.
 """
@@ -141,8 +142,10 @@ class Browser:
             except TimeoutError:
                 return
 
-    def visit(self, url: str, settle: float = 2.0) -> Visit:
-        """Load `url`, wait for its load event and `settle` seconds more; what went wrong."""
+    def visit(self, url: str, settle: float = 2.0, served_from: str | None = None) -> Visit:
+        """Load `url`, wait for its load event and `settle` seconds more; what went wrong.
+        `served_from`: the origin of a local server (http://127.0.0.1:port), whose requests
+        (and blob: URLs, such as its web workers) are no request to another host."""
         self._events = []
         self.call("Page.navigate", url=url)
         deadline = time.monotonic() + 60
@@ -167,7 +170,9 @@ class Browser:
             elif method == "Network.requestWillBeSent":
                 target = params["request"]["url"]
                 visit.requests.append(target)
-                if not target.startswith(LOCAL_SCHEMES):
+                served = (served_from, f"blob:{served_from}") if served_from else ()
+                local = LOCAL_SCHEMES + served
+                if not target.startswith(local):
                     visit.foreign_requests.append(f"request to another host: {target}")
             elif method == "Network.loadingFailed":
                 visit.failed_requests.append(f"failed request: {params.get('errorText')}")
@@ -182,14 +187,34 @@ class Browser:
             raise RuntimeError(f"{expression[:60]}...: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path) -> None:
-        """A PNG of the whole page (beyond the viewport)."""
-        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-        shot = self.call(
-            "Page.captureScreenshot",
-            format="png",
-            captureBeyondViewport=True,
-            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+    def click_button(self, text: str, settle: float = 1.0) -> bool:
+        """Click the first button of the page whose text is `text`, then wait `settle`
+        seconds; whether there was one."""
+        clicked = self.evaluate(
+            "(() => { const b = Array.from(document.querySelectorAll('button'))"
+            f".find(b => b.innerText.trim() === {json.dumps(text)});"
+            " if (b) { b.click(); } return Boolean(b); })()"
         )
+        self._drain(settle)
+        return clicked
+
+    def screenshot(self, path: Path, whole_page: bool = True) -> None:
+        """A PNG of the whole page (beyond the viewport), or of the viewport only: an app
+        that fills the window and draws only what is visible (virtualized tables, lazily
+        loaded rows) is captured as shown."""
+        options: dict[str, Any] = {}
+        if whole_page:
+            size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+            options = {
+                "captureBeyondViewport": True,
+                "clip": {
+                    "x": 0,
+                    "y": 0,
+                    "width": size["width"],
+                    "height": size["height"],
+                    "scale": 1,
+                },
+            }
+        shot = self.call("Page.captureScreenshot", format="png", **options)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))

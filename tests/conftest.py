@@ -119,6 +119,7 @@ SLOW_MODULES = frozenset(
         "test_pipeline_aws",  # whole runs on the aws target (moto)
         "test_pipeline_local",  # whole runs on the local target
         "test_sensors_daemon",  # the real dagster-daemon
+        "test_ui_runs",  # `perf-pipeline run` seen through a real dagster-webserver and Chromium
     }
 )
 SLOW_FIXTURES = frozenset({"moto_endpoint"})  # every test that talks to moto's server

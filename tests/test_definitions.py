@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, DynamicPartitionsDefinition, instance_for_test
 
 from perf_pipeline.definitions import INPUTS_JOB, PERFORMANCE_JOB, build_definitions, defs
 
@@ -66,7 +66,7 @@ def test_the_inputs_job_runs_one_at_a_time_under_the_shipped_instance_settings(t
     from perf_pipeline.definitions import EXCLUSIVE_TAG
 
     assert defs().resolve_job_def(INPUTS_JOB).tags[EXCLUSIVE_TAG] == INPUTS_JOB
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert limits == [
@@ -74,7 +74,7 @@ def test_the_inputs_job_runs_one_at_a_time_under_the_shipped_instance_settings(t
     ]
 
 
-def test_valuations_on_are_partitioned_by_month_a_few_hundred_at_most():
+def test_valuations_on_are_partitioned_by_the_months_the_instance_holds():
     graph = defs().resolve_asset_graph()
     partitioned = {
         key.to_user_string()
@@ -82,9 +82,10 @@ def test_valuations_on_are_partitioned_by_month_a_few_hundred_at_most():
         if graph.get(key).partitions_def is not None
     }
     assert partitioned == {"daily_valuations", "performance_metrics"}
-    keys = graph.get(AssetKey("daily_valuations")).partitions_def.get_partition_keys()
-    assert keys[0] == "2015-01" and "2024-06" in keys and "|" not in "".join(keys)
-    assert len(keys) < 12 * 20  # 2015 to today: a few hundred, not tens of thousands
+    months = graph.get(AssetKey("daily_valuations")).partitions_def
+    assert isinstance(months, DynamicPartitionsDefinition) and months.name == "months"
+    with instance_for_test() as instance:
+        assert months.get_partition_keys(dynamic_partitions_store=instance) == []
 
 
 def test_performance_steps_run_on_ecs_tasks_when_the_deployment_says_so(monkeypatch):
@@ -100,3 +101,28 @@ def test_performance_steps_run_on_ecs_tasks_when_the_deployment_says_so(monkeypa
     monkeypatch.setenv("PERF_STEP_EXECUTOR", "lambda")
     with pytest.raises(ValueError, match="PERF_STEP_EXECUTOR must be one of multiprocess, ecs"):
         build_definitions("local")
+
+
+def test_the_dev_server_the_deployment_and_cli_runs_name_one_code_location():
+    import tomllib
+
+    import yaml
+
+    from perf_pipeline.job_runs import LOCATION_NAME, MODULE
+
+    (entry,) = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"]
+    assert entry["python_module"]["location_name"] == LOCATION_NAME == "perf_pipeline"
+    assert entry["python_module"]["module_name"] == MODULE
+    dg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["dg"]
+    assert dg["directory_type"] == "project"
+    assert dg["project"]["code_location_name"] == LOCATION_NAME
+    assert dg["project"]["code_location_target_module"] == MODULE
+
+
+def test_a_cli_run_carries_the_repository_label_the_job_pages_filter_on():
+    from perf_pipeline.job_runs import remote_origin
+
+    # the UI lists a job's runs by the run tag .dagster/repository = <repository>@<location>
+    origin = remote_origin("performance_job")
+    assert origin.repository_origin.get_label() == "__repository__@perf_pipeline"
+    assert origin.job_name == "performance_job"

@@ -20,7 +20,7 @@ from perf_pipeline.increments import (
     shard_of,
     stale_ranges,
 )
-from perf_pipeline.partitions import scope_tags
+from perf_pipeline.partitions import extend_months, scope_tags
 from perf_pipeline.resources.parquet_store import ParquetStore
 from perf_pipeline.sample_data import generate
 
@@ -571,7 +571,9 @@ def test_a_range_whose_days_before_are_not_computed_fails_instead_of_guessing(
 ):
     # A UI backfill split per day runs day D+1 beside day D: D+1 must not start from a close
     # that is missing or stale.
-    from perf_pipeline.cli import run_partitions
+    from dagster import DagsterInstance
+
+    from perf_pipeline.cli import failure_lines, run_partitions
     from perf_pipeline.definitions import INPUTS_JOB, build_definitions
     from perf_pipeline.increments import PlannedRun
 
@@ -582,8 +584,11 @@ def test_a_range_whose_days_before_are_not_computed_fails_instead_of_guessing(
     result = build_definitions("local").resolve_job_def(INPUTS_JOB).execute_in_process()
     shard = shard_of(["P00001"], SHARD_COUNT)[0]
     late = PlannedRun((shard,), pd.Timestamp(LAST_DAY), pd.Timestamp(LAST_DAY))
-    lines = run_partitions("local", scope_tags(late.shards, late.start, late.end))
-    assert result.success and lines, "the run should have failed"
+    with DagsterInstance.ephemeral() as instance:
+        extend_months(instance, [late])
+        late_run = run_partitions(instance, scope_tags(late.shards, late.start, late.end))
+    lines = failure_lines(late_run)
+    assert result.success and not late_run.success, "the run should have failed"
     assert any(
         f"shards {shard} are not up to date before this run's range" in line for line in lines
     ), lines

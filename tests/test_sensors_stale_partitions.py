@@ -22,13 +22,13 @@ from dagster import (
     build_run_status_sensor_context,
 )
 
-from perf_pipeline.cli import QUIET
 from perf_pipeline.definitions import (
     EXCLUSIVE_TAG,
     INPUTS_JOB,
     PERFORMANCE_JOB,
     build_definitions,
 )
+from perf_pipeline.job_runs import QUIET
 from perf_pipeline.partitions import (
     END_TAG,
     RANGE_END_TAG,
@@ -258,3 +258,20 @@ def test_read_input_table_reads_both_targets_stores(tmp_path, aws):
     ):
         manager.blobs.put("input_digests.parquet", to_parquet(frame))
         pd.testing.assert_frame_equal(read_input_table(manager, "input_digests"), frame)
+
+
+def test_the_sensor_adds_the_months_of_its_runs_before_asking_for_them(setup):
+    _, store, defs, instance = setup
+    tags = {"perf/portfolio_ids": "P1", "perf/as_of": "2024-01-08"}
+    _, requests = evaluate(defs, instance, store, tags=tags)
+    assert len(requests) == 1
+    assert instance.get_dynamic_partitions("months") == ["2024-01"]
+
+
+def test_an_inputs_run_of_perf_pipeline_run_is_left_to_the_command(setup):
+    _, store, defs, instance = setup
+    tags = {"perf/portfolio_ids": "P1", "perf/as_of": "2024-01-08", "perf/planner": "cli"}
+    parent, answer = evaluate(defs, instance, store, tags=tags)
+    assert isinstance(answer, SkipReason) and "started by cli" in answer.skip_message
+    assert PARTITION_RUNS_TAG not in parent.tags
+    assert instance.get_dynamic_partitions("months") == []

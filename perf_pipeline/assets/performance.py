@@ -229,7 +229,7 @@ def metrics_done(
 
 
 def build_performance_metrics(partitions_def: PartitionsDefinition) -> AssetsDefinition:
-    """The performance_metrics asset over `partitions_def` (partitions.monthly_partitions):
+    """The performance_metrics asset over `partitions_def` (partitions.MONTHS):
     the run's shards fan out as one metrics_chunk step per chunk (assets.fanout)."""
 
     @graph_asset(

@@ -234,7 +234,7 @@ def book_figures(day: pd.DataFrame) -> dict[str, MetadataValue]:
 
 
 def build_daily_valuations(partitions_def: PartitionsDefinition) -> AssetsDefinition:
-    """The daily_valuations asset over `partitions_def` (partitions.monthly_partitions): the
+    """The daily_valuations asset over `partitions_def` (partitions.MONTHS): the
     run's shards fan out as one value_chunk step per chunk (assets.fanout)."""
 
     @graph_asset(

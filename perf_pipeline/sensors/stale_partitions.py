@@ -14,7 +14,9 @@ parent's run id), ``perf/parent_run`` = the parent's
 run id, and ``perf/exclusive`` = ``shards:<first>-<last>`` (the run queue never overlaps two
 runs over the same shards). The parent is then tagged ``perf/partition_runs`` = the number
 of runs asked for (``perf/plan_error`` and 0 when the input cannot be planned): the Lambda
-reads both to report the status of the whole request.
+reads both to report the status of the whole request. Before asking, it adds the months of
+the runs to the partitions (partitions.extend_months). An inputs run tagged ``perf/planner``
+(`perf-pipeline run`'s, which runs its own partition runs) is left alone.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from perf_contract.tags import PARENT_RUN_TAG, PARTITION_RUNS_TAG, PLAN_ERROR_TA
 from perf_contract.tags import REQUEST_ID_TAG as REQUEST_TAG
 from perf_pipeline.calc.calendar import roll_to_business_day
 from perf_pipeline.increments import RANGE_COLUMNS, PlannedRun, plan_runs
-from perf_pipeline.partitions import scope_tags
+from perf_pipeline.partitions import extend_months, scope_tags
 from perf_pipeline.planning import PlanError, as_of_day, last_computed, plan
 from perf_pipeline.resources.partition_store import PartitionStore
 from perf_pipeline.sensors.runs import (
@@ -62,6 +64,9 @@ INHERITED_TAGS = (REQUEST_TAG, PORTFOLIO_IDS_TAG, REQUESTED_BY_TAG)
 """The parent's tags every partition run carries: who asked, for what, under which id (a
 parent without a request id lends its run id, so one request's rows share one id)."""
 MINIMUM_INTERVAL_SECONDS = 10
+PLANNER_TAG = "perf/planner"
+"""On an inputs run whose partition runs another planner starts (``cli``: `perf-pipeline
+run`, which runs them itself): the sensor leaves such a run alone."""
 
 
 def read_input_table(io_manager: Any, name: str) -> pd.DataFrame:
@@ -223,6 +228,10 @@ def build_stale_partitions_sensor(
         io_manager: ResourceParam[Any],
     ):
         parent = context.dagster_run
+        if parent.tags.get(PLANNER_TAG):
+            return SkipReason(
+                f"run {parent.run_id}: its partition runs are started by {parent.tags[PLANNER_TAG]}"
+            )
         try:
             runs = plan_request(parent, context.instance, partition_store, io_manager)
         except PlanError as error:
@@ -231,6 +240,7 @@ def build_stale_partitions_sensor(
                 parent.run_id, {PARTITION_RUNS_TAG: "0", PLAN_ERROR_TAG: str(error)[:MAX_TAG_CHARS]}
             )
             return SkipReason(f"run {parent.run_id}: {error}")
+        extend_months(context.instance, runs)
         requests = [partition_request(parent, run, exclusive_tag) for run in runs]
         context.instance.add_run_tags(parent.run_id, {PARTITION_RUNS_TAG: str(len(requests))})
         if not requests:
