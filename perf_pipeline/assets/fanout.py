@@ -23,6 +23,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetMaterialization,
     DynamicOut,
     DynamicOutput,
     In,
@@ -221,19 +222,23 @@ def add_partition_metadata(
     table: str,
     chunks: list[dict[str, Any]],
     figures: dict[str, MetadataValue],
-) -> None:
+) -> AssetMaterialization | None:
     """Attach to each partition (month) the run materializes its own metadata
-    (metadata.partition_metadata, with the table's location), and to the run's last
-    partition `figures` as well: a ranged run's partitions do not all repeat its totals,
-    and the asset's latest materialization (the last partition) carries them."""
-    keys = list(context.partition_keys)
+    (metadata.partition_metadata, with the table's location), and return the materialization
+    of the run's last month with `figures` as well: a ranged run's partitions do not all
+    repeat its totals. Yield it after the step's Output: Dagster emits the events of a ranged
+    run's partitions in no set order (a dynamic partition range is a set), and this one must
+    come last to be the asset's latest materialization."""
+    keys = sorted(context.partition_keys)  # "YYYY-MM": the text order is the calendar's
+    if not keys:
+        return None
     uri, view = store.location(table)
     stored = {"dagster/uri": location(uri)}
     if view:
         stored["dagster/table_name"] = MetadataValue.text(view)
     meta = partition_metadata(keys, chunks, stored)
-    if keys:
-        meta[keys[-1]] |= figures
+    last = keys[-1]
     asset_context = AssetExecutionContext(context)
-    for key, values in meta.items():
-        asset_context.add_asset_metadata(values, partition_key=key)
+    for key in keys[:-1]:
+        asset_context.add_asset_metadata(meta[key], partition_key=key)
+    return AssetMaterialization(asset_key=table, partition=last, metadata=meta[last] | figures)

@@ -214,10 +214,12 @@ def metrics_done(
         ),
         "run_mwr_without_root": MetadataValue.int(no_root),
     }
-    add_partition_metadata(
+    last = add_partition_metadata(
         context, partition_store, "performance_metrics", chunks, run | itd_figures(itd)
     )
     yield Output(None, "result")
+    if last is not None:
+        yield last
     low, high = TWR_BOUNDS
     yield check_result(
         "performance_metrics",

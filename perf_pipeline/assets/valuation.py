@@ -172,8 +172,10 @@ def valuations_done(
         context, partition_store, "daily_valuations", chunks, book_columns(chunks)
     )
     figures = {} if day is None else book_figures(day)
-    add_partition_metadata(context, partition_store, "daily_valuations", chunks, figures)
+    last = add_partition_metadata(context, partition_store, "daily_valuations", chunks, figures)
     yield Output(None, "result")
+    if last is not None:
+        yield last
     for name, (severity, _) in CHECKS.items():
         yield check_result(
             "daily_valuations",
