@@ -24,13 +24,19 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetMaterialization,
+    DataVersion,
     DynamicOut,
     DynamicOutput,
     In,
     MetadataValue,
     Nothing,
     OpExecutionContext,
+    Output,
     op,
+)
+from dagster._core.definitions.data_version import (
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
 )
 
 from perf_pipeline.assets.metadata import (
@@ -216,22 +222,25 @@ def whole_store_on_last_day(
         return None
 
 
-def add_partition_metadata(
+def partition_outputs(
     context: OpExecutionContext,
     store: PartitionStore,
     table: str,
     chunks: list[dict[str, Any]],
     figures: dict[str, MetadataValue],
-) -> AssetMaterialization | None:
-    """Attach to each partition (month) the run materializes its own metadata
-    (metadata.partition_metadata, with the table's location), and return the materialization
-    of the run's last month with `figures` as well: a ranged run's partitions do not all
-    repeat its totals. Yield it after the step's Output: Dagster emits the events of a ranged
-    run's partitions in no set order (a dynamic partition range is a set), and this one must
-    come last to be the asset's latest materialization."""
+) -> list[Output | AssetMaterialization]:
+    """The done step's output, with each partition (month) the run materializes given its own
+    metadata (metadata.partition_metadata, with the table's location), then the
+    materialization of the run's last month with `figures` as well: a ranged run's partitions
+    do not all repeat its totals. That one comes after the output because Dagster emits the
+    events of a ranged run's partitions in no set order (a dynamic partition range is a set),
+    and it must be the asset's latest materialization. Both carry the run id as their data
+    version: the data is what this run wrote."""
+    version = DataVersion(context.run_id)
+    output = Output(None, "result", data_version=version)
     keys = sorted(context.partition_keys)  # "YYYY-MM": the text order is the calendar's
     if not keys:
-        return None
+        return [output]
     uri, view = store.location(table)
     stored = {"dagster/uri": location(uri)}
     if view:
@@ -241,4 +250,10 @@ def add_partition_metadata(
     asset_context = AssetExecutionContext(context)
     for key in keys[:-1]:
         asset_context.add_asset_metadata(meta[key], partition_key=key)
-    return AssetMaterialization(asset_key=table, partition=last, metadata=meta[last] | figures)
+    latest = AssetMaterialization(
+        asset_key=table,
+        partition=last,
+        metadata=meta[last] | figures,
+        tags={DATA_VERSION_TAG: version.value, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
+    )
+    return [output, latest]

@@ -33,9 +33,9 @@ from dagster import (
 from perf_contract.tags import REQUEST_ID_TAG
 from perf_pipeline.assets.fanout import (
     Chunk,
-    add_partition_metadata,
     check_result,
     findings,
+    partition_outputs,
     run_chunks,
     whole_store_on_last_day,
     written,
@@ -214,12 +214,9 @@ def metrics_done(
         ),
         "run_mwr_without_root": MetadataValue.int(no_root),
     }
-    last = add_partition_metadata(
+    yield from partition_outputs(
         context, partition_store, "performance_metrics", chunks, run | itd_figures(itd)
     )
-    yield Output(None, "result")
-    if last is not None:
-        yield last
     low, high = TWR_BOUNDS
     yield check_result(
         "performance_metrics",

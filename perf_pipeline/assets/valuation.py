@@ -29,9 +29,9 @@ from dagster import (
 
 from perf_pipeline.assets.fanout import (
     Chunk,
-    add_partition_metadata,
     check_result,
     findings,
+    partition_outputs,
     run_chunks,
     whole_store_on_last_day,
     written,
@@ -172,10 +172,7 @@ def valuations_done(
         context, partition_store, "daily_valuations", chunks, book_columns(chunks)
     )
     figures = {} if day is None else book_figures(day)
-    last = add_partition_metadata(context, partition_store, "daily_valuations", chunks, figures)
-    yield Output(None, "result")
-    if last is not None:
-        yield last
+    yield from partition_outputs(context, partition_store, "daily_valuations", chunks, figures)
     for name, (severity, _) in CHECKS.items():
         yield check_result(
             "daily_valuations",
