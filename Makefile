@@ -9,6 +9,7 @@ DEMO_STORE := data/perf.duckdb
 # its storage (ignored). Another DAGSTER_HOME gets a copy of that file when it has none.
 LOCAL_HOME   := $(CURDIR)/dagster_home
 DAGSTER_HOME ?= $(LOCAL_HOME)
+DEV_ARGS ?=  # options of `dg dev`, e.g. DEV_ARGS="--port 3001"
 
 .PHONY: install test test-fast lint security demo dev bench lambda-zip clean
 
@@ -54,8 +55,8 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/perf-pipeline report --store $(DEMO_STORE) --target local
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME) PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} \
-		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dg dev
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) DAGSTER_HOME=$(DAGSTER_HOME) PERF_INPUT=$${PERF_INPUT:-$(DEMO_INPUT)} \
+		PERF_STORE=$${PERF_STORE:-$(DEMO_STORE)} $(BIN)/dg dev $(DEV_ARGS)
 
 bench: install
 	$(BIN)/python bench/calc.py

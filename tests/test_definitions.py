@@ -126,3 +126,49 @@ def test_a_cli_run_carries_the_repository_label_the_job_pages_filter_on():
     origin = remote_origin("performance_job")
     assert origin.repository_origin.get_label() == "__repository__@perf_pipeline"
     assert origin.job_name == "performance_job"
+
+
+@pytest.mark.slow
+def test_make_dev_serves_the_code_location_without_a_warning(tmp_path):
+    """`make dev` (dg dev on the repository's one instance configuration) prints no warning
+    before its webserver serves (issue: the ignored dagster.yaml, the unactivated venv)."""
+    import os
+    import signal
+    import time
+
+    from dagster_services import free_port
+
+    home, root = tmp_path / "home", tmp_path / "input"
+    home.mkdir()
+    root.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PERF_INPUT": str(root),
+        "PERF_STORE": str(tmp_path / "perf.duckdb"),
+    }
+    dev = subprocess.Popen(
+        ["make", "dev", f"DEV_ARGS=--port {free_port()}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 240
+    try:
+        for line in dev.stdout:
+            lines.append(line)
+            if "Serving dagster-webserver" in line or time.monotonic() > deadline:
+                break
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        dev.wait(timeout=60)
+    printed = "".join(lines)
+    assert "Serving dagster-webserver" in printed, printed[-3000:]
+    assert "warning" not in printed.lower(), printed
+    assert (home / "dagster.yaml").read_bytes() == (
+        ROOT / "dagster_home" / "dagster.yaml"
+    ).read_bytes()
