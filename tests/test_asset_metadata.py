@@ -9,7 +9,7 @@ from dagster import AssetCheckSeverity
 
 from perf_pipeline.assets.fanout import check_result, findings
 from perf_pipeline.assets.metadata import cell, partition_metadata, portfolio_figures
-from perf_pipeline.assets.valuation import book_columns, book_figures
+from perf_pipeline.assets.valuation import BOOK_COLUMNS, book_figures
 
 
 def test_cells_are_null_dates_and_python_scalars():
@@ -99,8 +99,10 @@ def test_each_partition_gets_its_rows_and_only_the_last_the_runs_totals():
     assert [c.name for c in meta["2024-05"]["dagster/column_schema"].value.columns] == ["date"]
 
 
-def valuations(day: str, currency: bool) -> pd.DataFrame:
-    rows = pd.DataFrame(
+def valuations(day: str, second_base: str) -> pd.DataFrame:
+    """Two portfolios, P2 in `second_base`; A1:S1 held (prices 3 days old, its rate 1 day),
+    A1:S2 sold out (9 and 4 days)."""
+    return pd.DataFrame(
         {
             "date": pd.to_datetime([day] * 5),
             "entity_type": ["portfolio", "portfolio", "account", "security", "security"],
@@ -108,25 +110,20 @@ def valuations(day: str, currency: bool) -> pd.DataFrame:
             "portfolio_id": ["P1", "P2", "P1", "P1", "P1"],
             "market_value": [100.0, 50.0, 100.0, 60.0, 0.0],
             "price_age_days": [np.nan, np.nan, np.nan, 3.0, 9.0],  # S2 no longer held
-            "currency": ["USD", "EUR", "USD", "USD", "USD"],
+            "currency": ["USD", second_base, "USD", "USD", "USD"],
             "fx_age_days": [np.nan, np.nan, np.nan, 1.0, 4.0],
         }
     )
-    return rows if currency else rows.drop(columns=["currency", "fx_age_days"])
 
 
 def test_book_figures_total_the_portfolios_per_base_currency_and_age_the_held_prices():
-    for currency, expected in [
-        (False, {"market_value_total": 150.0}),
-        (True, {"market_value_total_EUR": 50.0, "market_value_total_USD": 100.0}),
+    for second_base, expected in [
+        ("USD", {"market_value_total": 150.0}),
+        ("EUR", {"market_value_total_EUR": 50.0, "market_value_total_USD": 100.0}),
     ]:
-        day = valuations("2024-06-28", currency)
-        chunk = {"schema": [[name, "x"] for name in day.columns]}
-        figures = book_figures(day[book_columns([chunk])])
+        figures = book_figures(valuations("2024-06-28", second_base)[BOOK_COLUMNS])
         totals = {k: v.value for k, v in figures.items() if k.startswith("market_value_total")}
         assert totals == expected
         assert figures["entities"].value == 5 and figures["portfolios"].value == 2
         assert figures["oldest_price_age_days"].value == 3  # S2 (9 days) is not held
-        assert ("oldest_rate_age_days" in figures) == currency
-        if currency:
-            assert figures["oldest_rate_age_days"].value == 1  # S2 (4 days) is not held
+        assert figures["oldest_rate_age_days"].value == 1  # S2 (4 days) is not held

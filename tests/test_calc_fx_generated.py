@@ -56,6 +56,26 @@ def test_every_daily_return_splits_exactly(book):
     np.testing.assert_allclose(1 + r[known], (1 + local[known]) * (1 + fx[known]), rtol=1e-12)
 
 
+def test_a_position_s_currency_part_is_its_rate_s_move_on_a_day_without_flows(book):
+    # independent of the split's own formula: held from the day before with nothing flowing,
+    # a position's currency part is x_t / x_{t-1} - 1, whatever its local return
+    _, daily, _ = book
+    positions = daily.loc[daily["entity_type"].isin(["security", "cash"])]
+    positions = positions.sort_values(["entity_id", "date"])
+    same = positions["entity_id"].eq(positions["entity_id"].shift())
+    before = positions.shift()
+    quiet = (
+        same
+        & (positions["inflow"] == 0)
+        & (positions["outflow"] == 0)
+        & (before["market_value_local"] > 0)
+        & (positions["market_value_local"] > 0)
+    )
+    moved = positions["fx_rate"] / before["fx_rate"] - 1
+    assert quiet.sum() > 1000 and (moved[quiet].abs() > 1e-6).sum() > 100  # rates do move
+    np.testing.assert_allclose(positions.loc[quiet, "fx_return"], moved[quiet], atol=1e-12)
+
+
 def test_every_period_splits_exactly_and_a_base_currency_entity_has_no_currency_part(book):
     result, _, metrics = book
     invested = metrics["twr_local"].notna()

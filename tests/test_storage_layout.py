@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from perf_pipeline.planning import PlanError, plan
-from perf_pipeline.resources.fx_fields import FX_DAILY_FIELDS
 from perf_pipeline.resources.parquet_store import ParquetStore
 from perf_pipeline.resources.partition_store import DATE_COLUMNS, TABLE_COLUMNS, Slice
 
@@ -125,7 +124,9 @@ def test_a_table_without_a_column_of_its_schema_is_refused_naming_it(tmp_path, t
 
 
 def test_a_store_from_before_several_currencies_is_refused(tmp_path):
-    before = [name for name in TABLE_COLUMNS["daily_valuations"] if name not in FX_DAILY_FIELDS]
+    added = ["currency", "market_value_local", "daily_return_local"]  # by several currencies
+    added += ["fx_return", "fx_rate", "fx_age_days"]
+    before = [name for name in TABLE_COLUMNS["daily_valuations"] if name not in added]
     store = _stored(tmp_path, "daily_valuations", before)
     with pytest.raises(PlanError, match="has no column currency, market_value_local"):
         plan(DIGESTS, store, pd.Timestamp("2024-01-02"))

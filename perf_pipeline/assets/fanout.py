@@ -42,7 +42,7 @@ from dagster._core.definitions.data_version import (
 from perf_pipeline.assets.metadata import (
     PREVIEW_ROWS,
     check_metadata,
-    location,
+    location_metadata,
     partition_metadata,
     records,
     rows_by_month,
@@ -241,11 +241,7 @@ def partition_outputs(
     keys = sorted(context.partition_keys)  # "YYYY-MM": the text order is the calendar's
     if not keys:
         return [output]
-    uri, view = store.location(table)
-    stored = {"dagster/uri": location(uri)}
-    if view:
-        stored["dagster/table_name"] = MetadataValue.text(view)
-    meta = partition_metadata(keys, chunks, stored)
+    meta = partition_metadata(keys, chunks, location_metadata(*store.location(table)))
     last = keys[-1]
     asset_context = AssetExecutionContext(context)
     for key in keys[:-1]:

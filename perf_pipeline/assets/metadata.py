@@ -108,18 +108,23 @@ def location(uri: str) -> MetadataValue:
     return MetadataValue.url(uri) if uri.startswith("s3://") else MetadataValue.path(uri)
 
 
-def stored_table(frame: pd.DataFrame, uri: str, table_name: str | None = None) -> dict[str, Any]:
-    """The metadata of a stored table: its location (``dagster/uri``, and its DuckDB view as
-    ``dagster/table_name``), its columns (``dagster/column_schema``) and its rows
-    (``dagster/row_count``, the one row count)."""
-    meta: dict[str, Any] = {
-        "dagster/uri": location(uri),
-        "dagster/column_schema": MetadataValue.table_schema(table_schema(frame)),
-    }
+def location_metadata(uri: str, table_name: str | None = None) -> dict[str, MetadataValue]:
+    """Where a table is stored: ``dagster/uri`` and, when it has one, its DuckDB view as
+    ``dagster/table_name``."""
+    meta = {"dagster/uri": location(uri)}
     if table_name:
         meta["dagster/table_name"] = MetadataValue.text(table_name)
-    meta["dagster/row_count"] = MetadataValue.int(len(frame))
     return meta
+
+
+def stored_table(frame: pd.DataFrame, uri: str, table_name: str | None = None) -> dict[str, Any]:
+    """The metadata of a stored table: its location (location_metadata), its columns
+    (``dagster/column_schema``) and its rows (``dagster/row_count``, the one row count)."""
+    return {
+        **location_metadata(uri, table_name),
+        "dagster/column_schema": MetadataValue.table_schema(table_schema(frame)),
+        "dagster/row_count": MetadataValue.int(len(frame)),
+    }
 
 
 def check_metadata(
@@ -154,6 +159,14 @@ FIGURES = (  # (metric column, label in the UI, scale: 100 for a percentage, 1 f
 FIGURE_DECIMALS = 2
 
 
+def _scaled_figures(itd: pd.DataFrame) -> pd.DataFrame:
+    """``portfolio``, ``as of`` and each FIGURES column under its label, scaled."""
+    shown = pd.DataFrame({"portfolio": itd["entity_id"], "as of": itd["calculation_date"]})
+    for name, label, scale in FIGURES:
+        shown[label] = itd[name].astype(float) * scale
+    return shown
+
+
 def portfolio_figures(itd: pd.DataFrame) -> MetadataValue:
     """Each portfolio's ITD row (entity_id, calculation_date and the FIGURES columns) as a
     table: ``portfolio``, ``as of`` (a date), then each figure, percentages as float percent
@@ -169,20 +182,17 @@ def portfolio_figures(itd: pd.DataFrame) -> MetadataValue:
         )
         for name, label, scale in FIGURES
     ]
-    shown = pd.DataFrame({"portfolio": itd["entity_id"], "as of": itd["calculation_date"]})
-    for name, label, scale in FIGURES:
-        shown[label] = (itd[name].astype(float) * scale).round(FIGURE_DECIMALS)
-    return table(shown, TableSchema(columns=columns))
+    return table(_scaled_figures(itd).round(FIGURE_DECIMALS), TableSchema(columns=columns))
 
 
 def figures_log(itd: pd.DataFrame) -> str:
     """The same figures as a Markdown table for the run log: the same labels and scales,
     FIGURE_DECIMALS decimals, a missing figure blank."""
-    text = {"portfolio": itd["entity_id"], "as of": itd["calculation_date"].dt.strftime("%Y-%m-%d")}
-    for name, label, scale in FIGURES:
-        values = itd[name].astype(float) * scale
-        text[label] = values.map(lambda v: "" if pd.isna(v) else f"{v:,.{FIGURE_DECIMALS}f}")
-    return pd.DataFrame(text).to_markdown(index=False)
+    shown = _scaled_figures(itd)
+    text = shown[["portfolio"]].assign(**{"as of": shown["as of"].dt.strftime("%Y-%m-%d")})
+    for _, label, _ in FIGURES:
+        text[label] = shown[label].map(lambda v: "" if pd.isna(v) else f"{v:,.{FIGURE_DECIMALS}f}")
+    return text.to_markdown(index=False)
 
 
 def rows_by_month(days: pd.Series) -> dict[str, int]:

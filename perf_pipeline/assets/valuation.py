@@ -169,7 +169,7 @@ def valuations_done(
     context: OpExecutionContext, chunks: list, partition_store: PartitionStore
 ) -> Iterator[Output | AssetCheckResult]:
     day = whole_store_on_last_day(
-        context, partition_store, "daily_valuations", chunks, book_columns(chunks)
+        context, partition_store, "daily_valuations", chunks, BOOK_COLUMNS
     )
     figures = {} if day is None else book_figures(day)
     yield from partition_outputs(context, partition_store, "daily_valuations", chunks, figures)
@@ -183,35 +183,20 @@ def valuations_done(
         )
 
 
-BOOK_COLUMNS = ["entity_type", "market_value", "price_age_days"]
-
-
-OPTIONAL_BOOK_COLUMNS = ["currency", "fx_age_days"]
-
-
-def book_columns(chunks: list[dict]) -> list[str]:
-    """BOOK_COLUMNS, and those of OPTIONAL_BOOK_COLUMNS the run's valuations have."""
-    written = {name for part in chunks for name, _ in part["schema"]}
-    return BOOK_COLUMNS + [name for name in OPTIONAL_BOOK_COLUMNS if name in written]
+BOOK_COLUMNS = ["entity_type", "market_value", "price_age_days", "currency", "fx_age_days"]
 
 
 def book_figures(day: pd.DataFrame) -> dict[str, MetadataValue]:
-    """The figures of one day's valuations of the whole book (BOOK_COLUMNS, and currency if
-    any), as numbers the Plots tab draws: the total market value of the portfolios
-    (``market_value_total``; with portfolios in several base currencies, one
-    ``market_value_total_<currency>`` each), the entities and portfolios valued, the age in
-    days of the oldest price of a held security (``oldest_price_age_days``) and, with
-    fx_age_days, of the oldest exchange rate a held position was converted at
-    (``oldest_rate_age_days``)."""
+    """The figures of one day's valuations of the whole book (BOOK_COLUMNS), as numbers the
+    Plots tab draws: the total market value of the portfolios (``market_value_total``; with
+    portfolios in several base currencies, one ``market_value_total_<currency>`` each), the
+    entities and portfolios valued, and the age in days of the oldest price of a held security
+    (``oldest_price_age_days``) and of the oldest exchange rate a held position was converted
+    at (``oldest_rate_age_days``)."""
     kind = day["entity_type"].astype(str)
-    held = (kind == "security") & (day["market_value"].fillna(0) != 0)
-    oldest = day.loc[held, "price_age_days"].max()
+    held = day["market_value"].fillna(0) != 0
     portfolios = day.loc[kind == "portfolio"]
-    by_currency = (
-        portfolios.groupby("currency")["market_value"].sum()
-        if "currency" in day.columns
-        else pd.Series(dtype=float)
-    )
+    by_currency = portfolios.groupby("currency")["market_value"].sum()
     totals = (
         {f"market_value_total_{ccy}": value for ccy, value in by_currency.items()}
         if len(by_currency) > 1
@@ -222,13 +207,13 @@ def book_figures(day: pd.DataFrame) -> dict[str, MetadataValue]:
         "entities": MetadataValue.int(len(day)),
         "portfolios": MetadataValue.int(len(portfolios)),
     }
-    if pd.notna(oldest):
-        figures["oldest_price_age_days"] = MetadataValue.int(int(oldest))
-    if "fx_age_days" in day.columns:
-        converted = kind.isin(POSITION_TYPES) & (day["market_value"].fillna(0) != 0)
-        oldest_rate = day.loc[converted, "fx_age_days"].max()
-        if pd.notna(oldest_rate):
-            figures["oldest_rate_age_days"] = MetadataValue.int(int(oldest_rate))
+    for name, age, kinds in (
+        ("oldest_price_age_days", "price_age_days", ("security",)),
+        ("oldest_rate_age_days", "fx_age_days", POSITION_TYPES),
+    ):
+        oldest = day.loc[held & kind.isin(kinds), age].max()
+        if pd.notna(oldest):
+            figures[name] = MetadataValue.int(int(oldest))
     return figures
 
 

@@ -37,7 +37,7 @@ def last_known(
     value_m = np.full((n_dates, n_keys), np.nan)
     day_m = np.full((n_dates, n_keys), np.nan)
     value_m[rows, cols] = src[value].to_numpy(dtype=float)
-    day_m[rows, cols] = src[when].to_numpy().astype("datetime64[D]").astype(np.int64)
+    day_m[rows, cols] = day_numbers(pd.DatetimeIndex(src[when]))
     filled = forward_fill_positions(~np.isnan(value_m))
     return gather_rows(value_m, filled), gather_rows(day_m, filled)
 

@@ -152,7 +152,6 @@ class _Context:
         self.panel = panel
         n_dates, n_ent = panel.market_value.shape
         zero = np.zeros((1, n_ent))
-        self.day = panel.dates.to_numpy().astype("datetime64[D]").astype(np.int64)
         self.index = np.vstack([np.ones((1, n_ent)), panel.twr_index])
         self.fx_index = np.vstack([np.ones((1, n_ent)), performance_index(panel.fx_return)])
         self.value = np.vstack([zero, panel.market_value])

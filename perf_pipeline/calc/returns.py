@@ -63,7 +63,12 @@ def daily_returns_array(
     has a return only if money flows in, or under ``end`` timing, never). Formulas and NaN policy
     in the module docstring. Raises ValueError for an unknown timing.
     """
-    numerator, denominator = return_terms(values, inflows, outflows, timing, previous_value)
+    return ratio_returns(*return_terms(values, inflows, outflows, timing, previous_value))
+
+
+def ratio_returns(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator - 1 of `return_terms`, with the module's NaN policy (NaN when
+    not invested, never inf)."""
     invested = np.abs(denominator) >= NOT_INVESTED_TOLERANCE
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = np.where(invested, numerator / np.where(invested, denominator, 1.0) - 1.0, np.nan)

@@ -55,6 +55,7 @@ from perf_pipeline.calc.returns import (
     NOT_INVESTED_TOLERANCE,
     daily_returns_array,
     performance_index,
+    ratio_returns,
     return_terms,
 )
 from perf_pipeline.calc.segments import scatter_add, sum_columns_by_group
@@ -593,12 +594,10 @@ def _finish_panel(
     inception; a new one starts on its first business day with an inflow or a non-zero value.
     """
     market_value, inflow, outflow = (matrices[n] for n in ("market_value", "inflow", "outflow"))
-    _, capital = return_terms(
+    numerator, capital = return_terms(
         market_value, inflow, outflow, timing, previous_value=carried["market_value"]
     )
-    returns = daily_returns_array(
-        market_value, inflow, outflow, timing=timing, previous_value=carried["market_value"]
-    )
+    returns = ratio_returns(numerator, capital)
     n_parents = market_value.shape[1] - matrices["market_value_local"].shape[1]
     position_returns_local = daily_returns_array(
         matrices["market_value_local"],

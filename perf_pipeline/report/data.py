@@ -16,7 +16,6 @@ import pandas as pd
 
 from perf_pipeline.calc.calendar import business_days, previous_business_day
 from perf_pipeline.calc.performance import benchmark_closes
-from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS
 from perf_pipeline.resources.partition_store import PartitionStore
 
 METRIC_FIELDS = [
@@ -28,7 +27,8 @@ METRIC_FIELDS = [
     "end_date",
     "partial_period",
     "twr",
-    *FX_METRIC_FIELDS,
+    "twr_local",
+    "fx_effect",
     "twr_annualized",
     "mwr",
     "mwr_annualized",

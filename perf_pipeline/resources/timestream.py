@@ -45,11 +45,18 @@ from perf_pipeline.resources.aws_clients import (
     attempts_made,
     is_transient,
 )
-from perf_pipeline.resources.fx_fields import FX_METRIC_FIELDS
 
 METRICS_MEASURE = "metrics"
 METRICS_DIMENSIONS = ("entity_type", "entity_id", "calculation_method", "time_period")
-METRICS_DOUBLES = ("twr", *FX_METRIC_FIELDS, "mwr", "volatility", "sharpe_ratio", "max_drawdown")
+METRICS_DOUBLES = (
+    "twr",
+    "twr_local",
+    "fx_effect",
+    "mwr",
+    "volatility",
+    "sharpe_ratio",
+    "max_drawdown",
+)
 METRICS_VARCHARS = ("request_id",)
 DAILY_MEASURE = "daily"
 DAILY_DIMENSIONS = ("entity_type", "entity_id")
